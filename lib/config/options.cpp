@@ -1,0 +1,141 @@
+// options.cpp - the parser for options.h.
+#include "config/options.h"
+
+#include "platform/os.h"
+#include "util/diagnostics.h"
+#include "util/format.h"
+
+namespace cachealloc {
+namespace {
+
+constexpr OptionInfo kTable[] = {
+#define CA_OPTION_INFO(field, env, kind, def, lo, hi, doc) {env, OptionKind::kind, def, lo, hi, doc},
+    CACHEALLOC_OPTIONS(CA_OPTION_INFO)
+#undef CA_OPTION_INFO
+};
+
+constinit Options g_options{};
+constinit bool g_loaded_with_env = false;
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool equals_nocase(const char* a, const char* b) {
+  for (; *a != '\0' && *b != '\0'; ++a, ++b) {
+    if (lower(*a) != lower(*b)) return false;
+  }
+  return *a == *b;
+}
+
+bool parse_size(const char* s, uint64_t* out) {
+  if (*s < '0' || *s > '9') return false;
+  uint64_t v = 0;
+  for (; *s >= '0' && *s <= '9'; ++s) {
+    uint64_t d = static_cast<uint64_t>(*s - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  unsigned shift = 0;
+  switch (lower(*s)) {
+    case 'k': shift = 10; break;
+    case 'm': shift = 20; break;
+    case 'g': shift = 30; break;
+    case 't': shift = 40; break;
+    case '\0': break;
+    case 'b': break;
+    default: return false;
+  }
+  if (shift != 0) {
+    ++s;
+    if (lower(*s) == 'i') ++s;
+  }
+  if (lower(*s) == 'b') ++s;
+  if (*s != '\0') return false;
+  if (shift != 0 && v > (UINT64_MAX >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+bool parse_bool(const char* s, uint64_t* out) {
+  static constexpr const char* kOn[] = {"1", "on", "true", "yes"};
+  static constexpr const char* kOff[] = {"0", "off", "false", "no"};
+  for (const char* w : kOn) {
+    if (equals_nocase(s, w)) {
+      *out = 1;
+      return true;
+    }
+  }
+  for (const char* w : kOff) {
+    if (equals_nocase(s, w)) {
+      *out = 0;
+      return true;
+    }
+  }
+  return false;
+}
+
+void library_warn(const char* line) { warn(line); }
+
+}  // namespace
+
+const OptionInfo* option_table(size_t* count) noexcept {
+  *count = sizeof(kTable) / sizeof(kTable[0]);
+  return kTable;
+}
+
+bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out) noexcept {
+  uint64_t v = 0;
+  bool ok = info.kind == OptionKind::kBool ? parse_bool(text, &v) : parse_size(text, &v);
+  if (!ok || v < info.min || v > info.max) return false;
+  *out = v;
+  return true;
+}
+
+Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept {
+  Options o{};
+  uint64_t* fields[] = {
+#define CA_OPTION_PTR(field, env, kind, def, lo, hi, doc) &o.field,
+      CACHEALLOC_OPTIONS(CA_OPTION_PTR)
+#undef CA_OPTION_PTR
+  };
+  size_t i = 0;
+  for (const OptionInfo& info : kTable) {
+    uint64_t* field = fields[i++];
+    const char* text = lookup(info.env);
+    if (text == nullptr) continue;
+    if (!parse_option_value(info, text, field)) {
+      StackText<400> t;
+      t.str(info.env).str("=\"").str(text).str("\" is not a valid ");
+      t.str(info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
+                                           : "size (bytes, or a number with K, M, G or T)");
+      if (info.kind == OptionKind::kSize) t.str(" in range ").dec(info.min).str("..").dec(info.max);
+      t.str("; using the default ").dec(info.default_value);
+      if (warn_fn != nullptr) warn_fn(t.data());
+    }
+  }
+  return o;
+}
+
+const Options& options() noexcept { return g_options; }
+Options& mutable_options() noexcept { return g_options; }
+
+void options_init() noexcept {
+  g_loaded_with_env = os::get_env("PATH") != nullptr || os::get_env("HOME") != nullptr;
+  g_options = load_options(&os::get_env, &library_warn);
+  if (g_options.verbose != 0) {
+    StackText<512> t;
+    t.str("cachealloc: ");
+    size_t n = 0;
+    const OptionInfo* table = option_table(&n);
+    const uint64_t* values = &g_options.cache_bytes;
+    for (size_t i = 0; i < n; ++i) t.str(table[i].env).chr('=').dec(values[i]).chr(' ');
+    t.chr('\n');
+    os::write_stderr(t.data(), t.size());
+  }
+}
+
+void options_reload() noexcept {
+  if (g_loaded_with_env) return;  // the first read already saw the environment (and warned)
+  options_init();
+}
+
+}  // namespace cachealloc

@@ -1,0 +1,75 @@
+// options.h - every run-time setting of cachealloc, in one table.
+//
+// Settings come from the environment, are parsed once without allocating (at the first allocation,
+// and again at load time once libc has set up `environ`), and are read with secure_getenv
+// semantics. A bad value prints one warning naming the variable and the value, and the default is
+// used. docs/configuration.md lists exactly this table (test/unit/options_test.cpp checks that).
+//
+// Sizes accept a plain number of bytes or a K/M/G/T suffix (powers of 1024, optional "iB"/"B").
+// Booleans accept 1/0, on/off, true/false, yes/no, in any case.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cachealloc {
+
+enum class OptionKind : uint8_t { kSize, kBool };
+
+// X(field, ENV_NAME, kind, default, min, max, "one-line doc")
+#define CACHEALLOC_OPTIONS(X)                                                                     \
+  X(cache_bytes, "CACHEALLOC_CACHE_BYTES", kSize, 256ull << 20, 0, 1ull << 50,                    \
+    "Budget for cached memory (freed large blocks plus empty slabs still committed); past it "    \
+    "the least recently used memory goes back upstream.")                                         \
+  X(large_threshold, "CACHEALLOC_LARGE_THRESHOLD", kSize, 256ull << 10, 4ull << 10, 256ull << 10, \
+    "Requests above this many bytes take the large-object path (mimalloc plus the LRU cache); "   \
+    "smaller ones come from slabs.")                                                              \
+  X(verbose, "CACHEALLOC_VERBOSE", kBool, 0, 0, 1,                                                \
+    "Print the effective settings to stderr at start-up.")                                        \
+  X(check, "CACHEALLOC_CHECK", kBool, 0, 0, 1,                                                    \
+    "Hardened mode: detect every double free of small blocks and poison freed memory (slower).")  \
+  X(stats, "CACHEALLOC_STATS", kBool, 1, 0, 1,                                                    \
+    "Publish live counters in /dev/shm/cachealloc.<pid> for cachealloc-stats.")                   \
+  X(show_stats, "CACHEALLOC_SHOW_STATS", kBool, 0, 0, 1,                                          \
+    "Print a summary of the counters to stderr at exit.")                                         \
+  X(cuda, "CACHEALLOC_CUDA", kBool, 1, 0, 1,                                                      \
+    "Cache CUDA device and pinned host memory; 0 passes every CUDA call through untouched.")      \
+  X(cuda_cache_bytes, "CACHEALLOC_CUDA_CACHE_BYTES", kSize, 0, 0, 1ull << 50,                     \
+    "Budget for cached device memory per device; 0 means a quarter of the device's memory.")
+
+struct Options {
+#define CA_OPTION_FIELD(field, env, kind, def, lo, hi, doc) uint64_t field = def;
+  CACHEALLOC_OPTIONS(CA_OPTION_FIELD)
+#undef CA_OPTION_FIELD
+};
+
+struct OptionInfo {
+  const char* env;
+  OptionKind kind;
+  uint64_t default_value;
+  uint64_t min;
+  uint64_t max;
+  const char* doc;
+};
+
+// The table, in declaration order.
+const OptionInfo* option_table(size_t* count) noexcept;
+
+// Parses one value of the given kind. Returns false on anything malformed or out of range.
+bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out) noexcept;
+
+// Reads every option from `lookup` (os::get_env in the library, a fake in tests). Bad values warn
+// through `warn_fn` (one line each) and keep the default.
+using EnvLookup = const char* (*)(const char* name);
+using WarnFn = void (*)(const char* line);
+Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept;
+
+// The process-wide options. Valid after options_init(); before it, the defaults.
+const Options& options() noexcept;
+void options_init() noexcept;
+// Re-reads the environment once it exists (called from the library constructor). Warnings are
+// not repeated for values already reported.
+void options_reload() noexcept;
+Options& mutable_options() noexcept;  // for ca_set_cache_limit and tests
+
+}  // namespace cachealloc

@@ -1,0 +1,186 @@
+// allocator.cpp - the process-wide Heap, lazy initialisation, thread caches and fork.
+//
+// Note [Boot cache]
+// Under LD_PRELOAD, malloc runs before any constructor, maybe before libc has set up `environ`,
+// and on threads whose cache does not exist yet. So nothing here has a constructor: g_heap and
+// g_boot_cache are constant-initialised, and every thread's t_cache starts out pointing at
+// g_boot_cache, whose bins are empty with max 0. The inline fast paths therefore need no "is there
+// a cache" test: on the boot cache, malloc finds no block and free finds the bin full, and both
+// fall into the slow path, which initialises the heap once and creates the thread's cache. When a
+// thread exits, its cache is flushed to the central pools and t_cache points at the boot cache
+// again, with t_dead set so that late frees (other TLS destructors) go straight to the pools.
+#include "core/allocator.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "config/options.h"
+#include "core/large_source.h"
+#include "core/page_source.h"
+#include "util/diagnostics.h"
+
+namespace cachealloc {
+
+constinit Heap g_heap;
+constinit ThreadCache g_boot_cache;
+constinit thread_local ThreadCache* t_cache = &g_boot_cache;
+
+namespace {
+constinit OsPageSource g_os_pages;
+constinit MimallocSource g_mimalloc;
+constinit std::atomic<int> g_init_state{0};  // 0 none, 1 running, 2 done
+constinit std::atomic<bool> g_atfork_done{false};
+constinit pthread_key_t g_cache_key = 0;
+constinit thread_local bool t_dead = false;
+constinit thread_local bool t_creating = false;
+
+HeapConfig config_from_options() {
+  const Options& o = options();
+  HeapConfig c;
+  c.cache_limit = o.cache_bytes;
+  c.large_threshold = o.large_threshold;
+  c.check = o.check != 0;
+  return c;
+}
+
+void on_thread_exit(void* value) {
+  auto* tc = static_cast<ThreadCache*>(value);
+  t_cache = &g_boot_cache;
+  t_dead = true;
+  if (tc != nullptr) g_heap.destroy_thread_cache(tc);
+}
+
+void before_fork() { g_heap.lock_all(); }
+void after_fork() { g_heap.unlock_all(); }
+
+[[gnu::cold, gnu::noinline]] void init_slow() {
+  int expected = 0;
+  if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    options_init();
+    g_heap.init(&g_os_pages, &g_mimalloc, config_from_options());
+    if (pthread_key_create(&g_cache_key, &on_thread_exit) != 0) {
+      fatal_internal("pthread_key_create failed: thread caches cannot be flushed at exit");
+    }
+    g_init_state.store(2, std::memory_order_release);
+  } else {
+    while (g_init_state.load(std::memory_order_acquire) != 2) sched_yield();
+  }
+  // Registered after the state is "done": pthread_atfork may itself call malloc.
+  bool registered = false;
+  if (g_atfork_done.compare_exchange_strong(registered, true)) {
+    pthread_atfork(&before_fork, &after_fork, &after_fork);
+  }
+}
+
+bool is_power_of_two(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+
+}  // namespace
+
+void ensure_init() noexcept {
+  if (__builtin_expect(g_init_state.load(std::memory_order_acquire) != 2, 0)) init_slow();
+}
+
+ThreadCache* current_cache() noexcept {
+  ThreadCache* tc = t_cache;
+  if (tc != &g_boot_cache) return tc;
+  ensure_init();
+  if (t_dead || t_creating) return nullptr;
+  t_creating = true;
+  tc = g_heap.create_thread_cache();
+  if (tc != nullptr) {
+    t_cache = tc;  // before pthread_setspecific, which may allocate
+    pthread_setspecific(g_cache_key, tc);
+  }
+  t_creating = false;
+  return tc;
+}
+
+void* malloc_slow(size_t n, size_t align, bool zero) noexcept {
+  return g_heap.alloc(current_cache(), n, align, zero);
+}
+
+void free_slow(void* p, const char* call) noexcept {
+  if (p == nullptr) return;
+  ensure_init();
+  g_heap.free(current_cache(), p, call);
+}
+
+void* api_calloc(size_t n, size_t size) noexcept {
+  size_t total = 0;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return malloc_slow(total, 0, true);
+}
+
+void* api_realloc(void* p, size_t n) noexcept {
+  ensure_init();
+  return g_heap.realloc(current_cache(), p, n, "realloc");
+}
+
+void* api_reallocarray(void* p, size_t n, size_t size) noexcept {
+  size_t total = 0;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return api_realloc(p, total);
+}
+
+int api_posix_memalign(void** out, size_t align, size_t n) noexcept {
+  if (!is_power_of_two(align) || align % sizeof(void*) != 0) return EINVAL;
+  int saved = errno;
+  void* p = malloc_slow(n, align, false);
+  errno = saved;
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void* api_aligned_alloc(size_t align, size_t n) noexcept {
+  if (!is_power_of_two(align)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return malloc_slow(n, align, false);
+}
+
+void* api_memalign(size_t align, size_t n) noexcept { return api_aligned_alloc(align, n); }
+
+void* api_valloc(size_t n) noexcept { return malloc_slow(n, static_cast<size_t>(getpagesize()), false); }
+
+void* api_pvalloc(size_t n) noexcept {
+  size_t page = static_cast<size_t>(getpagesize());
+  size_t rounded = n == 0 ? page : (n + page - 1) & ~(page - 1);
+  if (rounded < n) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return malloc_slow(rounded, page, false);
+}
+
+size_t api_usable_size(const void* p) noexcept {
+  if (p == nullptr) return 0;
+  ensure_init();
+  return g_heap.usable_size(p);
+}
+
+int api_trim(size_t pad) noexcept {
+  (void)pad;
+  ensure_init();
+  return g_heap.clear(current_cache()) != 0 ? 1 : 0;
+}
+
+// Runs once libc is up: settings read before `environ` existed are read again.
+[[gnu::constructor]] static void on_library_load() {
+  ensure_init();
+  options_reload();
+  HeapConfig c = config_from_options();
+  g_heap.set_cache_limit(c.cache_limit);
+}
+
+}  // namespace cachealloc

@@ -1,0 +1,61 @@
+// allocator.h - the process-wide allocator: malloc-family semantics with inline fast paths.
+//
+// preload/ forwards every exported symbol to one function here. The fast paths are inline so that
+// each exported malloc/free is a single function with no call on a thread-cache hit:
+//   malloc: size -> class (table lookup), pop the thread's bin.            ~10 instructions
+//   free:   segment table (2 loads), page class (1 load), push the bin.    ~14 instructions
+// Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
+// [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
+#pragma once
+
+#include <cstddef>
+
+#include "core/heap.h"
+
+namespace cachealloc {
+
+// Constant-initialised: usable before any constructor runs (Note [Boot cache], allocator.cpp).
+extern Heap g_heap;
+extern ThreadCache g_boot_cache;
+extern thread_local ThreadCache* t_cache;
+
+[[gnu::noinline]] void* malloc_slow(size_t n, size_t align, bool zero) noexcept;
+[[gnu::noinline]] void free_slow(void* p, const char* call) noexcept;
+
+[[gnu::always_inline]] inline void* api_malloc(size_t n) noexcept {
+  if (__builtin_expect(n <= kMaxSmallSize, 1)) {
+    void* p = t_cache->try_alloc(class_of(n));
+    if (__builtin_expect(p != nullptr, 1)) return p;
+  }
+  return malloc_slow(n, 0, false);
+}
+
+[[gnu::always_inline]] inline void api_free(void* p, const char* call = "free") noexcept {
+  SegmentMeta* seg = g_heap.table().lookup(p);
+  if (__builtin_expect(seg != nullptr, 1)) {
+    unsigned cls = seg->class_at(p);
+    if (__builtin_expect(cls != kNoClass && seg->retained.load(std::memory_order_relaxed) == 0, 1) &&
+        t_cache->try_free(p, cls)) {
+      return;
+    }
+  }
+  free_slow(p, call);
+}
+
+void* api_calloc(size_t n, size_t size) noexcept;
+void* api_realloc(void* p, size_t n) noexcept;
+void* api_reallocarray(void* p, size_t n, size_t size) noexcept;
+// 0 or EINVAL/ENOMEM, like posix_memalign (errno untouched).
+int api_posix_memalign(void** out, size_t align, size_t n) noexcept;
+void* api_aligned_alloc(size_t align, size_t n) noexcept;  // EINVAL for a bad alignment
+void* api_memalign(size_t align, size_t n) noexcept;
+void* api_valloc(size_t n) noexcept;
+void* api_pvalloc(size_t n) noexcept;
+size_t api_usable_size(const void* p) noexcept;
+int api_trim(size_t pad) noexcept;
+
+// The current thread's cache (created on first use), or nullptr for exiting threads.
+ThreadCache* current_cache() noexcept;
+void ensure_init() noexcept;
+
+}  // namespace cachealloc

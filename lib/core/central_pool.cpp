@@ -1,0 +1,114 @@
+// central_pool.cpp - see central_pool.h.
+#include "core/central_pool.h"
+
+#include "util/diagnostics.h"
+
+namespace cachealloc {
+
+void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table) noexcept {
+  cls_ = cls;
+  batch_ = batch_size(cls);
+  size_t per_batch = size_t{batch_} * class_size(cls);
+  size_t slots = (256 * 1024) / per_batch;
+  max_slots_ = static_cast<uint32_t>(slots < 1 ? 1 : (slots > kMaxSlots ? kMaxSlots : slots));
+  slabs_ = slabs;
+  table_ = table;
+}
+
+void CentralPool::push_partial_locked(Slab* s) noexcept {
+  s->in_partial = true;
+  s->prev = nullptr;
+  s->next = partial_;
+  if (partial_ != nullptr) partial_->prev = s;
+  partial_ = s;
+}
+
+void CentralPool::unlink_partial_locked(Slab* s) noexcept {
+  if (s->prev != nullptr) s->prev->next = s->next; else partial_ = s->next;
+  if (s->next != nullptr) s->next->prev = s->prev;
+  s->next = s->prev = nullptr;
+  s->in_partial = false;
+}
+
+uint32_t CentralPool::take(uint32_t want, void** head) noexcept {
+  LockGuard g(lock_);
+  if (want == batch_ && nslots_ > 0) {
+    Slot& s = slots_[--nslots_];
+    *head = s.head;
+    return s.count;
+  }
+  void* chain = nullptr;
+  uint32_t got = 0;
+  while (got < want) {
+    Slab* s = partial_;
+    if (s == nullptr) {
+      s = slabs_->take(cls_);
+      if (s == nullptr) break;  // out of memory: hand out what we have
+      push_partial_locked(s);
+    }
+    while (got < want && s->free_list != nullptr) {
+      void* b = s->free_list;
+      s->free_list = *static_cast<void**>(b);
+      --s->free_count;
+      *static_cast<void**>(b) = chain;
+      chain = b;
+      ++got;
+      ++s->used;
+    }
+    while (got < want && s->bump < s->capacity) {
+      void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->bump} * s->stride);
+      ++s->bump;
+      *static_cast<void**>(b) = chain;
+      chain = b;
+      ++got;
+      ++s->used;
+    }
+    if (!s->has_free()) unlink_partial_locked(s);
+  }
+  *head = chain;
+  return got;
+}
+
+void CentralPool::give(void* head, uint32_t count, const char* call) noexcept {
+  LockGuard g(lock_);
+  if (count == batch_ && nslots_ < max_slots_) {
+    slots_[nslots_++] = Slot{head, count};
+    return;
+  }
+  give_to_slabs_locked(head, count, call);
+}
+
+void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* call) noexcept {
+  void* b = head;
+  for (uint32_t i = 0; i < count; ++i) {
+    CA_CHECK(b != nullptr, "thread cache chain shorter than its count");
+    void* next = *static_cast<void**>(b);
+    SegmentMeta* seg = table_->lookup(b);
+    Slab* s = seg != nullptr ? seg->slab_at(b) : nullptr;
+    if (s == nullptr || s->state != SlabState::kActive || s->cls != cls_ ||
+        (reinterpret_cast<uintptr_t>(b) - s->start) % s->stride != 0 || s->used == 0) {
+      fatal_pointer(call, "invalid pointer", b);
+    }
+    *static_cast<void**>(b) = s->free_list;
+    s->free_list = b;
+    ++s->free_count;
+    --s->used;
+    if (s->used == 0) {
+      if (s->in_partial) unlink_partial_locked(s);
+      slabs_->give(s);
+    } else if (!s->in_partial) {
+      push_partial_locked(s);
+    }
+    b = next;
+  }
+}
+
+void CentralPool::drain_slots() noexcept {
+  LockGuard g(lock_);
+  while (nslots_ > 0) {
+    Slot s = slots_[--nslots_];
+    give_to_slabs_locked(s.head, s.count, "ca_clear");
+  }
+}
+
+}  // namespace cachealloc

@@ -1,0 +1,64 @@
+// central_pool.h - the per-size-class pool that thread caches refill from and flush to.
+//
+// Data structures:
+//   transfer slots  up to kMaxSlots whole batches (linked chains of exactly batch_size(cls) blocks),
+//                   moved in O(1): a producer thread's flush and a consumer thread's refill meet
+//                   here without touching slab metadata (this is what makes cross-thread frees
+//                   cheap).
+//   partial list    active slabs of this class that still have free blocks (a free list or
+//                   never-used blocks past the bump index).
+// A batch that does not fit in the slots goes back block by block to its slab (validated: the
+// pointer must be a block boundary of an active slab of this class, else the program is stopped
+// with a message naming it). A slab whose blocks are all back goes to the SlabSource as cached
+// memory.
+//
+// SYNCHRONIZATION: lock_ protects everything here and the Slab records of this class.
+// Lock order: CentralPool::lock_ -> SlabSource::lock_.
+#pragma once
+
+#include <cstdint>
+
+#include "core/slab_source.h"
+#include "util/spin_lock.h"
+
+namespace cachealloc {
+
+class CentralPool {
+ public:
+  static constexpr unsigned kMaxSlots = 16;
+
+  constexpr CentralPool() = default;
+  void init(unsigned cls, SlabSource* slabs, SegmentTable* table) noexcept;
+
+  // Up to `want` blocks as a chain (next pointer in each block's first word, last one nullptr).
+  // Returns how many; 0 means out of memory.
+  uint32_t take(uint32_t want, void** head) noexcept;
+  // A chain of `count` blocks of this class. `call` names the API for error messages.
+  void give(void* head, uint32_t count, const char* call) noexcept;
+  // Moves every slot back to its slabs, so empty slabs become cache (ca_clear, before fork-free).
+  void drain_slots() noexcept;
+
+  SpinLock& lock() noexcept { return lock_; }
+  unsigned cls() const noexcept { return cls_; }
+
+ private:
+  struct Slot {
+    void* head;
+    uint32_t count;
+  };
+  void give_to_slabs_locked(void* head, uint32_t count, const char* call) noexcept;
+  void unlink_partial_locked(Slab* s) noexcept;
+  void push_partial_locked(Slab* s) noexcept;
+
+  SpinLock lock_;
+  unsigned cls_ = 0;
+  uint32_t batch_ = 1;
+  uint32_t max_slots_ = 1;
+  uint32_t nslots_ = 0;
+  Slot slots_[kMaxSlots] = {};
+  Slab* partial_ = nullptr;
+  SlabSource* slabs_ = nullptr;
+  SegmentTable* table_ = nullptr;
+};
+
+}  // namespace cachealloc

@@ -1,0 +1,343 @@
+// heap.cpp - see heap.h.
+#include "core/heap.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/meta_arena.h"
+#include "util/diagnostics.h"
+
+namespace cachealloc {
+namespace {
+constexpr size_t kMaxRequest = size_t{PTRDIFF_MAX};
+constexpr unsigned char kPoison = 0xdf;
+
+void* fail_enomem() {
+  errno = ENOMEM;
+  return nullptr;
+}
+}  // namespace
+
+void Heap::init(PageSource* pages, LargeSource* large, const HeapConfig& config) noexcept {
+  config_ = config;
+  cache_limit_.store(config.cache_limit, std::memory_order_relaxed);
+  slabs_.init(pages, &table_);
+  for (unsigned c = 0; c < kNumClasses; ++c) pools_[c].init(c, &slabs_, &table_);
+  large_.init(large);
+}
+
+// ---- allocation ----------------------------------------------------------------------------
+
+void* Heap::alloc(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept {
+  if (n > kMaxRequest || align > kMaxRequest) return fail_enomem();
+  size_t threshold = config_.large_threshold;
+  unsigned cls = kNumClasses;
+  if (n <= threshold) {
+    if (align <= kMinAlign) {
+      cls = class_of(n);
+    } else if (align <= kPageSize) {
+      cls = class_of_aligned(n, align);
+      if (cls < kNumClasses && class_size(cls) > threshold) cls = kNumClasses;
+    }
+  }
+  if (cls == kNumClasses) return alloc_large(n, align, zero);
+  void* p = alloc_small(tc, cls);
+  if (p == nullptr) return fail_enomem();
+  if (zero) memset(p, 0, n);
+  return p;
+}
+
+void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    void* p = nullptr;
+    if (tc != nullptr && !config_.check) {
+      p = tc->try_alloc(cls);
+      if (p == nullptr) p = tc->refill(cls);
+    } else if (pools_[cls].take(1, &p) == 1) {
+      direct_allocs_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      p = nullptr;
+    }
+    if (p != nullptr) return p;
+    if (release_caches() == 0 && attempt == 0) {
+      // Nothing cached to give back; one more try anyway (another thread may have freed).
+    }
+  }
+  return nullptr;
+}
+
+void* Heap::alloc_large(size_t n, size_t align, bool zero) noexcept {
+  size_t a = align < kMinAlign ? kMinAlign : align;
+  size_t usable = large_round(n);
+  if (usable == 0 || usable > kMaxRequest) return fail_enomem();
+  void* p = large_.take_cached(usable, a);
+  if (p != nullptr) {
+    if (zero) memset(p, 0, n);
+    return p;
+  }
+  p = large_.alloc_upstream(usable, a, zero);
+  if (p == nullptr && release_caches() != 0) p = large_.alloc_upstream(usable, a, zero);
+  return p != nullptr ? p : fail_enomem();
+}
+
+// ---- free ----------------------------------------------------------------------------------
+
+void Heap::free(ThreadCache* tc, void* p, const char* call) noexcept {
+  if (p == nullptr) return;
+  SegmentMeta* seg = table_.lookup(p);
+  if (seg != nullptr) {
+    unsigned cls = seg->class_at(p);
+    if (cls == kNoClass) fatal_pointer(call, "invalid pointer", p);
+    free_small(tc, p, seg, cls, call);
+    return;
+  }
+  switch (large_.release(p, cache_limit(), config_.large_threshold)) {
+    case LargeCache::Release::kFreed:
+      if (cached_bytes() > cache_limit()) enforce_budget();
+      return;
+    case LargeCache::Release::kStillShared:
+      return;
+    case LargeCache::Release::kDoubleFree:
+      fatal_pointer(call, "double free", p);
+    case LargeCache::Release::kNotOurs:
+      fatal_pointer(call, "invalid pointer", p);
+  }
+}
+
+Slab* Heap::live_small_block(const void* p, SegmentMeta* seg) noexcept {
+  Slab* s = seg->slab_at(p);
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (s->state != SlabState::kActive || s->stride == 0 || a < s->start) return nullptr;
+  uintptr_t off = a - s->start;
+  if (off % s->stride != 0 || off / s->stride >= s->bump) return nullptr;
+  return s;
+}
+
+bool Heap::release_small_ref(void* p, SegmentMeta* seg) noexcept {
+  bool erased = false;
+  uint32_t left = refs_.release(p, &erased);
+  if (left == 0) return false;  // count was 1: the caller frees the block
+  if (erased) seg->retained.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept {
+  if (seg->retained.load(std::memory_order_relaxed) != 0 && release_small_ref(p, seg)) return;
+  if (config_.check) {
+    if (live_small_block(p, seg) == nullptr) fatal_pointer(call, "invalid pointer", p);
+    memset(p, kPoison, class_size(cls));
+  } else if (tc != nullptr) {
+    if (!tc->try_free(p, cls)) tc->free_slow(p, cls, call);
+    return;
+  }
+  *static_cast<void**>(p) = nullptr;
+  direct_frees_.fetch_add(1, std::memory_order_relaxed);
+  pools_[cls].give(p, 1, call);
+  if (cached_bytes() > cache_limit()) enforce_budget();
+}
+
+void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexcept {
+  if (p == nullptr) return alloc(tc, n, 0, false);
+  if (n == 0) {
+    free(tc, p, call);
+    return nullptr;
+  }
+  size_t old = 0;
+  SegmentMeta* seg = table_.lookup(p);
+  if (seg != nullptr) {
+    unsigned cls = seg->class_at(p);
+    if (cls == kNoClass) fatal_pointer(call, "invalid pointer", p);
+    old = class_size(cls);
+  } else {
+    old = large_.usable_size(p);
+    if (old == 0) fatal_pointer(call, large_.owns(p) ? "double free" : "invalid pointer", p);
+  }
+  if (n > kMaxRequest) return fail_enomem();
+  // Stay in place when the block still fits and would not waste more than half of itself.
+  if (n <= old && (n > old / 2 || old <= kMinAlign)) return p;
+  void* q = alloc(tc, n, 0, false);
+  if (q == nullptr) return nullptr;  // errno is ENOMEM; the old block is untouched
+  memcpy(q, p, n < old ? n : old);
+  free(tc, p, call);
+  return q;
+}
+
+size_t Heap::usable_size(const void* p) noexcept {
+  if (p == nullptr) return 0;
+  SegmentMeta* seg = table_.lookup(p);
+  if (seg != nullptr) {
+    unsigned cls = seg->class_at(p);
+    return cls == kNoClass ? 0 : class_size(cls);
+  }
+  return large_.usable_size(p);
+}
+
+// ---- reference counts ----------------------------------------------------------------------
+
+int Heap::retain(void* p) noexcept {
+  if (p == nullptr) return EINVAL;
+  SegmentMeta* seg = table_.lookup(p);
+  if (seg == nullptr) return large_.retain(p) ? 0 : EINVAL;
+  if (live_small_block(p, seg) == nullptr) return EINVAL;
+  // Raise the segment's flag before the entry exists, so a concurrent free never misses it.
+  seg->retained.fetch_add(1, std::memory_order_relaxed);
+  bool inserted = false;
+  uint32_t count = refs_.retain(p, &inserted);
+  if (!inserted) seg->retained.fetch_sub(1, std::memory_order_relaxed);
+  return count == 0 ? ENOMEM : 0;
+}
+
+int Heap::release(ThreadCache* tc, void* p) noexcept {
+  if (p == nullptr) return EINVAL;
+  SegmentMeta* seg = table_.lookup(p);
+  if (seg != nullptr) {
+    if (live_small_block(p, seg) == nullptr) return EINVAL;
+    free_small(tc, p, seg, seg->class_at(p), "ca_release");
+    return 0;
+  }
+  switch (large_.release(p, cache_limit(), config_.large_threshold)) {
+    case LargeCache::Release::kFreed:
+      if (cached_bytes() > cache_limit()) enforce_budget();
+      return 0;
+    case LargeCache::Release::kStillShared:
+      return 0;
+    default:
+      return EINVAL;
+  }
+}
+
+size_t Heap::refcount(const void* p) noexcept {
+  if (p == nullptr) return 0;
+  SegmentMeta* seg = table_.lookup(p);
+  if (seg == nullptr) return large_.refcount(p);
+  if (live_small_block(p, seg) == nullptr) return 0;
+  uint32_t c = refs_.count(p);
+  return c == 0 ? 1 : c;
+}
+
+int Heap::adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn, void* ctx) noexcept {
+  if (align == 0) align = kMinAlign;
+  if (p == nullptr || fn == nullptr || size == 0 || size > kMaxRequest ||
+      (align & (align - 1)) != 0 || (reinterpret_cast<uintptr_t>(p) & (align - 1)) != 0 ||
+      table_.lookup(p) != nullptr) {
+    return EINVAL;
+  }
+  return large_.adopt(p, size, align, fn, ctx);
+}
+
+bool Heap::owns(const void* p) noexcept {
+  if (p == nullptr) return false;
+  if (table_.lookup(p) != nullptr) return true;
+  return large_.owns(p);
+}
+
+// ---- caches --------------------------------------------------------------------------------
+
+size_t Heap::clear(ThreadCache* tc) noexcept {
+  if (tc != nullptr) tc->flush_all();
+  clear_epoch_.fetch_add(1, std::memory_order_relaxed);
+  for (CentralPool& pool : pools_) pool.drain_slots();
+  size_t bytes = slabs_.release_all();
+  bytes += large_.release_all();
+  return bytes;
+}
+
+size_t Heap::release_caches() noexcept { return clear(nullptr); }
+
+void Heap::set_cache_limit(size_t bytes) noexcept {
+  cache_limit_.store(bytes, std::memory_order_relaxed);
+  enforce_budget();
+}
+
+void Heap::enforce_budget() noexcept {
+  // Evict whichever cache holds the least recently used memory, until both fit together.
+  for (;;) {
+    if (cached_bytes() <= cache_limit()) return;
+    uint64_t small = slabs_.oldest_stamp();
+    uint64_t large = large_.oldest_stamp();
+    if (small == UINT64_MAX && large == UINT64_MAX) return;
+    size_t freed = small < large ? slabs_.evict_oldest() : large_.evict_oldest();
+    if (freed == 0 && (small < large ? large_.evict_oldest() : slabs_.evict_oldest()) == 0) return;
+  }
+}
+
+void Heap::get_totals(ca_totals* out) noexcept {
+  uint64_t allocs = retired_.allocs.load(std::memory_order_relaxed) + direct_allocs_.load();
+  uint64_t frees = retired_.frees.load(std::memory_order_relaxed) + direct_frees_.load();
+  {
+    LockGuard g(registry_lock_);
+    for (ThreadCache* t = threads_; t != nullptr; t = t->next) {
+      allocs += t->counters().allocs.load(std::memory_order_relaxed);
+      frees += t->counters().frees.load(std::memory_order_relaxed);
+    }
+  }
+  out->large_hits = large_.hits.load(std::memory_order_relaxed);
+  out->large_misses = large_.misses.load(std::memory_order_relaxed);
+  out->large_evictions = large_.evictions.load(std::memory_order_relaxed);
+  out->allocs = allocs + out->large_hits + out->large_misses;
+  out->frees = frees + large_.frees.load(std::memory_order_relaxed);
+  out->os_mapped = slabs_.mapped_bytes();
+  out->cached = cached_bytes();
+  out->cache_limit = cache_limit();
+}
+
+// ---- thread caches -------------------------------------------------------------------------
+
+ThreadCache* Heap::create_thread_cache() noexcept {
+  ThreadCache* tc = cache_records_.get();
+  if (tc == nullptr) return nullptr;
+  tc->attach(this, config_.check);
+  LockGuard g(registry_lock_);
+  tc->prev = nullptr;
+  tc->next = threads_;
+  if (threads_ != nullptr) threads_->prev = tc;
+  threads_ = tc;
+  return tc;
+}
+
+void Heap::destroy_thread_cache(ThreadCache* tc) noexcept {
+  tc->flush_all();
+  {
+    LockGuard g(registry_lock_);
+    if (tc->prev != nullptr) tc->prev->next = tc->next; else threads_ = tc->next;
+    if (tc->next != nullptr) tc->next->prev = tc->prev;
+    const ThreadCounters& c = tc->counters();
+    auto add = [](std::atomic<uint64_t>& to, const std::atomic<uint64_t>& from) {
+      to.store(to.load(std::memory_order_relaxed) + from.load(std::memory_order_relaxed),
+               std::memory_order_relaxed);
+    };
+    add(retired_.allocs, c.allocs);
+    add(retired_.frees, c.frees);
+    add(retired_.refills, c.refills);
+    add(retired_.flushes, c.flushes);
+  }
+  cache_records_.put(tc);
+}
+
+// ---- fork ----------------------------------------------------------------------------------
+
+void Heap::lock_all() noexcept {
+  registry_lock_.lock();
+  for (CentralPool& pool : pools_) pool.lock().lock();
+  slabs_.lock().lock();
+  large_.lock().lock();
+  refs_.lock_all();
+  cache_records_.lock().lock();
+  large_.records_lock().lock();
+  segment_meta_lock().lock();
+  meta_arena().lock().lock();
+}
+
+void Heap::unlock_all() noexcept {
+  meta_arena().lock().unlock();
+  segment_meta_lock().unlock();
+  large_.records_lock().unlock();
+  cache_records_.lock().unlock();
+  refs_.unlock_all();
+  large_.lock().unlock();
+  slabs_.lock().unlock();
+  for (CentralPool& pool : pools_) pool.lock().unlock();
+  registry_lock_.unlock();
+}
+
+}  // namespace cachealloc

@@ -1,0 +1,109 @@
+// heap.h - one complete allocator instance: the layers composed, and malloc semantics over them.
+//
+//   ThreadCache --batch--> CentralPool[cls] --slabs--> SlabSource --segments--> PageSource (OS)
+//        \                                                    (empty slabs: LRU cache)
+//         `--large--> LargeCache (LRU cache, live index, refcounts) --> LargeSource (mimalloc)
+//   RefcountTable: counts of retained small blocks.   Budget: SlabSource + LargeCache cached bytes.
+//
+// The library has one Heap (allocator.cpp, over the OS and mimalloc); unit tests build their own
+// over fakes. Everything here is a slow path; the inline fast paths live in ThreadCache and in
+// allocator.h. Functions taking `call` use it to name the API in error messages.
+//
+// SYNCHRONIZATION: registry_lock_ guards the list of thread caches; each layer has its own lock.
+// Lock order (also the order lock_all() takes them for fork): registry -> CentralPool[0..95] ->
+// SlabSource -> LargeCache -> RefcountTable -> MetaPools -> MetaArena.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "cachealloc.h"
+#include "core/central_pool.h"
+#include "core/large_cache.h"
+#include "core/refcount_table.h"
+#include "core/segment_table.h"
+#include "core/slab_source.h"
+#include "core/thread_cache.h"
+
+namespace cachealloc {
+
+struct HeapConfig {
+  size_t cache_limit = size_t{256} << 20;
+  size_t large_threshold = size_t{256} << 10;
+  bool check = false;  // CACHEALLOC_CHECK: every free validated, freed memory poisoned
+};
+
+class Heap {
+ public:
+  constexpr Heap() = default;
+  void init(PageSource* pages, LargeSource* large, const HeapConfig& config) noexcept;
+
+  // ---- allocation semantics (errno set on failure) ----
+  // n bytes aligned to `align` (a power of two; <= 16 means the default). nullptr + ENOMEM.
+  void* alloc(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept;
+  // Drops one reference to p (nullptr is a no-op). Stops the program on a foreign or doubly
+  // freed pointer.
+  void free(ThreadCache* tc, void* p, const char* call) noexcept;
+  void* realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexcept;
+  // Usable bytes of a live block; 0 for nullptr or a pointer that is not ours.
+  size_t usable_size(const void* p) noexcept;
+
+  // ---- reference counts and adoption (return 0 or an errno value) ----
+  int retain(void* p) noexcept;
+  int release(ThreadCache* tc, void* p) noexcept;
+  size_t refcount(const void* p) noexcept;
+  int adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn, void* ctx) noexcept;
+  bool owns(const void* p) noexcept;
+
+  // ---- caches ----
+  size_t clear(ThreadCache* tc) noexcept;
+  size_t cached_bytes() const noexcept { return slabs_.cached_bytes() + large_.cached_bytes(); }
+  size_t cache_limit() const noexcept { return cache_limit_.load(std::memory_order_relaxed); }
+  void set_cache_limit(size_t bytes) noexcept;
+  // Evicts least recently used memory until cached bytes fit the budget.
+  void enforce_budget() noexcept;
+  void get_totals(ca_totals* out) noexcept;
+
+  // ---- thread caches ----
+  ThreadCache* create_thread_cache() noexcept;  // nullptr when metadata cannot be mapped
+  void destroy_thread_cache(ThreadCache* tc) noexcept;
+  uint64_t clear_epoch() const noexcept { return clear_epoch_.load(std::memory_order_relaxed); }
+
+  // ---- fork ----
+  void lock_all() noexcept;
+  void unlock_all() noexcept;
+
+  // ---- layers, for the fast paths and tests ----
+  const SegmentTable& table() const noexcept { return table_; }
+  CentralPool& pool(unsigned cls) noexcept { return pools_[cls]; }
+  SlabSource& slabs() noexcept { return slabs_; }
+  LargeCache& large() noexcept { return large_; }
+  RefcountTable& refs() noexcept { return refs_; }
+  const HeapConfig& config() const noexcept { return config_; }
+  bool checking() const noexcept { return config_.check; }
+
+ private:
+  void* alloc_small(ThreadCache* tc, unsigned cls) noexcept;
+  void* alloc_large(size_t n, size_t align, bool zero) noexcept;
+  void free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept;
+  bool release_small_ref(void* p, SegmentMeta* seg) noexcept;  // true: still shared
+  Slab* live_small_block(const void* p, SegmentMeta* seg) noexcept;  // nullptr: not a block start
+  size_t release_caches() noexcept;  // everything cached, for out-of-memory retries
+
+  HeapConfig config_;
+  SegmentTable table_;
+  SlabSource slabs_;
+  CentralPool pools_[kNumClasses];
+  LargeCache large_;
+  RefcountTable refs_;
+  std::atomic<size_t> cache_limit_{0};
+  std::atomic<uint64_t> clear_epoch_{0};
+  SpinLock registry_lock_;
+  ThreadCache* threads_ = nullptr;
+  MetaPool<ThreadCache> cache_records_;
+  ThreadCounters retired_;  // counters of exited threads
+  std::atomic<uint64_t> direct_allocs_{0}, direct_frees_{0};  // threads without a cache
+};
+
+}  // namespace cachealloc

@@ -1,0 +1,258 @@
+// large_cache.cpp - see large_cache.h.
+#include "core/large_cache.h"
+
+#include "core/slab_source.h"  // next_lru_stamp
+
+namespace cachealloc {
+namespace {
+constexpr size_t kGolden = 0x9E3779B97F4A7C15ull;
+}
+
+size_t LargeCache::ptr_bucket(const void* p) const noexcept {
+  return ((reinterpret_cast<uintptr_t>(p) >> 12) * kGolden >> 20) & (nbuckets_ - 1);
+}
+
+size_t LargeCache::layout_bucket(size_t size, size_t align) const noexcept {
+  return (((size >> 12) ^ (align * 0x100000001b3ull)) * kGolden >> 20) & (nbuckets_ - 1);
+}
+
+bool LargeCache::grow_locked() noexcept {
+  size_t n = nbuckets_ == 0 ? 1024 : nbuckets_ * 2;
+  auto** ptr = static_cast<LargeBlock**>(MetaArena::map_array(n * sizeof(LargeBlock*)));
+  auto** lay = static_cast<LargeBlock**>(MetaArena::map_array(n * sizeof(LargeBlock*)));
+  if (ptr == nullptr || lay == nullptr) {
+    MetaArena::unmap_array(ptr, n * sizeof(LargeBlock*));
+    MetaArena::unmap_array(lay, n * sizeof(LargeBlock*));
+    return false;
+  }
+  LargeBlock** old_ptr = by_ptr_;
+  LargeBlock** old_lay = by_layout_;
+  size_t old_n = nbuckets_;
+  by_ptr_ = ptr;
+  by_layout_ = lay;
+  nbuckets_ = n;
+  for (size_t i = 0; i < old_n; ++i) {
+    for (LargeBlock* b = old_ptr[i]; b != nullptr;) {
+      LargeBlock* next = b->ptr_next;
+      size_t k = ptr_bucket(b->p);
+      b->ptr_next = by_ptr_[k];
+      by_ptr_[k] = b;
+      b = next;
+    }
+  }
+  // Re-chain cached blocks by walking the LRU from oldest to newest, so each chain stays newest-first.
+  for (LargeBlock* b = lru_tail_; b != nullptr; b = b->lru_prev) {
+    size_t k = layout_bucket(b->size, b->align);
+    b->lay_prev = nullptr;
+    b->lay_next = by_layout_[k];
+    if (b->lay_next != nullptr) b->lay_next->lay_prev = b;
+    by_layout_[k] = b;
+  }
+  MetaArena::unmap_array(old_ptr, old_n * sizeof(LargeBlock*));
+  MetaArena::unmap_array(old_lay, old_n * sizeof(LargeBlock*));
+  return true;
+}
+
+LargeBlock* LargeCache::find_locked(const void* p) noexcept {
+  if (nbuckets_ == 0) return nullptr;
+  for (LargeBlock* b = by_ptr_[ptr_bucket(p)]; b != nullptr; b = b->ptr_next) {
+    if (b->p == p) return b;
+  }
+  return nullptr;
+}
+
+bool LargeCache::insert_ptr_locked(LargeBlock* b) noexcept {
+  if (records_in_ptr_ + 1 > nbuckets_ && !grow_locked() && nbuckets_ == 0) return false;
+  size_t k = ptr_bucket(b->p);
+  b->ptr_next = by_ptr_[k];
+  by_ptr_[k] = b;
+  ++records_in_ptr_;
+  return true;
+}
+
+void LargeCache::erase_ptr_locked(LargeBlock* b) noexcept {
+  LargeBlock** link = &by_ptr_[ptr_bucket(b->p)];
+  while (*link != b) link = &(*link)->ptr_next;
+  *link = b->ptr_next;
+  b->ptr_next = nullptr;
+  --records_in_ptr_;
+}
+
+void LargeCache::cache_locked(LargeBlock* b) noexcept {
+  b->cached = true;
+  b->stamp = next_lru_stamp();
+  size_t k = layout_bucket(b->size, b->align);
+  b->lay_prev = nullptr;
+  b->lay_next = by_layout_[k];
+  if (b->lay_next != nullptr) b->lay_next->lay_prev = b;
+  by_layout_[k] = b;
+  b->lru_prev = nullptr;
+  b->lru_next = lru_head_;
+  if (lru_head_ != nullptr) lru_head_->lru_prev = b;
+  lru_head_ = b;
+  if (lru_tail_ == nullptr) lru_tail_ = b;
+  cached_.fetch_add(b->size, std::memory_order_relaxed);
+}
+
+void LargeCache::uncache_locked(LargeBlock* b) noexcept {
+  if (b->lay_prev != nullptr) {
+    b->lay_prev->lay_next = b->lay_next;
+  } else {
+    by_layout_[layout_bucket(b->size, b->align)] = b->lay_next;
+  }
+  if (b->lay_next != nullptr) b->lay_next->lay_prev = b->lay_prev;
+  if (b->lru_prev != nullptr) b->lru_prev->lru_next = b->lru_next; else lru_head_ = b->lru_next;
+  if (b->lru_next != nullptr) b->lru_next->lru_prev = b->lru_prev; else lru_tail_ = b->lru_prev;
+  b->lay_next = b->lay_prev = b->lru_next = b->lru_prev = nullptr;
+  b->cached = false;
+  cached_.fetch_sub(b->size, std::memory_order_relaxed);
+}
+
+void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
+  LockGuard g(lock_);
+  if (nbuckets_ != 0) {
+    for (LargeBlock* b = by_layout_[layout_bucket(usable_size, align)]; b != nullptr; b = b->lay_next) {
+      if (b->size == usable_size && b->align == align) {
+        uncache_locked(b);
+        b->refcount = 1;
+        ++live_;
+        hits.fetch_add(1, std::memory_order_relaxed);
+        return b->p;
+      }
+    }
+  }
+  misses.fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero) noexcept {
+  LargeBlock* rec = records_.get();
+  if (rec == nullptr) return nullptr;
+  void* p = source_->alloc(usable_size, align, zero);
+  if (p == nullptr) {
+    records_.put(rec);
+    return nullptr;
+  }
+  upstream_allocs.fetch_add(1, std::memory_order_relaxed);
+  rec->p = p;
+  rec->size = usable_size;
+  rec->align = align;
+  rec->refcount = 1;
+  {
+    LockGuard g(lock_);
+    if (insert_ptr_locked(rec)) {
+      ++live_;
+      return p;
+    }
+  }
+  source_->free(p, usable_size, align);
+  records_.put(rec);
+  return nullptr;
+}
+
+LargeCache::Release LargeCache::release(void* p, size_t limit, size_t threshold) noexcept {
+  LargeBlock* drop = nullptr;
+  {
+    LockGuard g(lock_);
+    LargeBlock* b = find_locked(p);
+    if (b == nullptr) return Release::kNotOurs;
+    if (b->cached) return Release::kDoubleFree;
+    if (--b->refcount > 0) return Release::kStillShared;
+    --live_;
+    frees.fetch_add(1, std::memory_order_relaxed);
+    bool adopted_small = b->upstream_free != nullptr && b->size <= threshold;
+    if (b->size > limit || adopted_small) {
+      erase_ptr_locked(b);
+      drop = b;
+    } else {
+      cache_locked(b);
+    }
+  }
+  if (drop != nullptr) give_upstream(drop);
+  return Release::kFreed;
+}
+
+bool LargeCache::retain(void* p) noexcept {
+  LockGuard g(lock_);
+  LargeBlock* b = find_locked(p);
+  if (b == nullptr || b->cached || b->refcount == UINT32_MAX) return false;
+  ++b->refcount;
+  return true;
+}
+
+uint32_t LargeCache::refcount(const void* p) noexcept {
+  LockGuard g(lock_);
+  LargeBlock* b = find_locked(p);
+  return (b == nullptr || b->cached) ? 0 : b->refcount;
+}
+
+size_t LargeCache::usable_size(const void* p) noexcept {
+  LockGuard g(lock_);
+  LargeBlock* b = find_locked(p);
+  return (b == nullptr || b->cached) ? 0 : b->size;
+}
+
+bool LargeCache::owns(const void* p) noexcept {
+  LockGuard g(lock_);
+  return find_locked(p) != nullptr;
+}
+
+int LargeCache::adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn, void* ctx) noexcept {
+  LargeBlock* rec = records_.get();
+  if (rec == nullptr) return 12;  // ENOMEM
+  rec->p = p;
+  rec->size = size;
+  rec->align = align;
+  rec->refcount = 1;
+  rec->upstream_free = fn;
+  rec->upstream_ctx = ctx;
+  LockGuard g(lock_);
+  if (find_locked(p) != nullptr) {
+    records_.put(rec);
+    return 22;  // EINVAL
+  }
+  if (!insert_ptr_locked(rec)) {
+    records_.put(rec);
+    return 12;
+  }
+  ++live_;
+  return 0;
+}
+
+void LargeCache::give_upstream(LargeBlock* b) noexcept {
+  if (b->upstream_free != nullptr) {
+    b->upstream_free(b->upstream_ctx, b->p, b->size);
+  } else {
+    source_->free(b->p, b->size, b->align);
+  }
+  upstream_frees.fetch_add(1, std::memory_order_relaxed);
+  records_.put(b);
+}
+
+uint64_t LargeCache::oldest_stamp() noexcept {
+  LockGuard g(lock_);
+  return lru_tail_ == nullptr ? UINT64_MAX : lru_tail_->stamp;
+}
+
+size_t LargeCache::evict_oldest() noexcept {
+  LargeBlock* victim = nullptr;
+  {
+    LockGuard g(lock_);
+    victim = lru_tail_;
+    if (victim == nullptr) return 0;
+    uncache_locked(victim);
+    erase_ptr_locked(victim);
+  }
+  size_t bytes = victim->size;
+  evictions.fetch_add(1, std::memory_order_relaxed);
+  give_upstream(victim);
+  return bytes;
+}
+
+size_t LargeCache::release_all() noexcept {
+  size_t total = 0;
+  while (size_t n = evict_oldest()) total += n;
+  return total;
+}
+
+}  // namespace cachealloc

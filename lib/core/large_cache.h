@@ -1,0 +1,110 @@
+// large_cache.h - large blocks: live-block index, refcounts, and the byte-bounded LRU cache.
+//
+// Layout of a large request: (size rounded to 8 steps per power of two, at least 4 KiB; alignment).
+// Data structures, all under lock_:
+//   LargeBlock   one record per block we know (live or cached), from a MetaPool.
+//   by_ptr_      chained hash index pointer -> record, for free()/realloc()/usable size and to
+//                tell a double free (record cached) from a foreign pointer (no record).
+//   by_layout_   chained hash index layout -> cached records, newest first in each chain, so a
+//                request takes the most recently freed block of its layout (warm pages).
+//   lru_         every cached record, newest first; the tail is what the budget evicts.
+// Upstream calls (LargeSource::alloc/free, adopted blocks' upstream_free) run outside the lock.
+//
+// Who calls: Heap. SYNCHRONIZATION: lock_, a leaf except for MetaArena/MetaPool locks under it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "cachealloc.h"
+#include "core/large_source.h"
+#include "core/meta_arena.h"
+#include "util/spin_lock.h"
+
+namespace cachealloc {
+
+// Usable size of a large layout; 0 when n is too big to round.
+constexpr size_t large_round(size_t n) {
+  if (n <= 4096) return 4096;
+  unsigned k = 63 - static_cast<unsigned>(__builtin_clzll(n - 1));
+  size_t step = size_t{1} << (k >= 3 ? k - 3 : 0);
+  if (step < 4096) step = 4096;
+  size_t r = (n + step - 1) & ~(step - 1);
+  return r < n ? 0 : r;
+}
+
+struct LargeBlock {
+  void* p = nullptr;
+  size_t size = 0;   // usable size (the layout's rounded size, or the adopted size)
+  size_t align = 0;
+  uint32_t refcount = 0;
+  bool cached = false;
+  ca_upstream_free_fn upstream_free = nullptr;  // adopted blocks only
+  void* upstream_ctx = nullptr;
+  uint64_t stamp = 0;
+  LargeBlock* ptr_next = nullptr;  // by_ptr_ chain
+  LargeBlock* lay_next = nullptr;  // by_layout_ chain (cached only), doubly linked
+  LargeBlock* lay_prev = nullptr;
+  LargeBlock* lru_next = nullptr;  // lru_ list (cached only)
+  LargeBlock* lru_prev = nullptr;
+};
+
+class LargeCache {
+ public:
+  enum class Release { kFreed, kStillShared, kNotOurs, kDoubleFree };
+
+  constexpr LargeCache() = default;
+  void init(LargeSource* source) noexcept { source_ = source; }
+
+  // A cached block of the layout, or nullptr on a miss. *usable gets the block's size.
+  void* take_cached(size_t usable_size, size_t align) noexcept;
+  // Allocates from upstream and registers the block. nullptr when upstream fails.
+  void* alloc_upstream(size_t usable_size, size_t align, bool zero) noexcept;
+
+  // Drops one reference; at zero the block is cached (or freed upstream when it may not be cached:
+  // bigger than `limit`, or an adopted block below the large threshold).
+  Release release(void* p, size_t limit, size_t threshold) noexcept;
+  bool retain(void* p) noexcept;
+  uint32_t refcount(const void* p) noexcept;  // 0 when not a live large block
+  size_t usable_size(const void* p) noexcept; // 0 when not a live large block
+  bool owns(const void* p) noexcept;          // live or cached
+  int adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn, void* ctx) noexcept;
+
+  uint64_t oldest_stamp() noexcept;  // UINT64_MAX when empty
+  size_t evict_oldest() noexcept;    // bytes given back upstream (0: nothing cached)
+  size_t release_all() noexcept;
+  size_t cached_bytes() const noexcept { return cached_.load(std::memory_order_relaxed); }
+  size_t live_blocks() const noexcept { return live_; }
+
+  // Counters (relaxed, read by stats).
+  std::atomic<uint64_t> hits{0}, misses{0}, evictions{0}, upstream_allocs{0}, upstream_frees{0}, frees{0};
+
+  SpinLock& lock() noexcept { return lock_; }
+  SpinLock& records_lock() noexcept { return records_.lock(); }
+
+ private:
+  LargeBlock* find_locked(const void* p) noexcept;
+  bool insert_ptr_locked(LargeBlock* b) noexcept;
+  void erase_ptr_locked(LargeBlock* b) noexcept;
+  void cache_locked(LargeBlock* b) noexcept;
+  void uncache_locked(LargeBlock* b) noexcept;
+  bool grow_locked() noexcept;
+  void give_upstream(LargeBlock* b) noexcept;  // outside the lock; recycles the record
+  size_t layout_bucket(size_t size, size_t align) const noexcept;
+  size_t ptr_bucket(const void* p) const noexcept;
+
+  SpinLock lock_;
+  LargeSource* source_ = nullptr;
+  MetaPool<LargeBlock> records_;
+  LargeBlock** by_ptr_ = nullptr;
+  LargeBlock** by_layout_ = nullptr;
+  size_t nbuckets_ = 0;  // both tables, a power of two
+  size_t records_in_ptr_ = 0;
+  size_t live_ = 0;
+  LargeBlock* lru_head_ = nullptr;
+  LargeBlock* lru_tail_ = nullptr;
+  std::atomic<size_t> cached_{0};
+};
+
+}  // namespace cachealloc

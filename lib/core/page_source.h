@@ -1,0 +1,34 @@
+// page_source.h - where small-object segments come from: the upstream of the slab layer.
+//
+// The library uses OsPageSource (mmap/madvise through os.h); unit tests inject a fake that counts
+// calls and fails on demand (test/fakes/fake_page_source.h).
+#pragma once
+
+#include <cstddef>
+
+#include "platform/os.h"
+
+namespace cachealloc {
+
+class PageSource {
+ public:
+  // A zeroed, read-write, `align`-aligned mapping of `size` bytes, or nullptr (out of memory).
+  virtual void* map(size_t size, size_t align) noexcept = 0;
+  virtual void unmap(void* p, size_t size) noexcept = 0;
+  // Drop the physical pages; the range stays mapped and reads as zero. False when refused.
+  virtual bool decommit(void* p, size_t size) noexcept = 0;
+
+ protected:
+  constexpr PageSource() = default;
+  ~PageSource() = default;
+};
+
+class OsPageSource final : public PageSource {
+ public:
+  constexpr OsPageSource() = default;
+  void* map(size_t size, size_t align) noexcept override { return os::map_aligned(size, align); }
+  void unmap(void* p, size_t size) noexcept override { os::unmap(p, size); }
+  bool decommit(void* p, size_t size) noexcept override { return os::decommit(p, size); }
+};
+
+}  // namespace cachealloc

@@ -1,0 +1,57 @@
+// refcount_table.h - reference counts of shared small blocks.
+//
+// Every block starts with count 1, and that 1 is never stored: the table holds only blocks that
+// were retained (count >= 2). free() learns whether it must look here from its segment's
+// `retained` counter (SegmentMeta::retained, incremented when an entry is added), so blocks of
+// segments that never saw ca_retain pay one load of a line free() reads anyway. Large blocks keep
+// their count in their LargeBlock record instead (large_cache.h).
+//
+// Data structures: kShards chained hash tables keyed by address, nodes from a MetaPool.
+// SYNCHRONIZATION: one SpinLock per shard; a leaf under which only MetaArena locks are taken.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/meta_arena.h"
+#include "util/spin_lock.h"
+
+namespace cachealloc {
+
+class RefcountTable {
+ public:
+  static constexpr unsigned kShards = 16;
+  constexpr RefcountTable() = default;
+
+  // Count after adding one (>= 2), or 0 when the table could not grow.
+  uint32_t retain(const void* p, bool* inserted) noexcept;
+  // Drops one. Returns the count left (>= 1), with *erased when the entry went away (count 1),
+  // or 0 when p has no entry (count was 1: the caller frees the block).
+  uint32_t release(const void* p, bool* erased) noexcept;
+  uint32_t count(const void* p) noexcept;  // 0 when absent
+  size_t entries() noexcept;
+
+  void lock_all() noexcept;
+  void unlock_all() noexcept;
+
+ private:
+  struct Node {
+    const void* key;
+    uint32_t count;
+    Node* next;
+  };
+  struct Shard {
+    SpinLock lock;
+    Node** buckets = nullptr;
+    size_t nbuckets = 0;
+    size_t size = 0;
+  };
+  static Shard& shard_for(Shard* shards, const void* p) noexcept;
+  static size_t bucket(const Shard& s, const void* p) noexcept;
+  static bool grow(Shard& s) noexcept;
+
+  Shard shards_[kShards];
+  MetaPool<Node> nodes_;
+};
+
+}  // namespace cachealloc

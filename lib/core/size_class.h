@@ -1,0 +1,103 @@
+// size_class.h - sizes to layouts: the constexpr tables every pool is keyed by.
+//
+// A layout is (size class, alignment). Small classes: 16..128 in steps of 16, then 8 classes per
+// power of two up to kMaxSmallSize (so at most 12.5% internal waste above 128 B): 96 classes.
+// Alignments up to 16 share the default layout. A larger alignment A (up to kPageSize) is served by
+// the first class whose block stride is a multiple of A: slabs start on page boundaries, so every
+// block of such a class is A-aligned by construction (see Note [Aligned layouts]). Bigger
+// alignments, and sizes past the large threshold, are large layouts (large_cache.h).
+//
+// Note [Aligned layouts]
+// Keeping separate pools per (class, alignment) would multiply slabs and thread-cache bins for a
+// rare request. Instead the layout (class c, alignment A) resolves to the class c' >= c whose size is
+// a multiple of A. The block then lies on an A boundary because slab start (page-aligned) plus
+// k * size(c') is a multiple of A. The cost is bounded waste, which any aligned request pays anyway.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cachealloc {
+
+inline constexpr size_t kMinAlign = 16;
+inline constexpr size_t kPageShift = 16;  // 64 KiB slab pages
+inline constexpr size_t kPageSize = size_t{1} << kPageShift;
+inline constexpr size_t kSegmentShift = 22;  // 4 MiB segments mapped from the OS
+inline constexpr size_t kSegmentSize = size_t{1} << kSegmentShift;
+inline constexpr size_t kPagesPerSegment = kSegmentSize / kPageSize;  // 64
+inline constexpr size_t kMaxSmallSize = size_t{256} << 10;
+inline constexpr unsigned kNumClasses = 96;
+inline constexpr uint8_t kNoClass = 0xff;
+
+constexpr size_t class_size(unsigned c) {
+  if (c < 8) return 16 * (c + 1);
+  unsigned k = 7 + (c - 8) / 8;
+  unsigned j = (c - 8) % 8;
+  return (size_t{1} << k) + (j + 1) * (size_t{1} << (k - 3));
+}
+
+// Pre: 1 <= n <= kMaxSmallSize.
+constexpr unsigned class_of_slow(size_t n) {
+  if (n <= 128) return static_cast<unsigned>((n + 15) / 16 - 1);
+  unsigned k = 63 - static_cast<unsigned>(__builtin_clzll(n - 1));
+  unsigned j = static_cast<unsigned>(((n - 1) >> (k - 3)) - 8);
+  return 8 + (k - 7) * 8 + j;
+}
+
+namespace detail {
+inline constexpr size_t kLookupMax = 1024;
+struct ClassLookup {
+  uint8_t by16[kLookupMax / 16 + 1];
+};
+constexpr ClassLookup make_lookup() {
+  ClassLookup t{};
+  for (size_t i = 0; i <= kLookupMax / 16; ++i) t.by16[i] = static_cast<uint8_t>(class_of_slow(i == 0 ? 1 : i * 16));
+  return t;
+}
+inline constexpr ClassLookup kLookup = make_lookup();
+}  // namespace detail
+
+// Size to class, about 4 instructions for n <= 1 KiB. Pre: n <= kMaxSmallSize; n == 0 gives class 0.
+inline unsigned class_of(size_t n) {
+  if (n <= detail::kLookupMax) return detail::kLookup.by16[(n + 15) >> 4];
+  return class_of_slow(n);
+}
+
+// The class serving (n, align) for 16 < align <= kPageSize, or kNumClasses when none is small.
+constexpr unsigned class_of_aligned(size_t n, size_t align) {
+  if (n < align) n = align;
+  if (n > kMaxSmallSize) return kNumClasses;
+  for (unsigned c = class_of_slow(n); c < kNumClasses; ++c) {
+    if (class_size(c) % align == 0) return c;
+  }
+  return kNumClasses;
+}
+
+// Pages per slab: enough for 8 blocks, a power of two, at most 16 (1 MiB).
+constexpr unsigned slab_pages(unsigned c) {
+  size_t want = (8 * class_size(c) + kPageSize - 1) / kPageSize;
+  unsigned p = 1;
+  while (p < want && p < 16) p *= 2;
+  return p;
+}
+
+// Blocks moved between a thread cache and the central pool at once.
+constexpr uint32_t batch_size(unsigned c) {
+  size_t b = (32 * 1024) / class_size(c);
+  if (b < 1) b = 1;
+  if (b > 64) b = 64;
+  return static_cast<uint32_t>(b);
+}
+
+// Most blocks a thread keeps per class before flushing a batch.
+constexpr uint32_t thread_cache_max(unsigned c) {
+  uint32_t b = batch_size(c);
+  return b < 2 ? 2 : 2 * b;
+}
+
+static_assert(class_size(kNumClasses - 1) == kMaxSmallSize);
+static_assert(class_of_slow(kMaxSmallSize) == kNumClasses - 1);
+static_assert(class_of_slow(129) == 8 && class_size(8) == 144);
+static_assert(class_of_slow(257) == 16 && class_size(16) == 288);
+
+}  // namespace cachealloc

@@ -1,0 +1,194 @@
+// slab_source.cpp - see slab_source.h.
+#include "core/slab_source.h"
+
+#include <new>
+
+#include "core/meta_arena.h"
+#include "util/diagnostics.h"
+
+namespace cachealloc {
+namespace {
+constinit std::atomic<uint64_t> g_lru_clock{1};
+constinit SpinLock g_spare_lock;
+constinit SegmentMeta* g_spare_meta = nullptr;  // SegmentMeta records of unmapped segments
+
+SegmentMeta* new_segment_meta() {
+  {
+    LockGuard g(g_spare_lock);
+    if (g_spare_meta != nullptr) {
+      SegmentMeta* m = g_spare_meta;
+      g_spare_meta = m->next;
+      return new (m) SegmentMeta();
+    }
+  }
+  void* p = meta_arena().alloc(sizeof(SegmentMeta));
+  return p == nullptr ? nullptr : new (p) SegmentMeta();
+}
+
+void recycle_segment_meta(SegmentMeta* m) {
+  LockGuard g(g_spare_lock);
+  m->next = g_spare_meta;
+  g_spare_meta = m;
+}
+
+uint64_t run_mask(unsigned npages, unsigned first) {
+  uint64_t bits = npages >= 64 ? ~uint64_t{0} : ((uint64_t{1} << npages) - 1);
+  return bits << first;
+}
+}  // namespace
+
+SpinLock& segment_meta_lock() noexcept { return g_spare_lock; }
+
+uint64_t next_lru_stamp() noexcept { return g_lru_clock.fetch_add(1, std::memory_order_relaxed); }
+
+bool SlabSource::add_segment_locked() noexcept {
+  void* mem = pages_->map(kSegmentSize, kSegmentSize);
+  if (mem == nullptr) return false;
+  SegmentMeta* m = new_segment_meta();
+  if (m == nullptr) {
+    pages_->unmap(mem, kSegmentSize);
+    return false;
+  }
+  m->base = reinterpret_cast<uintptr_t>(mem);
+  for (unsigned i = 0; i < kPagesPerSegment; ++i) {
+    m->page_class[i] = kNoClass;
+    m->page_head[i] = static_cast<uint8_t>(i);
+  }
+  if (!table_->set(m->base, m)) {
+    pages_->unmap(mem, kSegmentSize);
+    recycle_segment_meta(m);
+    return false;
+  }
+  m->next = segments_;
+  segments_ = m;
+  mapped_.fetch_add(kSegmentSize, std::memory_order_relaxed);
+  return true;
+}
+
+Slab* SlabSource::carve_locked(unsigned npages) noexcept {
+  for (SegmentMeta* m = segments_; m != nullptr; m = m->next) {
+    if (m->free_pages == 0) continue;
+    for (unsigned first = 0; first + npages <= kPagesPerSegment; first += npages) {
+      uint64_t mask = run_mask(npages, first);
+      if ((m->free_pages & mask) != mask) continue;
+      m->free_pages &= ~mask;
+      for (unsigned i = first; i < first + npages; ++i) m->page_head[i] = static_cast<uint8_t>(first);
+      Slab* s = &m->slabs[first];
+      *s = Slab{};
+      s->npages = static_cast<uint8_t>(npages);
+      s->first_page = static_cast<uint8_t>(first);
+      s->start = m->base + (uintptr_t{first} << kPageShift);
+      s->seg = m;
+      return s;
+    }
+  }
+  return nullptr;
+}
+
+void SlabSource::init_slab_locked(Slab* s, unsigned cls) noexcept {
+  s->free_list = nullptr;
+  s->free_count = 0;
+  s->bump = 0;
+  s->used = 0;
+  s->stride = static_cast<uint32_t>(class_size(cls));
+  s->capacity = static_cast<uint32_t>(s->bytes() / s->stride);
+  s->cls = static_cast<uint8_t>(cls);
+  s->state = SlabState::kActive;
+  s->in_partial = false;
+  s->next = s->prev = nullptr;
+  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) {
+    s->seg->page_class[i] = static_cast<uint8_t>(cls);
+  }
+}
+
+Slab* SlabSource::take(unsigned cls) noexcept {
+  unsigned npages = slab_pages(cls);
+  unsigned li = list_index(npages);
+  LockGuard g(lock_);
+  Slab* s = empty_head_[li];
+  if (s != nullptr) {
+    unlink_empty_locked(s);
+    cached_.fetch_sub(s->bytes(), std::memory_order_relaxed);
+  } else {
+    s = carve_locked(npages);
+    if (s == nullptr) {
+      if (!add_segment_locked()) return nullptr;
+      s = carve_locked(npages);
+      if (s == nullptr) return nullptr;
+    }
+  }
+  init_slab_locked(s, cls);
+  return s;
+}
+
+void SlabSource::give(Slab* s) noexcept {
+  CA_CHECK(s->used == 0 && s->state == SlabState::kActive, "slab given back while in use");
+  unsigned li = list_index(s->npages);
+  LockGuard g(lock_);
+  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) s->seg->page_class[i] = kNoClass;
+  s->state = SlabState::kEmpty;
+  s->stamp = next_lru_stamp();
+  s->prev = nullptr;
+  s->next = empty_head_[li];
+  if (s->next != nullptr) s->next->prev = s;
+  empty_head_[li] = s;
+  if (empty_tail_[li] == nullptr) empty_tail_[li] = s;
+  cached_.fetch_add(s->bytes(), std::memory_order_relaxed);
+}
+
+void SlabSource::unlink_empty_locked(Slab* s) noexcept {
+  unsigned li = list_index(s->npages);
+  if (s->prev != nullptr) s->prev->next = s->next; else empty_head_[li] = s->next;
+  if (s->next != nullptr) s->next->prev = s->prev; else empty_tail_[li] = s->prev;
+  s->next = s->prev = nullptr;
+}
+
+void SlabSource::free_pages_locked(Slab* s) noexcept {
+  s->state = SlabState::kFree;
+  s->seg->free_pages |= run_mask(s->npages, s->first_page);
+}
+
+uint64_t SlabSource::oldest_stamp() noexcept {
+  LockGuard g(lock_);
+  uint64_t best = UINT64_MAX;
+  for (Slab* t : empty_tail_) {
+    if (t != nullptr && t->stamp < best) best = t->stamp;
+  }
+  return best;
+}
+
+size_t SlabSource::evict_oldest() noexcept {
+  LockGuard g(lock_);
+  Slab* victim = nullptr;
+  for (Slab* t : empty_tail_) {
+    if (t != nullptr && (victim == nullptr || t->stamp < victim->stamp)) victim = t;
+  }
+  if (victim == nullptr) return 0;
+  unlink_empty_locked(victim);
+  size_t bytes = victim->bytes();
+  pages_->decommit(reinterpret_cast<void*>(victim->start), bytes);
+  free_pages_locked(victim);
+  cached_.fetch_sub(bytes, std::memory_order_relaxed);
+  return bytes;
+}
+
+size_t SlabSource::release_all() noexcept {
+  size_t released = 0;
+  while (size_t n = evict_oldest()) released += n;
+  LockGuard g(lock_);
+  SegmentMeta** link = &segments_;
+  while (SegmentMeta* m = *link) {
+    if (m->free_pages == ~uint64_t{0}) {
+      *link = m->next;
+      table_->set(m->base, nullptr);
+      pages_->unmap(reinterpret_cast<void*>(m->base), kSegmentSize);
+      mapped_.fetch_sub(kSegmentSize, std::memory_order_relaxed);
+      recycle_segment_meta(m);
+    } else {
+      link = &m->next;
+    }
+  }
+  return released;
+}
+
+}  // namespace cachealloc

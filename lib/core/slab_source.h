@@ -1,0 +1,122 @@
+// slab_source.h - carves slabs out of OS segments and keeps empty slabs in LRU order.
+//
+// Data structures:
+//   SegmentMeta  one per 4 MiB segment (in the meta arena): which pages are free, the class of the
+//                slab covering each page (read without a lock by free()), and the Slab records,
+//                indexed by the slab's first page.
+//   Slab         a run of 1..16 pages of one size class: its own free list, a bump index for blocks
+//                never handed out, and the count of blocks handed out (`used`).
+//   empty lists  slabs whose blocks all came back, one LRU list per slab size (1,2,4,8,16 pages),
+//                most recent first. They are the small-object cache: a new slab of the same size
+//                reuses one (warm memory, no page faults) before taking fresh pages. Their bytes
+//                count against the cache budget; evict_oldest() decommits the least recently
+//                emptied slab (madvise) and returns its pages to the segment.
+//
+// Who calls: CentralPool (take/give under its own lock, then ours), Heap (budget, clear).
+// SYNCHRONIZATION: lock_ protects everything here except SegmentMeta::page_class and ::retained,
+// which are written under lock_ (page_class) or atomically (retained) and read without it.
+// Lock order: CentralPool::lock_ -> SlabSource::lock_ -> MetaArena::lock_.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/page_source.h"
+#include "core/segment_table.h"
+#include "core/size_class.h"
+#include "util/spin_lock.h"
+
+namespace cachealloc {
+
+enum class SlabState : uint8_t { kFree, kActive, kEmpty };
+
+struct Slab {
+  void* free_list = nullptr;  // blocks given back to this slab
+  uint32_t free_count = 0;
+  uint32_t bump = 0;          // index of the next never-used block
+  uint32_t capacity = 0;      // blocks that fit
+  uint32_t used = 0;          // blocks outside the slab (live, thread caches, transfer cache)
+  uint32_t stride = 0;        // block size
+  uint8_t cls = kNoClass;
+  uint8_t npages = 0;
+  uint8_t first_page = 0;
+  SlabState state = SlabState::kFree;
+  bool in_partial = false;    // on its central pool's partial list
+  uintptr_t start = 0;
+  Slab* next = nullptr;       // partial list (CentralPool) or empty list (SlabSource)
+  Slab* prev = nullptr;
+  uint64_t stamp = 0;         // LRU stamp of when it became empty
+  struct SegmentMeta* seg = nullptr;
+
+  bool has_free() const noexcept { return free_count != 0 || bump < capacity; }
+  size_t bytes() const noexcept { return size_t{npages} << kPageShift; }
+};
+
+struct SegmentMeta {
+  uintptr_t base = 0;
+  std::atomic<uint32_t> retained{0};       // blocks here with a refcount-table entry
+  uint8_t page_class[kPagesPerSegment];    // kNoClass when the page is in no active slab
+  uint8_t page_head[kPagesPerSegment];     // first page of the slab covering a page
+  uint64_t free_pages = ~uint64_t{0};      // bit i: page i belongs to no slab
+  SegmentMeta* next = nullptr;
+  Slab slabs[kPagesPerSegment];
+
+  Slab* slab_at(const void* p) noexcept {
+    size_t page = (reinterpret_cast<uintptr_t>(p) - base) >> kPageShift;
+    return &slabs[page_head[page]];
+  }
+  uint8_t class_at(const void* p) const noexcept {
+    return page_class[(reinterpret_cast<uintptr_t>(p) - base) >> kPageShift];
+  }
+};
+
+// Gives out a monotonically increasing LRU stamp shared by every cache (small and large), so
+// eviction can pick the least recently used memory across both.
+uint64_t next_lru_stamp() noexcept;
+
+// Guards the recycled SegmentMeta records (a leaf lock; taken by Heap::lock_all for fork).
+SpinLock& segment_meta_lock() noexcept;
+
+class SlabSource {
+ public:
+  constexpr SlabSource() = default;
+  void init(PageSource* pages, SegmentTable* table) noexcept {
+    pages_ = pages;
+    table_ = table;
+  }
+
+  // A slab for class `cls`, in state kActive with no blocks handed out, or nullptr when the page
+  // source is out of memory. Reuses the most recently emptied slab of the same size first.
+  Slab* take(unsigned cls) noexcept;
+  // The slab's blocks are all back (used == 0): keep it as cached memory.
+  void give(Slab* s) noexcept;
+
+  // Cache control, for the budget (heap.cpp). evict_oldest returns bytes released (0: none).
+  uint64_t oldest_stamp() noexcept;  // UINT64_MAX when nothing is cached
+  size_t evict_oldest() noexcept;
+  size_t release_all() noexcept;     // every empty slab, and unmaps segments with no slab left
+
+  size_t cached_bytes() const noexcept { return cached_.load(std::memory_order_relaxed); }
+  size_t mapped_bytes() const noexcept { return mapped_.load(std::memory_order_relaxed); }
+  SpinLock& lock() noexcept { return lock_; }
+
+ private:
+  static unsigned list_index(unsigned npages) noexcept { return static_cast<unsigned>(__builtin_ctz(npages)); }
+  Slab* carve_locked(unsigned npages) noexcept;
+  bool add_segment_locked() noexcept;
+  void init_slab_locked(Slab* s, unsigned cls) noexcept;
+  void unlink_empty_locked(Slab* s) noexcept;
+  void free_pages_locked(Slab* s) noexcept;
+
+  SpinLock lock_;
+  PageSource* pages_ = nullptr;
+  SegmentTable* table_ = nullptr;
+  SegmentMeta* segments_ = nullptr;
+  Slab* empty_head_[5] = {};  // most recently emptied first
+  Slab* empty_tail_[5] = {};
+  std::atomic<size_t> cached_{0};
+  std::atomic<size_t> mapped_{0};
+};
+
+}  // namespace cachealloc

@@ -1,0 +1,82 @@
+// thread_cache.cpp - the slow paths of thread_cache.h.
+#include "core/thread_cache.h"
+
+#include "core/heap.h"
+#include "util/diagnostics.h"
+
+namespace cachealloc {
+
+void ThreadCache::attach(Heap* heap, bool checking) noexcept {
+  heap_ = heap;
+  size_t threshold = heap->config().large_threshold;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    bins_[c].head = nullptr;
+    bins_[c].count = 0;
+    // Classes past the large threshold are never used; in checking mode every call is slow.
+    bins_[c].max = (checking || class_size(c) > threshold) ? 0 : thread_cache_max(c);
+  }
+  clear_epoch = heap->clear_epoch();
+}
+
+void* ThreadCache::refill(unsigned cls) noexcept {
+  if (clear_epoch != heap_->clear_epoch()) {  // somebody called ca_clear: give back what we hold
+    flush_all();
+    clear_epoch = heap_->clear_epoch();
+  }
+  void* chain = nullptr;
+  uint32_t n = heap_->pool(cls).take(batch_size(cls), &chain);
+  if (n == 0) return nullptr;
+  ThreadCounters::bump(counters_.refills);
+  ThreadCounters::bump(counters_.allocs);
+  Bin& b = bins_[cls];
+  void* p = chain;
+  // The bin was empty (that is why we refill), so the rest of the chain becomes the bin.
+  b.head = *static_cast<void**>(p);
+  b.count = n - 1;
+  return p;
+}
+
+void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
+  Bin& b = bins_[cls];
+  if (p == b.head && p != nullptr) fatal_pointer(call, "double free", p);
+  if (b.count >= b.max && b.max != 0) flush(cls, batch_size(cls), call);
+  if (b.count < b.max) {
+    *static_cast<void**>(p) = b.head;
+    b.head = p;
+    ++b.count;
+    ThreadCounters::bump(counters_.frees);
+    return;
+  }
+  // max == 0: this class is not cached per thread; hand the block straight back.
+  *static_cast<void**>(p) = nullptr;
+  ThreadCounters::bump(counters_.frees);
+  heap_->pool(cls).give(p, 1, call);
+  heap_->enforce_budget();
+}
+
+void ThreadCache::flush(unsigned cls, uint32_t n, const char* call) noexcept {
+  Bin& b = bins_[cls];
+  if (n > b.count) n = b.count;
+  if (n == 0) return;
+  void* head = b.head;
+  void* tail = head;
+  for (uint32_t i = 1; i < n; ++i) tail = *static_cast<void**>(tail);
+  b.head = *static_cast<void**>(tail);
+  *static_cast<void**>(tail) = nullptr;
+  b.count -= n;
+  ThreadCounters::bump(counters_.flushes);
+  heap_->pool(cls).give(head, n, call);
+  if (heap_->cached_bytes() > heap_->cache_limit()) heap_->enforce_budget();
+}
+
+size_t ThreadCache::flush_all() noexcept {
+  size_t bytes = 0;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    if (bins_[c].count == 0) continue;
+    bytes += size_t{bins_[c].count} * class_size(c);
+    flush(c, bins_[c].count, "thread exit");
+  }
+  return bytes;
+}
+
+}  // namespace cachealloc

@@ -1,0 +1,48 @@
+// os.h - the only place cachealloc talks to the operating system.
+//
+// Every function here is safe to call before libc constructors have run, from inside malloc, and
+// never allocates. Nothing outside lib/platform includes a system header for mmap/madvise/shm or
+// reads the environment directly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cachealloc::os {
+
+// Maps `size` bytes of fresh, zeroed, read-write anonymous memory whose start is a multiple of
+// `align`. Pre: size and align are multiples of page_size(), align a power of two.
+// Post: the mapping or nullptr (errno left as mmap set it). Never reserves more than
+// size + align - page_size() at once, so it keeps working under a tight RLIMIT_AS.
+void* map_aligned(size_t size, size_t align) noexcept;
+
+// Unmaps what map_aligned returned (or a page-aligned part of it).
+void unmap(void* p, size_t size) noexcept;
+
+// Tells the kernel the pages are no longer needed: RSS drops, the range stays mapped and reads as
+// zero when touched again. Pre: p and size page-aligned. Returns false if the kernel refused.
+bool decommit(void* p, size_t size) noexcept;
+
+size_t page_size() noexcept;
+
+// Looks `name` up in the process environment without allocating, with secure_getenv semantics:
+// nullptr for set-uid/set-gid programs (AT_SECURE) and before the environment exists.
+const char* get_env(const char* name) noexcept;
+
+// Writes all of `len` bytes to stderr with write(2), retrying on EINTR. Never allocates.
+void write_stderr(const char* s, size_t len) noexcept;
+
+// Prints `msg` to stderr and aborts. Never returns, never allocates.
+[[noreturn]] void die(const char* msg, size_t len) noexcept;
+
+// A small id of the calling thread (the kernel tid), no libc TLS needed.
+uint32_t thread_id() noexcept;
+
+// Monotonic clock in nanoseconds.
+uint64_t now_ns() noexcept;
+
+// Fault injection for tests: when set, map_aligned and decommit fail (map_aligned sets ENOMEM)
+// for the next `n` calls, or forever with a negative value. 0 turns it off.
+void inject_map_failures(long n) noexcept;
+
+}  // namespace cachealloc::os

@@ -1,0 +1,113 @@
+// os_linux.cpp - Linux implementation of os.h.
+#include "platform/os.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+extern "C" char** environ;
+
+namespace cachealloc::os {
+namespace {
+std::atomic<long> g_map_failures{0};
+
+bool injected_failure() noexcept {
+  long n = g_map_failures.load(std::memory_order_relaxed);
+  if (n == 0) return false;
+  if (n > 0) g_map_failures.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+}  // namespace
+
+void inject_map_failures(long n) noexcept { g_map_failures.store(n, std::memory_order_relaxed); }
+
+size_t page_size() noexcept {
+  static std::atomic<size_t> cached{0};
+  size_t p = cached.load(std::memory_order_relaxed);
+  if (p == 0) {
+    long v = sysconf(_SC_PAGESIZE);
+    p = v > 0 ? static_cast<size_t>(v) : 4096;
+    cached.store(p, std::memory_order_relaxed);
+  }
+  return p;
+}
+
+void* map_aligned(size_t size, size_t align) noexcept {
+  if (injected_failure()) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  const int prot = PROT_READ | PROT_WRITE;
+  const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  // Try the exact size first: the kernel often hands back an aligned address already.
+  void* p = mmap(nullptr, size, prot, flags, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if ((a & (align - 1)) == 0) return p;
+  munmap(p, size);
+  // Over-map by the alignment and trim both ends.
+  size_t over = size + align - page_size();
+  p = mmap(nullptr, over, prot, flags, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  a = reinterpret_cast<uintptr_t>(p);
+  uintptr_t start = (a + align - 1) & ~(uintptr_t{align} - 1);
+  if (start > a) munmap(p, start - a);
+  uintptr_t end = a + over;
+  if (end > start + size) munmap(reinterpret_cast<void*>(start + size), end - (start + size));
+  return reinterpret_cast<void*>(start);
+}
+
+void unmap(void* p, size_t size) noexcept { munmap(p, size); }
+
+bool decommit(void* p, size_t size) noexcept {
+  if (injected_failure()) return false;
+  return madvise(p, size, MADV_DONTNEED) == 0;
+}
+
+const char* get_env(const char* name) noexcept {
+  if (getauxval(AT_SECURE) != 0) return nullptr;
+  char** env = environ;
+  if (env == nullptr) return nullptr;
+  for (; *env != nullptr; ++env) {
+    const char* e = *env;
+    const char* n = name;
+    while (*n != '\0' && *e == *n) {
+      ++e;
+      ++n;
+    }
+    if (*n == '\0' && *e == '=') return e + 1;
+  }
+  return nullptr;
+}
+
+void write_stderr(const char* s, size_t len) noexcept {
+  while (len > 0) {
+    ssize_t w = write(2, s, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    s += w;
+    len -= static_cast<size_t>(w);
+  }
+}
+
+void die(const char* msg, size_t len) noexcept {
+  write_stderr(msg, len);
+  abort();
+}
+
+uint32_t thread_id() noexcept { return static_cast<uint32_t>(syscall(SYS_gettid)); }
+
+uint64_t now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace cachealloc::os

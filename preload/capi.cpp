@@ -1,0 +1,30 @@
+// capi.cpp - the ca_ C API of include/cachealloc.h, forwarded into namespace cachealloc.
+#include "cachealloc.h"
+
+#include "core/allocator.h"
+#include "export.h"
+
+namespace ca = cachealloc;
+
+namespace {
+ca::Heap& heap() {
+  ca::ensure_init();
+  return ca::g_heap;
+}
+}  // namespace
+
+CA_EXPORT int ca_retain(void* p) { return heap().retain(p); }
+CA_EXPORT int ca_release(void* p) { return heap().release(ca::current_cache(), p); }
+CA_EXPORT size_t ca_refcount(const void* p) { return heap().refcount(p); }
+CA_EXPORT int ca_adopt(void* p, size_t size, size_t alignment, ca_upstream_free_fn fn, void* ctx) {
+  return heap().adopt(p, size, alignment, fn, ctx);
+}
+CA_EXPORT size_t ca_clear(void) { return heap().clear(ca::current_cache()); }
+CA_EXPORT size_t ca_cached_bytes(void) { return heap().cached_bytes(); }
+CA_EXPORT size_t ca_cache_limit(void) { return heap().cache_limit(); }
+CA_EXPORT void ca_set_cache_limit(size_t bytes) { heap().set_cache_limit(bytes); }
+CA_EXPORT int ca_owns(const void* p) { return heap().owns(p) ? 1 : 0; }
+CA_EXPORT void ca_get_totals(ca_totals* out) {
+  if (out != nullptr) heap().get_totals(out);
+}
+CA_EXPORT const char* ca_version(void) { return "0.1.0"; }

@@ -1,0 +1,3 @@
+// export.h - marks the symbols libcachealloc.so exports (the version script has the final say).
+#pragma once
+#define CA_EXPORT extern "C" __attribute__((visibility("default")))
