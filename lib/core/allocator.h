@@ -15,9 +15,9 @@
 namespace cachealloc {
 
 // Constant-initialised: usable before any constructor runs (Note [Boot cache], allocator.cpp).
-extern Heap g_heap;
-extern ThreadCache g_boot_cache;
-extern thread_local ThreadCache* t_cache;
+extern constinit Heap g_heap;
+extern constinit ThreadCache g_boot_cache;
+extern constinit thread_local ThreadCache* t_cache;
 
 [[gnu::noinline]] void* malloc_slow(size_t n, size_t align, bool zero) noexcept;
 [[gnu::noinline]] void free_slow(void* p, const char* call) noexcept;
@@ -32,7 +32,8 @@ extern thread_local ThreadCache* t_cache;
 
 [[gnu::always_inline]] inline void api_free(void* p, const char* call = "free") noexcept {
   SegmentMeta* seg = g_heap.table().lookup(p);
-  if (__builtin_expect(seg != nullptr, 1)) {
+  // Blocks are 16-aligned: anything else (an interior pointer) is checked on the slow path.
+  if (__builtin_expect(seg != nullptr && (reinterpret_cast<uintptr_t>(p) & (kMinAlign - 1)) == 0, 1)) {
     unsigned cls = seg->class_at(p);
     if (__builtin_expect(cls != kNoClass && seg->retained.load(std::memory_order_relaxed) == 0, 1) &&
         t_cache->try_free(p, cls)) {
