@@ -109,16 +109,26 @@ void LargeCache::uncache_locked(LargeBlock* b) noexcept {
 }
 
 void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
+  // Note [Best fit among nearby layouts]: a request takes the newest cached block of its own
+  // layout; failing that, the smallest cached block of one of the next kFitSteps layouts (at most
+  // twice the size). Exact-layout-only reuse thrashes as soon as a program cycles through more
+  // distinct sizes than the budget holds (each size evicts the one needed next); letting a slightly
+  // larger block serve keeps the hit rate up, and the block keeps its own layout when freed.
+  constexpr int kFitSteps = 8;
   LockGuard g(lock_);
   if (nbuckets_ != 0) {
-    for (LargeBlock* b = by_layout_[layout_bucket(usable_size, align)]; b != nullptr; b = b->lay_next) {
-      if (b->size == usable_size && b->align == align) {
-        uncache_locked(b);
-        b->refcount = 1;
-        ++live_;
-        hits.fetch_add(1, std::memory_order_relaxed);
-        return b->p;
+    size_t want = usable_size;
+    for (int step = 0; step <= kFitSteps && want != 0; ++step) {
+      for (LargeBlock* b = by_layout_[layout_bucket(want, align)]; b != nullptr; b = b->lay_next) {
+        if (b->size == want && b->align == align) {
+          uncache_locked(b);
+          b->refcount = 1;
+          ++live_;
+          hits.fetch_add(1, std::memory_order_relaxed);
+          return b->p;
+        }
       }
+      want = large_round(want + 1);
     }
   }
   misses.fetch_add(1, std::memory_order_relaxed);
