@@ -62,13 +62,12 @@ struct SegmentMeta {
   SegmentMeta* next = nullptr;
   Slab slabs[kPagesPerSegment];
 
-  Slab* slab_at(const void* p) noexcept {
-    size_t page = (reinterpret_cast<uintptr_t>(p) - base) >> kPageShift;
-    return &slabs[page_head[page]];
+  // Segments are kSegmentSize-aligned, so the page index needs no load of `base`.
+  static size_t page_of(const void* p) noexcept {
+    return (reinterpret_cast<uintptr_t>(p) >> kPageShift) & (kPagesPerSegment - 1);
   }
-  uint8_t class_at(const void* p) const noexcept {
-    return page_class[(reinterpret_cast<uintptr_t>(p) - base) >> kPageShift];
-  }
+  Slab* slab_at(const void* p) noexcept { return &slabs[page_head[page_of(p)]]; }
+  uint8_t class_at(const void* p) const noexcept { return page_class[page_of(p)]; }
 };
 
 // Gives out a monotonically increasing LRU stamp shared by every cache (small and large), so
