@@ -149,7 +149,10 @@ void* api_aligned_alloc(size_t align, size_t n) noexcept {
   return malloc_slow(n, align, false);
 }
 
-void* api_memalign(size_t align, size_t n) noexcept { return api_aligned_alloc(align, n); }
+// As glibc: an alignment of 0 means the default; other non-powers of two are EINVAL.
+void* api_memalign(size_t align, size_t n) noexcept {
+  return api_aligned_alloc(align == 0 ? kMinAlign : align, n);
+}
 
 void* api_valloc(size_t n) noexcept { return malloc_slow(n, static_cast<size_t>(getpagesize()), false); }
 
