@@ -1,0 +1,145 @@
+// bad_input.cpp - one misuse (or hostile start-up condition) per mode, for bad_input.py to run
+// under LD_PRELOAD and judge: the exit status or signal, and what cachealloc printed on stderr.
+// Before a bad call the program prints "ptr=0x<hex>" on stdout, so the driver can check that the
+// fatal message names exactly that pointer.
+//
+//   free-stack | free-interior | free-static | free-mmap | realloc-stack | double-free-large
+//       must die with SIGABRT and one "cachealloc: <call>(): ..." line.
+//   ok        prints "ok cache_limit=<ca_cache_limit()>" and exits 0 (the bad-env cases).
+//   exhaust   run under `ulimit -v`: allocates until NULL (large, then small blocks), expects
+//             ENOMEM and std::bad_alloc, frees everything, and must still allocate; exits 0.
+#include "preload_support.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+#include <new>
+
+using namespace preload_test;
+
+namespace {
+
+char g_static_buffer[256];
+
+void announce(const void* p) {
+  printf("ptr=%p\n", p);
+  fflush(stdout);
+}
+
+// Allocates blocks of `size` until malloc returns NULL, chaining them through their first word so
+// the chain itself needs no memory. Returns the count; *err is errno after the failing call.
+size_t fill_until_null(size_t size, void** head, int* err) {
+  size_t count = 0;
+  for (;;) {
+    errno = 0;
+    void* p = malloc(size);
+    if (p == nullptr) {
+      *err = errno;
+      return count;
+    }
+    memset(p, 0x6B, size < 4096 ? size : 4096);
+    *static_cast<void**>(p) = *head;
+    *head = p;
+    ++count;
+  }
+}
+
+void free_chain(void* head) {
+  while (head != nullptr) {
+    void* next = *static_cast<void**>(head);
+    free(head);
+    head = next;
+  }
+}
+
+int exhaust() {
+  // Phase 1: 1 MiB blocks until NULL, then the C++ forms at the limit; free them all.
+  void* large = nullptr;
+  int err = 0;
+  size_t n_large = fill_until_null(size_t{1} << 20, &large, &err);
+  if (n_large == 0) fail("exhaust: not even one 1 MiB block under the limit");
+  if (err != ENOMEM) fail("exhaust: malloc(1 MiB) failed with errno %d, want ENOMEM", err);
+  bool threw = false;
+  try {
+    char* c = new char[size_t{64} << 20];
+    asm volatile("" : : "g"(c) : "memory");
+    delete[] c;
+  } catch (const std::bad_alloc&) {
+    threw = true;
+  }
+  if (!threw) fail("exhaust: new char[64 MiB] did not throw std::bad_alloc at the limit");
+  void* nt = ::operator new(size_t{64} << 20, std::nothrow);
+  if (nt != nullptr) fail("exhaust: nothrow new of 64 MiB did not return nullptr at the limit");
+  free_chain(large);
+
+  // Phase 2: the freed (now cached) large memory must be usable for small blocks.
+  void* small = nullptr;
+  size_t n_small = fill_until_null(256, &small, &err);
+  if (err != ENOMEM) fail("exhaust: malloc(256) failed with errno %d, want ENOMEM", err);
+  if (n_small * 256 < (n_large << 20) / 4)
+    fail("exhaust: only %zu KiB of 256 B blocks fit after freeing %zu MiB of large blocks",
+         n_small * 256 / 1024, n_large);
+  free_chain(small);
+
+  // Still alive and allocating after both exhaustions.
+  void* p = malloc(1000);
+  void* q = malloc(size_t{1} << 20);
+  if (p == nullptr || q == nullptr) fail("exhaust: malloc fails after freeing everything");
+  free(p);
+  free(q);
+  printf("exhaust: %zu x 1 MiB, then %zu x 256 B until ENOMEM\n", n_large, n_small);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) fail("usage: bad_input <mode>");
+  const char* mode = argv[1];
+  OwnsFn owns = require_cachealloc("bad_input");
+  if (strcmp(mode, "ok") == 0) {
+    using LimitFn = size_t (*)();
+    auto limit = reinterpret_cast<LimitFn>(dlsym(RTLD_DEFAULT, "ca_cache_limit"));
+    if (limit == nullptr) fail("ca_cache_limit not found");
+    void* p = malloc(3 << 20);
+    memset(p, 1, 3 << 20);
+    free(p);
+    printf("ok cache_limit=%zu\n", limit());
+    return 0;
+  }
+  if (strcmp(mode, "exhaust") == 0) return exhaust();
+  if (strcmp(mode, "free-stack") == 0) {
+    char local[64];
+    announce(local);
+    free(local);
+  } else if (strcmp(mode, "realloc-stack") == 0) {
+    char local[64];
+    announce(local);
+    void* r = realloc(local, 100);
+    printf("realloc returned %p\n", r);
+  } else if (strcmp(mode, "free-interior") == 0) {
+    auto* p = static_cast<char*>(malloc(size_t{1} << 20));
+    if (owns(p) != 1) fail("1 MiB block not owned");
+    announce(p + (size_t{1} << 19) + 16);
+    free(p + (size_t{1} << 19) + 16);
+  } else if (strcmp(mode, "free-static") == 0) {
+    announce(g_static_buffer + 16);
+    free(g_static_buffer + 16);
+  } else if (strcmp(mode, "free-mmap") == 0) {
+    void* m = mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) fail("mmap failed");
+    char* p = static_cast<char*>(m) + 4096 + 16;
+    announce(p);
+    free(p);
+  } else if (strcmp(mode, "double-free-large") == 0) {
+    void* p = malloc(size_t{1} << 20);
+    memset(p, 7, size_t{1} << 20);
+    announce(p);
+    free(p);
+    free(p);
+  } else {
+    fail("unknown mode %s", mode);
+  }
+  printf("survived\n");
+  return 0;
+}
