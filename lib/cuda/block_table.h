@@ -1,0 +1,55 @@
+// block_table.h - every device and pinned block cachealloc handed out, indexed by address.
+//
+// Data structures: a fixed array of Block records (kMaxBlocks, mapped once with os::map_aligned,
+// touched lazily) with a free list through `next`, and an open-addressing hash index
+// (address -> block id, linear probing, backward-shift deletion) of twice that many slots.
+// Block id 0 is never used, so 0 means "none".
+//
+// Who may call: device_pool.cpp and cuda_front.cpp. SYNCHRONIZATION: the index and the free list
+// are protected by the table's own lock, taken inside insert/find/erase only. The fields of a
+// Block other than `addr` belong to its pool and are read and written under that pool's lock.
+// A lookup therefore re-checks `addr` and `state` once it holds the pool lock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cachealloc::cuda {
+
+enum class BlockState : uint8_t { kFree, kLive, kPending, kReady };
+
+// Which real function gives the block back (the API that allocated it).
+enum class Origin : uint8_t { kRuntimeDevice, kDriverDevice, kRuntimeHost, kDriverHost };
+
+struct Block {
+  uint64_t addr;
+  uint64_t size;        // the rounded size really allocated
+  uint64_t fence;       // pending: the fence that covers its free (0: none recorded yet)
+  uint32_t prev, next;  // the pool's pending or ready list (free list when kFree)
+  uint32_t bprev, bnext;  // the pool's per-layout ready list
+  uint32_t refcount;
+  uint32_t host_flags;  // cudaHostAlloc / cuMemHostAlloc flags of pinned blocks
+  uint16_t pool;
+  uint16_t bucket;
+  BlockState state;
+  Origin origin;
+  bool ipc;             // exported with cuIpcGetMemHandle: never cached
+  uint8_t reserved;
+};
+static_assert(sizeof(Block) == 56);
+
+inline constexpr uint32_t kNoBlock = 0;
+inline constexpr uint32_t kMaxBlocks = uint32_t{1} << 18;
+
+// A new block record for `addr` (state kFree, other fields zero), or kNoBlock when the table is
+// full or its memory could not be mapped (the caller then passes the allocation through).
+uint32_t table_insert(uint64_t addr) noexcept;
+// The id of the block at `addr`, or kNoBlock.
+uint32_t table_find(uint64_t addr) noexcept;
+// Removes `id` from the index and recycles the record.
+void table_erase(uint32_t id) noexcept;
+Block& table_block(uint32_t id) noexcept;
+// One past the highest id ever handed out (ids below it may be scanned with table_block).
+uint32_t table_limit() noexcept;
+
+}  // namespace cachealloc::cuda

@@ -1,0 +1,55 @@
+// driver_hooks.h - how driver calls reach cachealloc when the program never names them.
+//
+// Programs built with nvcc link the CUDA runtime statically. That runtime opens libcuda.so.1,
+// looks up cuGetProcAddress with dlsym, and fetches every other driver entry point through it, so
+// exporting cuMemAlloc_v2 alone would catch nothing. cachealloc therefore interposes dlsym (the
+// asm trampoline in preload/cuda/dlsym.cpp) and wraps, for the driver only:
+//   - dlsym results that point into libcuda.so* for the names in kDlsymNames;
+//   - the function pointers cuGetProcAddress(_v2) returns for the names in kProcNames.
+// Each wrapper ("thunk") calls the exact real pointer it replaced: a hook keeps up to kSlots real
+// pointers (the driver may return variants, e.g. _ptsz), each with its own thunk.
+//
+// Note [dlsym interposition]
+// glibc resolves dlsym(RTLD_NEXT, name) relative to the *return address* of the dlsym call. The
+// exported dlsym is an asm trampoline that asks cachealloc_cuda_dlsym_target() where to go and
+// then *jumps* there with the caller's arguments and return address untouched: to libc's dlsym
+// for everything we do not wrap (every RTLD_NEXT lookup included), so RTLD_NEXT keeps its meaning
+// for every caller; to dlsym_wrapped() for the few driver names. A thread-local flag stops
+// recursion (libc's dlsym may allocate, and allocation may look symbols up).
+//
+// SYNCHRONIZATION: the slot tables are lock-free (compare-and-swap on an empty slot).
+#pragma once
+
+#include "platform/cuda_api.h"
+
+extern "C" {
+// Where the exported dlsym should jump for (handle, name): libc's dlsym or dlsym_wrapped.
+// Called only by the trampoline; hidden.
+void* cachealloc_cuda_dlsym_target(void* handle, const char* name) noexcept;
+}
+
+namespace cachealloc::cuda {
+
+using cuda_api::CuResult;
+using cuda_api::DevicePtr;
+using cuda_api::Stream;
+
+// The exported driver entry points (preload/cuda/driver.cpp) for programs linked with -lcuda.
+CuResult exported_mem_alloc(DevicePtr* p, size_t size) noexcept;
+CuResult exported_mem_free(DevicePtr p) noexcept;
+CuResult exported_mem_alloc_host(void** p, size_t size) noexcept;
+CuResult exported_mem_host_alloc(void** p, size_t size, unsigned flags) noexcept;
+CuResult exported_mem_free_host(void* p) noexcept;
+CuResult exported_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept;
+CuResult exported_stream_create(Stream* s, unsigned flags) noexcept;
+CuResult exported_stream_create_with_priority(Stream* s, unsigned flags, int priority) noexcept;
+CuResult exported_stream_destroy(Stream s) noexcept;
+CuResult exported_stream_begin_capture(Stream s, int mode) noexcept;
+CuResult exported_stream_end_capture(Stream s, void** graph) noexcept;
+CuResult exported_ipc_get_mem_handle(void* handle, DevicePtr p) noexcept;
+CuResult exported_get_proc_address(const char* symbol, void** pfn, int cuda_version,
+                                   unsigned long long flags) noexcept;
+CuResult exported_get_proc_address_v2(const char* symbol, void** pfn, int cuda_version,
+                                      unsigned long long flags, int* status) noexcept;
+
+}  // namespace cachealloc::cuda

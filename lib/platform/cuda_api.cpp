@@ -1,0 +1,144 @@
+// cuda_api.cpp - lazy binding of the CUDA runtime and driver (cuda_api.h).
+//
+// SYNCHRONIZATION: binding runs under g_bind_lock; a table is published with a release store
+// after it is complete and read with an acquire load, so readers never see a half-filled table.
+#include "platform/cuda_api.h"
+
+#include <atomic>
+#include <dlfcn.h>
+#include <link.h>
+
+#include "util/spin_lock.h"
+
+namespace cachealloc::cuda_api {
+namespace {
+
+constinit SpinLock g_bind_lock;
+constinit Runtime g_runtime{};
+constinit Driver g_driver{};
+constinit std::atomic<const Runtime*> g_runtime_ptr{nullptr};
+constinit std::atomic<const Driver*> g_driver_ptr{nullptr};
+constinit std::atomic<DlsymFn> g_real_dlsym{nullptr};
+
+thread_local int t_runtime_depth = 0;
+
+bool starts_with(const char* s, const char* prefix) noexcept {
+  for (; *prefix != '\0'; ++s, ++prefix) {
+    if (*s != *prefix) return false;
+  }
+  return true;
+}
+
+const char* base_name(const char* path) noexcept {
+  const char* b = path;
+  for (const char* p = path; *p != '\0'; ++p) {
+    if (*p == '/') b = p + 1;
+  }
+  return b;
+}
+
+template <typename Fn>
+bool bind(void* handle, const char* name, Fn* out) noexcept {
+  void* f = real_dlsym()(handle, name);
+  *out = reinterpret_cast<Fn>(f);
+  return f != nullptr;
+}
+
+// dl_iterate_phdr callback: the path of the first loaded object named libcudart*.
+int find_cudart(dl_phdr_info* info, size_t, void* out) noexcept {
+  if (info->dlpi_name != nullptr && starts_with(base_name(info->dlpi_name), "libcudart")) {
+    *static_cast<const char**>(out) = info->dlpi_name;
+    return 1;
+  }
+  return 0;
+}
+
+void* runtime_handle() noexcept {
+  const char* path = nullptr;
+  void* f = real_dlsym()(RTLD_NEXT, "cudaMalloc");
+  Dl_info info;
+  if (f != nullptr && dladdr(f, &info) != 0 && info.dli_fname != nullptr) {
+    path = info.dli_fname;
+  } else {
+    // A runtime loaded with RTLD_LOCAL (e.g. by an interpreter) is not in the global scope.
+    dl_iterate_phdr(&find_cudart, &path);
+  }
+  if (path == nullptr) return nullptr;
+  return dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
+}
+
+}  // namespace
+
+DlsymFn real_dlsym() noexcept {
+  DlsymFn f = g_real_dlsym.load(std::memory_order_acquire);
+  if (f != nullptr) return f;
+  // glibc >= 2.34 keeps dlsym in libc with version GLIBC_2.34; older ones in libdl as 2.2.5.
+  void* p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+  if (p == nullptr) p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+  if (p == nullptr) p = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.34");
+  if (p == nullptr) p = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5");
+  f = reinterpret_cast<DlsymFn>(p);
+  g_real_dlsym.store(f, std::memory_order_release);
+  return f;
+}
+
+const Runtime* runtime() noexcept {
+  const Runtime* r = g_runtime_ptr.load(std::memory_order_acquire);
+  if (r != nullptr) return r;
+  LockGuard guard(g_bind_lock);
+  r = g_runtime_ptr.load(std::memory_order_relaxed);
+  if (r != nullptr) return r;
+  void* h = runtime_handle();
+  if (h == nullptr) return nullptr;
+  Runtime t{};
+  bool ok = bind(h, "cudaMalloc", &t.malloc) && bind(h, "cudaFree", &t.free) &&
+            bind(h, "cudaMallocHost", &t.malloc_host) && bind(h, "cudaHostAlloc", &t.host_alloc) &&
+            bind(h, "cudaFreeHost", &t.free_host) && bind(h, "cudaMemGetInfo", &t.mem_get_info) &&
+            bind(h, "cudaDeviceReset", &t.device_reset) && bind(h, "cudaGetDevice", &t.get_device) &&
+            bind(h, "cudaGetLastError", &t.get_last_error);
+  if (!ok) return nullptr;
+  g_runtime = t;
+  g_runtime_ptr.store(&g_runtime, std::memory_order_release);
+  return &g_runtime;
+}
+
+const Driver* driver() noexcept {
+  const Driver* d = g_driver_ptr.load(std::memory_order_acquire);
+  if (d != nullptr) return d;
+  LockGuard guard(g_bind_lock);
+  d = g_driver_ptr.load(std::memory_order_relaxed);
+  if (d != nullptr) return d;
+  void* h = dlopen("libcuda.so.1", RTLD_NOLOAD | RTLD_LAZY);  // never loads a driver
+  if (h == nullptr) return nullptr;
+  Driver t{};
+  bool ok = bind(h, "cuMemAlloc_v2", &t.mem_alloc) && bind(h, "cuMemFree_v2", &t.mem_free) &&
+            bind(h, "cuMemAllocHost_v2", &t.mem_alloc_host) &&
+            bind(h, "cuMemHostAlloc", &t.mem_host_alloc) &&
+            bind(h, "cuMemFreeHost", &t.mem_free_host) &&
+            bind(h, "cuMemGetInfo_v2", &t.mem_get_info) &&
+            bind(h, "cuCtxGetCurrent", &t.ctx_get_current) &&
+            bind(h, "cuCtxPushCurrent_v2", &t.ctx_push_current) &&
+            bind(h, "cuCtxPopCurrent_v2", &t.ctx_pop_current) &&
+            bind(h, "cuCtxGetDevice", &t.ctx_get_device) &&
+            bind(h, "cuCtxSynchronize", &t.ctx_synchronize) &&
+            bind(h, "cuDeviceTotalMem_v2", &t.device_total_mem) &&
+            bind(h, "cuEventCreate", &t.event_create) && bind(h, "cuEventRecord", &t.event_record) &&
+            bind(h, "cuEventQuery", &t.event_query) &&
+            bind(h, "cuEventDestroy_v2", &t.event_destroy);
+  if (!ok) return nullptr;
+  g_driver = t;
+  g_driver_ptr.store(&g_driver, std::memory_order_release);
+  return &g_driver;
+}
+
+bool in_driver_library(const void* addr) noexcept {
+  Dl_info info;
+  if (addr == nullptr || dladdr(addr, &info) == 0 || info.dli_fname == nullptr) return false;
+  return starts_with(base_name(info.dli_fname), "libcuda.so");
+}
+
+bool in_runtime_call() noexcept { return t_runtime_depth > 0; }
+RuntimeCallScope::RuntimeCallScope() noexcept { ++t_runtime_depth; }
+RuntimeCallScope::~RuntimeCallScope() { --t_runtime_depth; }
+
+}  // namespace cachealloc::cuda_api

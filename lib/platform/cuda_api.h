@@ -1,0 +1,105 @@
+// cuda_api.h - the real CUDA runtime and driver entry points, found lazily with dlsym.
+//
+// This is the second OS-like interface of cachealloc (os.h is the first): nothing else in lib/
+// names a CUDA function. The library has no NEEDED entry on libcudart or libcuda and calls nothing
+// CUDA at load time; the tables below are filled on first use.
+//
+// - runtime(): the libcudart the program uses, found with dlsym(RTLD_NEXT) from this library or,
+//   failing that, among the loaded objects whose name starts with "libcudart". nullptr when the
+//   program has no shared runtime (it may still use a static one through the driver).
+// - driver(): libcuda.so.1, but only once something else has loaded it (dlopen RTLD_NOLOAD):
+//   cachealloc never loads a driver. nullptr while it is not loaded.
+// Every pointer in a returned table is non-null. The tables never change once returned.
+//
+// The types are ABI stand-ins for the CUDA headers (which the library does not include): enums are
+// ints, handles are opaque pointers, device pointers are 64-bit integers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cachealloc::cuda_api {
+
+using RtError = int;   // cudaError_t
+using CuResult = int;  // CUresult
+using DevicePtr = unsigned long long;  // CUdeviceptr
+using Context = struct CtxHandle*;     // CUcontext
+using Stream = struct StreamHandle*;   // CUstream / cudaStream_t
+using Event = struct EventHandle*;     // CUevent
+using Device = int;                    // CUdevice
+
+// cudaError_t values used here (same numbers as the toolkit's driver_types.h).
+inline constexpr RtError kRtSuccess = 0;
+inline constexpr RtError kRtInvalidValue = 1;
+inline constexpr RtError kRtMemoryAllocation = 2;
+inline constexpr RtError kRtInitializationError = 3;
+// CUresult values (cuda.h).
+inline constexpr CuResult kCuSuccess = 0;
+inline constexpr CuResult kCuInvalidValue = 1;
+inline constexpr CuResult kCuOutOfMemory = 2;
+inline constexpr CuResult kCuNotInitialized = 3;
+inline constexpr CuResult kCuNotFound = 500;
+inline constexpr CuResult kCuNotReady = 600;
+
+inline constexpr unsigned kEventDisableTiming = 0x2;  // CU_EVENT_DISABLE_TIMING
+inline constexpr unsigned kStreamNonBlocking = 0x1;   // CU_STREAM_NON_BLOCKING
+inline const Stream kLegacyStream = reinterpret_cast<Stream>(0x1);  // CU_STREAM_LEGACY
+
+// Signatures of the runtime functions cachealloc calls or forwards to.
+struct Runtime {
+  RtError (*malloc)(void** p, size_t size);
+  RtError (*free)(void* p);
+  RtError (*malloc_host)(void** p, size_t size);
+  RtError (*host_alloc)(void** p, size_t size, unsigned flags);
+  RtError (*free_host)(void* p);
+  RtError (*mem_get_info)(size_t* free_bytes, size_t* total_bytes);
+  RtError (*device_reset)();
+  RtError (*get_device)(int* device);
+  RtError (*get_last_error)();
+};
+
+// Signatures of the driver functions (the exact versioned exports of libcuda.so.1).
+struct Driver {
+  CuResult (*mem_alloc)(DevicePtr* p, size_t size);                    // cuMemAlloc_v2
+  CuResult (*mem_free)(DevicePtr p);                                   // cuMemFree_v2
+  CuResult (*mem_alloc_host)(void** p, size_t size);                   // cuMemAllocHost_v2
+  CuResult (*mem_host_alloc)(void** p, size_t size, unsigned flags);   // cuMemHostAlloc
+  CuResult (*mem_free_host)(void* p);                                  // cuMemFreeHost
+  CuResult (*mem_get_info)(size_t* free_bytes, size_t* total_bytes);   // cuMemGetInfo_v2
+  CuResult (*ctx_get_current)(Context* ctx);                           // cuCtxGetCurrent
+  CuResult (*ctx_push_current)(Context ctx);                           // cuCtxPushCurrent_v2
+  CuResult (*ctx_pop_current)(Context* ctx);                           // cuCtxPopCurrent_v2
+  CuResult (*ctx_get_device)(Device* dev);                             // cuCtxGetDevice
+  CuResult (*ctx_synchronize)();                                       // cuCtxSynchronize
+  CuResult (*device_total_mem)(size_t* bytes, Device dev);             // cuDeviceTotalMem_v2
+  CuResult (*event_create)(Event* ev, unsigned flags);                 // cuEventCreate
+  CuResult (*event_record)(Event ev, Stream s);                        // cuEventRecord
+  CuResult (*event_query)(Event ev);                                   // cuEventQuery
+  CuResult (*event_destroy)(Event ev);                                 // cuEventDestroy_v2
+};
+
+const Runtime* runtime() noexcept;
+const Driver* driver() noexcept;
+
+// The libc dlsym (found with dlvsym, never through the exported interposer). Calling it through
+// this pointer makes RTLD_NEXT relative to cachealloc itself.
+using DlsymFn = void* (*)(void* handle, const char* name);
+DlsymFn real_dlsym() noexcept;
+
+// True when `addr` lies in an object whose file name starts with "libcuda.so" (the driver).
+bool in_driver_library(const void* addr) noexcept;
+
+// Re-entry guard. Note [Runtime re-entry]: the shared runtime implements cudaMalloc with the
+// driver's cuMemAlloc_v2, which it fetched through cuGetProcAddress and so reaches our driver
+// wrapper. While a runtime wrapper is calling the real runtime, driver wrappers on the same thread
+// pass straight through, so one allocation is cached (and counted) once.
+bool in_runtime_call() noexcept;
+class RuntimeCallScope {
+ public:
+  RuntimeCallScope() noexcept;
+  ~RuntimeCallScope();
+  RuntimeCallScope(const RuntimeCallScope&) = delete;
+  RuntimeCallScope& operator=(const RuntimeCallScope&) = delete;
+};
+
+}  // namespace cachealloc::cuda_api
