@@ -11,6 +11,8 @@
 #include <sys/mman.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace conformance;
 
@@ -90,6 +92,25 @@ TEST_CASE("a block can have a thousand owners", "[capi][refcount]") {
   CHECK(ca().refcount(p) == 1);
   memset(p, 0x33, 128);
   REQUIRE(ca().release(p) == 0);
+}
+
+TEST_CASE("retain and release from many threads at once keep an exact count", "[capi][refcount]") {
+  for (size_t n : {size_t{64}, 2 * kMiB}) {
+    INFO("size " << n);
+    void* p = malloc(n);
+    REQUIRE(p != nullptr);
+    std::vector<std::thread> threads;
+    std::vector<int> errors(8, 0);
+    for (size_t t = 0; t < 8; ++t)
+      threads.emplace_back([&, t] {
+        for (int k = 0; k < 20000; ++k) errors[t] += ca().retain(p) != 0;
+        for (int k = 0; k < 20000; ++k) errors[t] += ca().release(p) != 0;
+      });
+    for (auto& th : threads) th.join();
+    for (int e : errors) CHECK(e == 0);
+    CHECK(ca().refcount(p) == 1);
+    free(p);
+  }
 }
 
 namespace {
@@ -185,6 +206,27 @@ TEST_CASE("an adopted block can be realloc'd and freed like any other", "[capi][
   ca().clear();
   CHECK(rec.calls == 1);
   CHECK(rec.p == p);
+}
+
+TEST_CASE("calloc zeroes memory even when it recycles a dirty adopted block", "[capi][adopt]") {
+  const size_t n = 2 * kMiB;
+  void* p = map_bytes(n);
+  REQUIRE(p != nullptr);
+  memset(p, 0xFF, n);
+  UpstreamRecord rec;
+  REQUIRE(ca().adopt(p, n, 4096, record_and_unmap, &rec) == 0);
+  free(p);  // now cached, and may be handed out again
+  std::vector<void*> blocks;
+  for (int i = 0; i < 4; ++i) {
+    void* q = calloc(1, n);
+    REQUIRE(q != nullptr);
+    INFO("calloc returned " << (q == p ? "the adopted block" : "another block"));
+    CHECK(all_zero(q, n));
+    blocks.push_back(q);
+  }
+  for (void* q : blocks) free(q);
+  ca().clear();
+  CHECK(rec.calls == 1);
 }
 
 TEST_CASE("ca_adopt rejects bad arguments with EINVAL", "[capi][adopt]") {

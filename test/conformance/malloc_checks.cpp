@@ -56,6 +56,10 @@ TEST_CASE("impossible requests fail with ENOMEM", "[malloc]") {
   }
 }
 
+TEST_CASE("malloc_usable_size(NULL) is 0", "[malloc]") {
+  CHECK(malloc_usable_size(nullptr) == 0);
+}
+
 TEST_CASE("calloc zeroes, even memory that was just freed dirty", "[calloc]") {
   const size_t sizes[] = {8,     16,    24,    100,   512,   1024,           4000, 8192, 20000,
                           65536, 70000, 200000, kLargeThreshold + 1, 300000, kMiB, 2 * kMiB + 3};

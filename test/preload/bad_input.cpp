@@ -3,8 +3,10 @@
 // Before a bad call the program prints "ptr=0x<hex>" on stdout, so the driver can check that the
 // fatal message names exactly that pointer.
 //
-//   free-stack | free-interior | free-static | free-mmap | realloc-stack | double-free-large
-//       must die with SIGABRT and one "cachealloc: <call>(): ..." line.
+//   free-stack | free-interior | free-interior-small | free-static | free-mmap | realloc-stack |
+//   double-free-large | double-free-small | double-free-4000
+//       must die with SIGABRT and one "cachealloc: <call>(): ..." line (the small double frees
+//       under CACHEALLOC_CHECK=1, which promises to catch every one).
 //   ok        prints "ok cache_limit=<ca_cache_limit()>" and exits 0 (the bad-env cases).
 //   exhaust   run under `ulimit -v`: allocates until NULL (large, then small blocks), expects
 //             ENOMEM and std::bad_alloc, frees everything, and must still allocate; exits 0.
@@ -122,6 +124,22 @@ int main(int argc, char** argv) {
     if (owns(p) != 1) fail("1 MiB block not owned");
     announce(p + (size_t{1} << 19) + 16);
     free(p + (size_t{1} << 19) + 16);
+  } else if (strcmp(mode, "free-interior-small") == 0) {
+    // 16-aligned, inside a live 64 B block: not a block start, so not a pointer we were given.
+    auto* p = static_cast<char*>(malloc(64));
+    announce(p + 16);
+    free(p + 16);
+    // If that was taken as a block, the next allocations overlap p.
+    void* a = malloc(64);
+    void* b = malloc(64);
+    printf("after: p=%p a=%p b=%p\n", static_cast<void*>(p), a, b);
+  } else if (strcmp(mode, "double-free-small") == 0 || strcmp(mode, "double-free-4000") == 0) {
+    size_t n = strcmp(mode, "double-free-small") == 0 ? 64 : 4000;
+    void* p = malloc(n);
+    memset(p, 7, n);
+    announce(p);
+    free(p);
+    free(p);
   } else if (strcmp(mode, "free-static") == 0) {
     announce(g_static_buffer + 16);
     free(g_static_buffer + 16);

@@ -5,7 +5,8 @@ usage: bad_input.py <path of libcachealloc.so> <path of bad_input program> <case
 
 Fatal misuse must abort (SIGABRT) with one stderr line naming the call and the exact pointer
 (which bad_input prints as "ptr=0x..." just before the bad call):
-  free-stack free-interior free-static free-mmap realloc-stack double-free-large
+  free-stack free-interior free-interior-small free-static free-mmap realloc-stack
+  double-free-large, and with CACHEALLOC_CHECK=1: check-double-free-small check-double-free-4000
 Start-up conditions must not disturb the program:
   env-banana       CACHEALLOC_CACHE_BYTES=banana: exactly one warning line naming the variable
                    and the value, the default budget, normal exit.
@@ -46,20 +47,24 @@ def run(lib, argv, extra_env=None, as_limit=None):
     return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
 
 
-# case -> (bad_input mode, call named in the message, kind of error)
+# case -> (bad_input mode, call named in the message, kind of error, extra environment)
+CHECK_ON = {"CACHEALLOC_CHECK": "1"}
 FATAL = {
-    "free-stack": ("free-stack", "free", "invalid pointer"),
-    "free-interior": ("free-interior", "free", "invalid pointer"),
-    "free-static": ("free-static", "free", "invalid pointer"),
-    "free-mmap": ("free-mmap", "free", "invalid pointer"),
-    "realloc-stack": ("realloc-stack", "realloc", "invalid pointer"),
-    "double-free-large": ("double-free-large", "free", "double free"),
+    "free-stack": ("free-stack", "free", "invalid pointer", {}),
+    "free-interior": ("free-interior", "free", "invalid pointer", {}),
+    "free-interior-small": ("free-interior-small", "free", "invalid pointer", {}),
+    "free-static": ("free-static", "free", "invalid pointer", {}),
+    "free-mmap": ("free-mmap", "free", "invalid pointer", {}),
+    "realloc-stack": ("realloc-stack", "realloc", "invalid pointer", {}),
+    "double-free-large": ("double-free-large", "free", "double free", {}),
+    "check-double-free-small": ("double-free-small", "free", "double free", CHECK_ON),
+    "check-double-free-4000": ("double-free-4000", "free", "double free", CHECK_ON),
 }
 
 
 def check_fatal(lib, prog, case):
-    mode, call, kind = FATAL[case]
-    rc, out, err = run(lib, [prog, mode])
+    mode, call, kind, env = FATAL[case]
+    rc, out, err = run(lib, [prog, mode], env)
     m = re.search(r"^ptr=(0x[0-9a-fA-F]+)$", out, re.M)
     if not m:
         fail("%s: bad_input did not reach the bad call (rc %d)\nstdout: %s\nstderr: %s"
