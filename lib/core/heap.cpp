@@ -16,12 +16,26 @@ void* fail_enomem() {
   errno = ENOMEM;
   return nullptr;
 }
+
+// For a pointer into a segment page that no active slab covers (an error path): a block start of
+// a slab that went back to the cache was handed out and freed already, so it is a double free;
+// anything else is an invalid pointer.
+const char* stale_pointer_kind(const void* p, SegmentMeta* seg) noexcept {
+  const Slab* s = seg->slab_at(p);
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (s->state == SlabState::kEmpty && s->stride != 0 && a >= s->start) {
+    uintptr_t off = a - s->start;
+    if (off % s->stride == 0 && off / s->stride < s->bump) return "double free";
+  }
+  return "invalid pointer";
+}
 }  // namespace
 
 void Heap::init(PageSource* pages, LargeSource* large, const HeapConfig& config) noexcept {
   config_ = config;
   cache_limit_.store(config.cache_limit, std::memory_order_relaxed);
   slabs_.init(pages, &table_);
+  slabs_.set_live_tracking(config.check);
   for (unsigned c = 0; c < kNumClasses; ++c) pools_[c].init(c, &slabs_, &table_);
   large_.init(large);
 }
@@ -55,6 +69,7 @@ void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
       if (p == nullptr) p = tc->refill(cls);
     } else if (pools_[cls].take(1, &p) == 1) {
       direct_allocs_.fetch_add(1, std::memory_order_relaxed);
+      if (config_.check) CA_CHECK(table_.lookup(p)->mark_live(p), "block handed out twice");
     } else {
       p = nullptr;
     }
@@ -87,7 +102,7 @@ void Heap::free(ThreadCache* tc, void* p, const char* call) noexcept {
   SegmentMeta* seg = table_.lookup(p);
   if (seg != nullptr) {
     unsigned cls = seg->class_at(p);
-    if (cls == kNoClass) fatal_pointer(call, "invalid pointer", p);
+    if (cls == kNoClass) fatal_pointer(call, stale_pointer_kind(p, seg), p);
     free_small(tc, p, seg, cls, call);
     return;
   }
@@ -131,6 +146,7 @@ void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, 
   if (seg->retained.load(std::memory_order_relaxed) != 0 && release_small_ref(p, seg)) return;
   if (config_.check) {
     if (live_small_block(p, seg) == nullptr) fatal_pointer(call, "invalid pointer", p);
+    if (!seg->clear_live(p)) fatal_pointer(call, "double free", p);  // Note [Live bits]
     memset(p, kPoison, class_size(cls));
   } else if (tc != nullptr) {
     if (!tc->try_free(p, cls)) tc->free_slow(p, cls, call);
@@ -152,7 +168,7 @@ void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexce
   SegmentMeta* seg = table_.lookup(p);
   if (seg != nullptr) {
     unsigned cls = seg->class_at(p);
-    if (cls == kNoClass) fatal_pointer(call, "invalid pointer", p);
+    if (cls == kNoClass) fatal_pointer(call, stale_pointer_kind(p, seg), p);
     old = class_size(cls);
   } else {
     old = large_.usable_size(p);

@@ -18,7 +18,13 @@ SegmentMeta* new_segment_meta() {
     if (g_spare_meta != nullptr) {
       SegmentMeta* m = g_spare_meta;
       g_spare_meta = m->next;
-      return new (m) SegmentMeta();
+      std::atomic<uint64_t>* bits = m->live_bits;  // a recycled record keeps its live bits
+      m = new (m) SegmentMeta();
+      if (bits != nullptr) {
+        for (size_t i = 0; i < SegmentMeta::kLiveWords; ++i) bits[i].store(0, std::memory_order_relaxed);
+      }
+      m->live_bits = bits;
+      return m;
     }
   }
   void* p = meta_arena().alloc(sizeof(SegmentMeta));
@@ -48,6 +54,15 @@ bool SlabSource::add_segment_locked() noexcept {
   if (m == nullptr) {
     pages_->unmap(mem, kSegmentSize);
     return false;
+  }
+  if (track_live_ && m->live_bits == nullptr) {
+    m->live_bits = static_cast<std::atomic<uint64_t>*>(
+        MetaArena::map_array(SegmentMeta::kLiveWords * sizeof(uint64_t)));
+    if (m->live_bits == nullptr) {
+      pages_->unmap(mem, kSegmentSize);
+      recycle_segment_meta(m);
+      return false;
+    }
   }
   m->base = reinterpret_cast<uintptr_t>(mem);
   for (unsigned i = 0; i < kPagesPerSegment; ++i) {

@@ -60,7 +60,12 @@ struct SegmentMeta {
   uint8_t page_head[kPagesPerSegment];     // first page of the slab covering a page
   uint64_t free_pages = ~uint64_t{0};      // bit i: page i belongs to no slab
   SegmentMeta* next = nullptr;
+  // CACHEALLOC_CHECK only (Note [Live bits]): one bit per 16-byte granule, set while the block
+  // starting there is handed out. nullptr outside check mode.
+  std::atomic<uint64_t>* live_bits = nullptr;
   Slab slabs[kPagesPerSegment];
+
+  static constexpr size_t kLiveWords = kSegmentSize / kMinAlign / 64;  // 4096 words: 32 KiB
 
   // Segments are kSegmentSize-aligned, so the page index needs no load of `base`.
   static size_t page_of(const void* p) noexcept {
@@ -68,6 +73,23 @@ struct SegmentMeta {
   }
   Slab* slab_at(const void* p) noexcept { return &slabs[page_head[page_of(p)]]; }
   uint8_t class_at(const void* p) const noexcept { return page_class[page_of(p)]; }
+
+  // Note [Live bits]
+  // In check mode every small block is handed out and taken back one at a time through the heap's
+  // slow paths, which set and clear its bit here. A free that finds the bit already clear is a
+  // double free, whichever cache (transfer slot, slab free list) the block went to in between;
+  // without the bits only a free of the thread-cache bin's head could be told apart. Pre: p is a
+  // block start of this segment and live_bits != nullptr.
+  bool mark_live(const void* p) noexcept {  // false: it was live already (an internal error)
+    size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;
+    uint64_t bit = uint64_t{1} << (g % 64);
+    return (live_bits[g / 64].fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+  }
+  bool clear_live(const void* p) noexcept {  // false: it was not live (a double free)
+    size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;
+    uint64_t bit = uint64_t{1} << (g % 64);
+    return (live_bits[g / 64].fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
+  }
 };
 
 // Gives out a monotonically increasing LRU stamp shared by every cache (small and large), so
@@ -84,6 +106,8 @@ class SlabSource {
     pages_ = pages;
     table_ = table;
   }
+  // Check mode: every segment gets live bits (Note [Live bits]); set before the first take().
+  void set_live_tracking(bool on) noexcept { track_live_ = on; }
 
   // A slab for class `cls`, in state kActive with no blocks handed out, or nullptr when the page
   // source is out of memory. Reuses the most recently emptied slab of the same size first.
@@ -111,6 +135,7 @@ class SlabSource {
   SpinLock lock_;
   PageSource* pages_ = nullptr;
   SegmentTable* table_ = nullptr;
+  bool track_live_ = false;
   SegmentMeta* segments_ = nullptr;
   Slab* empty_head_[5] = {};  // most recently emptied first
   Slab* empty_tail_[5] = {};
