@@ -1,0 +1,95 @@
+// fake_large_source.h - a LargeSource for unit tests: real memory from aligned_alloc, every call
+// counted with its size and alignment, failures on demand, and a check that each free matches a
+// live allocation with the same size and alignment.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "core/large_source.h"
+
+namespace cachealloc::test {
+
+class FakeLargeSource final : public LargeSource {
+ public:
+  struct Call {
+    size_t size;
+    size_t align;
+  };
+
+  void* alloc(size_t size, size_t align, bool zero) noexcept override {
+    alloc_calls.fetch_add(1);
+    if (take_failure()) {
+      alloc_failed.fetch_add(1);
+      return nullptr;
+    }
+    if (limit_bytes != 0 && live_bytes.load() + size > limit_bytes) {
+      alloc_failed.fetch_add(1);
+      return nullptr;
+    }
+    size_t a = align < sizeof(void*) ? sizeof(void*) : align;
+    void* p = aligned_alloc(a, (size + a - 1) / a * a);
+    if (p == nullptr) return nullptr;
+    if (zero) memset(p, 0, size);
+    else memset(p, 0xa5, size);  // make "forgot to zero" visible
+    allocs.fetch_add(1);
+    live_bytes.fetch_add(size);
+    std::lock_guard<std::mutex> g(mu_);
+    alloc_log.push_back(Call{size, align});
+    live_[p] = Call{size, align};
+    return p;
+  }
+  void free(void* p, size_t size, size_t align) noexcept override {
+    frees.fetch_add(1);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      free_log.push_back(Call{size, align});
+      auto it = live_.find(p);
+      if (it == live_.end() || it->second.size != size || it->second.align != align) {
+        bad_frees.fetch_add(1);
+        return;  // leak rather than crash: the test checks bad_frees
+      }
+      live_.erase(it);
+    }
+    live_bytes.fetch_sub(size);
+    ::free(p);
+  }
+
+  void fail_allocs(long n) noexcept { failures_.store(n); }
+  void recover() noexcept {
+    failures_.store(0);
+    limit_bytes = 0;
+  }
+  size_t live_blocks() {
+    std::lock_guard<std::mutex> g(mu_);
+    return live_.size();
+  }
+  std::vector<Call> allocs_logged() {
+    std::lock_guard<std::mutex> g(mu_);
+    return alloc_log;
+  }
+
+  std::atomic<uint64_t> alloc_calls{0}, allocs{0}, alloc_failed{0}, frees{0}, bad_frees{0};
+  std::atomic<size_t> live_bytes{0};
+  size_t limit_bytes = 0;  // when nonzero, alloc() fails past this many live bytes
+  std::vector<Call> alloc_log, free_log;
+
+ private:
+  bool take_failure() noexcept {
+    long n = failures_.load();
+    while (n > 0 && !failures_.compare_exchange_weak(n, n - 1)) {
+    }
+    return n != 0;
+  }
+  std::atomic<long> failures_{0};
+  std::mutex mu_;
+  std::map<void*, Call> live_;
+};
+
+}  // namespace cachealloc::test

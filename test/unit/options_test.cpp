@@ -1,0 +1,152 @@
+// options_test.cpp - the options table and its parser (config/options.h), and that
+// docs/configuration.md lists every variable of the table.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/options.h"
+
+using namespace cachealloc;
+
+namespace {
+std::map<std::string, std::string> g_env;
+std::vector<std::string> g_warnings;
+
+const char* fake_lookup(const char* name) {
+  auto it = g_env.find(name);
+  return it == g_env.end() ? nullptr : it->second.c_str();
+}
+void fake_warn(const char* line) { g_warnings.emplace_back(line); }
+
+const OptionInfo& info_for(const char* env) {
+  size_t n = 0;
+  const OptionInfo* t = option_table(&n);
+  for (size_t i = 0; i < n; ++i) {
+    if (strcmp(t[i].env, env) == 0) return t[i];
+  }
+  FAIL("no option " << env);
+  return t[0];
+}
+
+bool parse(const char* env, const char* text, uint64_t* out) {
+  return parse_option_value(info_for(env), text, out);
+}
+}  // namespace
+
+TEST_CASE("sizes accept bytes and K/M/G/T suffixes", "[options]") {
+  uint64_t v = 0;
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "65536", &v));
+  REQUIRE(v == 65536);
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "64K", &v));
+  REQUIRE(v == 64 << 10);
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "64k", &v));
+  REQUIRE(v == 64 << 10);
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "256M", &v));
+  REQUIRE(v == uint64_t{256} << 20);
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "2G", &v));
+  REQUIRE(v == uint64_t{2} << 30);
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "1T", &v));
+  REQUIRE(v == uint64_t{1} << 40);
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "3MiB", &v));
+  REQUIRE(v == uint64_t{3} << 20);
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "3MB", &v));
+  REQUIRE(v == uint64_t{3} << 20);
+  REQUIRE(parse("CACHEALLOC_CACHE_BYTES", "0", &v));
+  REQUIRE(v == 0);
+}
+
+TEST_CASE("malformed and out-of-range sizes are refused", "[options]") {
+  uint64_t v = 42;
+  for (const char* bad : {"", "banana", "12X", "-1", " 5", "5 ", "1.5G", "K", "99999999999999999999",
+                          "17179869184G", "1P"}) {
+    INFO(bad);
+    REQUIRE_FALSE(parse("CACHEALLOC_CACHE_BYTES", bad, &v));
+  }
+  REQUIRE(v == 42);  // untouched on failure
+  REQUIRE_FALSE(parse("CACHEALLOC_LARGE_THRESHOLD", "1K", &v));    // below min 4K
+  REQUIRE_FALSE(parse("CACHEALLOC_LARGE_THRESHOLD", "1M", &v));    // above max 256K
+  REQUIRE(parse("CACHEALLOC_LARGE_THRESHOLD", "4K", &v));
+  REQUIRE(parse("CACHEALLOC_LARGE_THRESHOLD", "256K", &v));
+}
+
+TEST_CASE("booleans accept the on/off words in any case", "[options]") {
+  uint64_t v = 7;
+  for (const char* on : {"1", "on", "ON", "true", "True", "yes", "YES"}) {
+    INFO(on);
+    REQUIRE(parse("CACHEALLOC_CHECK", on, &v));
+    REQUIRE(v == 1);
+  }
+  for (const char* off : {"0", "off", "Off", "false", "FALSE", "no", "No"}) {
+    INFO(off);
+    REQUIRE(parse("CACHEALLOC_CHECK", off, &v));
+    REQUIRE(v == 0);
+  }
+  for (const char* bad : {"", "2", "y", "enable", "onn", "truee", "-1"}) {
+    INFO(bad);
+    REQUIRE_FALSE(parse("CACHEALLOC_CHECK", bad, &v));
+  }
+}
+
+TEST_CASE("load_options: defaults without environment, values with it", "[options]") {
+  g_env.clear();
+  g_warnings.clear();
+  Options d = load_options(&fake_lookup, &fake_warn);
+  REQUIRE(g_warnings.empty());
+  REQUIRE(d.cache_bytes == uint64_t{256} << 20);
+  REQUIRE(d.large_threshold == uint64_t{256} << 10);
+  REQUIRE(d.check == 0);
+  REQUIRE(d.stats == 1);
+
+  g_env = {{"CACHEALLOC_CACHE_BYTES", "1G"}, {"CACHEALLOC_CHECK", "yes"},
+           {"CACHEALLOC_LARGE_THRESHOLD", "64K"}, {"CACHEALLOC_STATS", "off"}};
+  Options o = load_options(&fake_lookup, &fake_warn);
+  REQUIRE(g_warnings.empty());
+  REQUIRE(o.cache_bytes == uint64_t{1} << 30);
+  REQUIRE(o.check == 1);
+  REQUIRE(o.large_threshold == 64 << 10);
+  REQUIRE(o.stats == 0);
+}
+
+TEST_CASE("load_options: each bad value warns once, names it, and keeps the default", "[options]") {
+  g_env = {{"CACHEALLOC_CACHE_BYTES", "banana"}, {"CACHEALLOC_VERBOSE", "maybe"},
+           {"CACHEALLOC_LARGE_THRESHOLD", "1G"}, {"CACHEALLOC_CHECK", "1"}};
+  g_warnings.clear();
+  Options o = load_options(&fake_lookup, &fake_warn);
+  REQUIRE(g_warnings.size() == 3);
+  REQUIRE(o.cache_bytes == uint64_t{256} << 20);
+  REQUIRE(o.verbose == 0);
+  REQUIRE(o.large_threshold == uint64_t{256} << 10);
+  REQUIRE(o.check == 1);  // the good one still applies
+  bool saw_banana = false;
+  for (const std::string& w : g_warnings) {
+    if (w.find("CACHEALLOC_CACHE_BYTES") != std::string::npos && w.find("banana") != std::string::npos) {
+      saw_banana = true;
+    }
+    REQUIRE(w.find('\n') == std::string::npos);  // one line each
+  }
+  REQUIRE(saw_banana);
+  g_env.clear();
+}
+
+TEST_CASE("every option of the table is documented in docs/configuration.md", "[options][docs]") {
+  std::ifstream in(CA_SOURCE_ROOT "/docs/configuration.md");
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string doc = ss.str();
+  size_t n = 0;
+  const OptionInfo* t = option_table(&n);
+  REQUIRE(n >= 8);
+  for (size_t i = 0; i < n; ++i) {
+    INFO(t[i].env);
+    REQUIRE(doc.find(std::string("`") + t[i].env + "`") != std::string::npos);
+    REQUIRE(t[i].default_value >= t[i].min);
+    REQUIRE(t[i].default_value <= t[i].max);
+    REQUIRE(strlen(t[i].doc) > 10);
+  }
+}

@@ -1,0 +1,55 @@
+// segment_table_test.cpp - address -> segment metadata (core/segment_table.h).
+#include <catch2/catch.hpp>
+
+#include <memory>
+
+#include "core/segment_table.h"
+#include "core/slab_source.h"
+
+using namespace cachealloc;
+
+TEST_CASE("segment table: lookup covers exactly the registered segments", "[segment_table]") {
+  auto table = std::make_unique<SegmentTable>();
+  SegmentMeta a, b;
+  uintptr_t base_a = uintptr_t{0x7f1200000000};
+  uintptr_t base_b = base_a + 5 * kSegmentSize;
+  uintptr_t far = (uintptr_t{1} << 46) + 17 * kSegmentSize;  // another root entry
+  SegmentMeta c;
+
+  REQUIRE(table->lookup(reinterpret_cast<void*>(base_a)) == nullptr);
+  REQUIRE(table->set(base_a, &a));
+  REQUIRE(table->set(base_b, &b));
+  REQUIRE(table->set(far, &c));
+
+  for (uintptr_t off : {uintptr_t{0}, uintptr_t{1}, uintptr_t{4096}, kSegmentSize / 2, kSegmentSize - 1}) {
+    REQUIRE(table->lookup(reinterpret_cast<void*>(base_a + off)) == &a);
+    REQUIRE(table->lookup(reinterpret_cast<void*>(base_b + off)) == &b);
+    REQUIRE(table->lookup(reinterpret_cast<void*>(far + off)) == &c);
+  }
+  REQUIRE(table->lookup(reinterpret_cast<void*>(base_a - 1)) == nullptr);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(base_a + kSegmentSize)) == nullptr);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(base_b + kSegmentSize)) == nullptr);
+  REQUIRE(table->lookup(nullptr) == nullptr);
+  // Outside the 47-bit user address space: never ours, never a crash.
+  REQUIRE(table->lookup(reinterpret_cast<void*>(uintptr_t{1} << 47)) == nullptr);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(~uintptr_t{0})) == nullptr);
+
+  REQUIRE(table->set(base_a, nullptr));
+  REQUIRE(table->lookup(reinterpret_cast<void*>(base_a + 100)) == nullptr);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(base_b + 100)) == &b);
+}
+
+TEST_CASE("segment meta: page index and class from the address alone", "[segment_table]") {
+  SegmentMeta m;
+  m.base = uintptr_t{0x7f0000000000};
+  for (unsigned i = 0; i < kPagesPerSegment; ++i) {
+    m.page_class[i] = static_cast<uint8_t>(i % 3 == 0 ? kNoClass : i);
+    m.page_head[i] = static_cast<uint8_t>(i & ~1u);
+  }
+  for (unsigned i = 0; i < kPagesPerSegment; ++i) {
+    void* p = reinterpret_cast<void*>(m.base + (uintptr_t{i} << kPageShift) + 48);
+    REQUIRE(SegmentMeta::page_of(p) == i);
+    REQUIRE(m.class_at(p) == m.page_class[i]);
+    REQUIRE(m.slab_at(p) == &m.slabs[i & ~1u]);
+  }
+}

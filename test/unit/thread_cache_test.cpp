@@ -1,0 +1,107 @@
+// thread_cache_test.cpp - per-thread bins: refill and flush in batches (core/thread_cache.h).
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <vector>
+
+#include "heap_fixture.h"
+
+using namespace cachealloc;
+using namespace cachealloc::test;
+
+TEST_CASE("thread cache: an empty bin refills one batch from the central pool", "[thread_cache]") {
+  TestHeap t;
+  unsigned cls = class_of(40);
+  REQUIRE(t.tc->try_alloc(cls) == nullptr);  // starts empty
+  void* p = t.alloc(40);
+  REQUIRE(p != nullptr);
+  REQUIRE(t.tc->counters().refills == 1);
+  REQUIRE(t.tc->bin_count(cls) == batch_size(cls) - 1);
+  REQUIRE(t.heap.pool(cls).counters().blocks_taken == batch_size(cls));
+  // The rest of the batch is served without touching the pool.
+  std::set<void*> seen{p};
+  for (uint32_t i = 1; i < batch_size(cls); ++i) {
+    void* q = t.alloc(40);
+    REQUIRE(seen.insert(q).second);
+  }
+  REQUIRE(t.tc->counters().refills == 1);
+  REQUIRE(t.tc->bin_count(cls) == 0);
+  void* next = t.alloc(40);
+  REQUIRE(t.tc->counters().refills == 2);
+  seen.insert(next);
+  for (void* q : seen) t.free(q);
+}
+
+TEST_CASE("thread cache: a full bin flushes one batch to the central pool", "[thread_cache]") {
+  TestHeap t;
+  unsigned cls = class_of(100);
+  uint32_t max = thread_cache_max(cls);
+  std::vector<void*> blocks;
+  for (uint32_t i = 0; i < max + batch_size(cls); ++i) blocks.push_back(t.alloc(100));
+  for (void* p : blocks) t.free(p);
+  REQUIRE(t.tc->counters().flushes >= 1);
+  REQUIRE(t.tc->bin_count(cls) <= max);
+  REQUIRE(t.tc->bin_count(cls) > 0);
+  REQUIRE(t.tc->counters().frees == blocks.size());
+  const auto& pc = t.heap.pool(cls).counters();
+  REQUIRE(pc.blocks_given == pc.blocks_taken - t.tc->bin_count(cls));  // nothing lost
+  // flush_all empties every bin.
+  size_t bytes = t.tc->flush_all();
+  REQUIRE(bytes > 0);
+  REQUIRE(t.tc->bin_count(cls) == 0);
+  REQUIRE(pc.blocks_given == pc.blocks_taken);
+}
+
+TEST_CASE("thread cache: blocks freed by one thread cache are reused by another", "[thread_cache]") {
+  TestHeap t;
+  ThreadCache* other = t.heap.create_thread_cache();
+  REQUIRE(other != nullptr);
+  unsigned cls = class_of(64);
+  uint32_t batch = batch_size(cls);
+  std::vector<void*> blocks;
+  for (uint32_t i = 0; i < 4 * batch; ++i) blocks.push_back(t.heap.alloc(t.tc, 64, 0, false));
+  std::set<void*> produced(blocks.begin(), blocks.end());
+  for (void* p : blocks) t.heap.free(other, p, "free");  // cross-thread frees
+  other->flush_all();
+  t.tc->flush_all();
+  // The consumer thread gets the producer's blocks back (transfer slots or slabs), not fresh memory.
+  uint64_t maps_before = t.pages.maps;
+  std::vector<void*> again;
+  for (uint32_t i = 0; i < 4 * batch; ++i) again.push_back(t.heap.alloc(other, 64, 0, false));
+  REQUIRE(t.pages.maps == maps_before);
+  size_t reused = 0;
+  for (void* p : again) reused += produced.count(p);
+  REQUIRE(reused == again.size());
+  for (void* p : again) t.heap.free(t.tc, p, "free");
+  t.heap.destroy_thread_cache(other);
+}
+
+TEST_CASE("thread cache: freeing the bin's head twice is caught on the fast path", "[thread_cache][death]") {
+  DeathResult d = run_in_child([] {
+    TestHeap t;
+    void* p = t.alloc(32);
+    t.free(p);
+    t.free(p);
+  });
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
+}
+
+TEST_CASE("thread cache: destroy flushes everything back", "[thread_cache]") {
+  TestHeap t;
+  ThreadCache* tc = t.heap.create_thread_cache();
+  std::vector<void*> v;
+  for (int i = 0; i < 500; ++i) v.push_back(t.heap.alloc(tc, 16 + (i % 20) * 16, 0, false));
+  for (void* p : v) t.heap.free(tc, p, "free");
+  t.heap.destroy_thread_cache(tc);
+  uint64_t taken = 0, given = 0;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    taken += t.heap.pool(c).counters().blocks_taken;
+    given += t.heap.pool(c).counters().blocks_given;
+  }
+  REQUIRE(taken == given);
+  ca_totals tot{};
+  t.heap.get_totals(&tot);
+  REQUIRE(tot.allocs >= 500);
+  REQUIRE(tot.frees >= 500);
+}
