@@ -87,6 +87,13 @@ typedef struct ca_totals {
 } ca_totals;
 void ca_get_totals(ca_totals *out);
 
+/* Publishes this process's counters to its statistics segment (/dev/shm/cachealloc.<pid>, read by
+ * cachealloc-stats; see docs/stats.md) right now, instead of at the next publication point (the
+ * segment otherwise lags by a few milliseconds). Counters of the calling thread are exact; other
+ * threads' are exact when they are idle. Returns 0, or ENOENT when statistics are off
+ * (CACHEALLOC_STATS=0) or the segment could not be created. */
+int ca_stats_flush(void);
+
 /* The library's version string, "0.1.0". */
 const char *ca_version(void);
 

@@ -3,6 +3,7 @@
 
 #include "core/allocator.h"
 #include "export.h"
+#include "stats/publisher.h"
 
 namespace ca = cachealloc;
 
@@ -27,4 +28,5 @@ CA_EXPORT int ca_owns(const void* p) { return heap().owns(p) ? 1 : 0; }
 CA_EXPORT void ca_get_totals(ca_totals* out) {
   if (out != nullptr) heap().get_totals(out);
 }
+CA_EXPORT int ca_stats_flush(void) { return ca::stats::flush(); }
 CA_EXPORT const char* ca_version(void) { return "0.1.0"; }

@@ -36,6 +36,19 @@ constinit std::atomic<bool> g_atfork_done{false};
 constinit pthread_key_t g_cache_key = 0;
 constinit thread_local bool t_dead = false;
 constinit thread_local bool t_creating = false;
+constinit std::atomic<StatsTick> g_stats_tick{nullptr};
+constinit thread_local int t_tick_countdown = 0;
+
+[[gnu::cold, gnu::noinline]] void stats_tick_slow() noexcept {
+  t_tick_countdown = kStatsTickEvery;
+  StatsTick fn = g_stats_tick.load(std::memory_order_acquire);
+  if (fn != nullptr) fn();
+}
+
+// Note [Stats tick] in allocator.h.
+inline void stats_tick() noexcept {
+  if (__builtin_expect(--t_tick_countdown < 0, 0)) stats_tick_slow();
+}
 
 HeapConfig config_from_options() {
   const Options& o = options();
@@ -51,6 +64,7 @@ void on_thread_exit(void* value) {
   t_cache = &g_boot_cache;
   t_dead = true;
   if (tc != nullptr) g_heap.destroy_thread_cache(tc);
+  stats_tick_slow();
 }
 
 void before_fork() { g_heap.lock_all(); }
@@ -98,14 +112,19 @@ ThreadCache* current_cache() noexcept {
   return tc;
 }
 
+void set_stats_tick(StatsTick fn) noexcept { g_stats_tick.store(fn, std::memory_order_release); }
+
 void* malloc_slow(size_t n, size_t align, bool zero) noexcept {
-  return g_heap.alloc(current_cache(), n, align, zero);
+  void* p = g_heap.alloc(current_cache(), n, align, zero);
+  stats_tick();
+  return p;
 }
 
 void free_slow(void* p, const char* call) noexcept {
   if (p == nullptr) return;
   ensure_init();
   g_heap.free(current_cache(), p, call);
+  stats_tick();
 }
 
 void* api_calloc(size_t n, size_t size) noexcept {
@@ -119,7 +138,9 @@ void* api_calloc(size_t n, size_t size) noexcept {
 
 void* api_realloc(void* p, size_t n) noexcept {
   ensure_init();
-  return g_heap.realloc(current_cache(), p, n, "realloc");
+  void* q = g_heap.realloc(current_cache(), p, n, "realloc");
+  stats_tick();
+  return q;
 }
 
 void* api_reallocarray(void* p, size_t n, size_t size) noexcept {

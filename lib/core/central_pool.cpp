@@ -4,6 +4,12 @@
 #include "util/diagnostics.h"
 
 namespace cachealloc {
+namespace {
+// Counters are only written under the pool lock: a plain add, no read-modify-write instruction.
+void add(std::atomic<uint64_t>& c, uint64_t n) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+}  // namespace
 
 void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table) noexcept {
   cls_ = cls;
@@ -35,6 +41,10 @@ uint32_t CentralPool::take(uint32_t want, void** head) noexcept {
   if (want == batch_ && nslots_ > 0) {
     Slot& s = slots_[--nslots_];
     *head = s.head;
+    add(counters_.takes, 1);
+    add(counters_.slot_takes, 1);
+    add(counters_.blocks_taken, s.count);
+    add(counters_.slot_blocks, -uint64_t{s.count});
     return s.count;
   }
   void* chain = nullptr;
@@ -44,6 +54,7 @@ uint32_t CentralPool::take(uint32_t want, void** head) noexcept {
     if (s == nullptr) {
       s = slabs_->take(cls_);
       if (s == nullptr) break;  // out of memory: hand out what we have
+      add(counters_.slabs_taken, 1);
       push_partial_locked(s);
     }
     while (got < want && s->free_list != nullptr) {
@@ -66,13 +77,18 @@ uint32_t CentralPool::take(uint32_t want, void** head) noexcept {
     if (!s->has_free()) unlink_partial_locked(s);
   }
   *head = chain;
+  add(counters_.takes, 1);
+  add(counters_.blocks_taken, got);
   return got;
 }
 
 void CentralPool::give(void* head, uint32_t count, const char* call) noexcept {
   LockGuard g(lock_);
+  add(counters_.gives, 1);
+  add(counters_.blocks_given, count);
   if (count == batch_ && nslots_ < max_slots_) {
     slots_[nslots_++] = Slot{head, count};
+    add(counters_.slot_blocks, count);
     return;
   }
   give_to_slabs_locked(head, count, call);
@@ -95,6 +111,7 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
     --s->used;
     if (s->used == 0) {
       if (s->in_partial) unlink_partial_locked(s);
+      add(counters_.slabs_released, 1);
       slabs_->give(s);
     } else if (!s->in_partial) {
       push_partial_locked(s);
@@ -107,6 +124,7 @@ void CentralPool::drain_slots() noexcept {
   LockGuard g(lock_);
   while (nslots_ > 0) {
     Slot s = slots_[--nslots_];
+    add(counters_.slot_blocks, -uint64_t{s.count});
     give_to_slabs_locked(s.head, s.count, "ca_clear");
   }
 }

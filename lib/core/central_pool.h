@@ -16,6 +16,7 @@
 // Lock order: CentralPool::lock_ -> SlabSource::lock_.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "core/slab_source.h"
@@ -41,6 +42,15 @@ class CentralPool {
   SpinLock& lock() noexcept { return lock_; }
   unsigned cls() const noexcept { return cls_; }
 
+  // Counters for stats: written under lock_ (one writer at a time), read without it.
+  struct Counters {
+    std::atomic<uint64_t> takes{0}, slot_takes{0}, gives{0};  // calls (slot_takes: served by a slot)
+    std::atomic<uint64_t> blocks_taken{0}, blocks_given{0};   // blocks out = taken - given
+    std::atomic<uint64_t> slot_blocks{0};                     // now: blocks in the transfer slots
+    std::atomic<uint64_t> slabs_taken{0}, slabs_released{0};  // from / back to the SlabSource
+  };
+  const Counters& counters() const noexcept { return counters_; }
+
  private:
   struct Slot {
     void* head;
@@ -59,6 +69,7 @@ class CentralPool {
   Slab* partial_ = nullptr;
   SlabSource* slabs_ = nullptr;
   SegmentTable* table_ = nullptr;
+  Counters counters_;
 };
 
 }  // namespace cachealloc

@@ -28,6 +28,8 @@
 
 namespace cachealloc {
 
+struct HeapSnapshot;  // core/heap_stats.h
+
 struct HeapConfig {
   size_t cache_limit = size_t{256} << 20;
   size_t large_threshold = size_t{256} << 10;
@@ -64,6 +66,8 @@ class Heap {
   // Evicts least recently used memory until cached bytes fit the budget.
   void enforce_budget() noexcept;
   void get_totals(ca_totals* out) noexcept;
+  // Every counter, for lib/stats (heap_stats.cpp). Takes the registry lock only.
+  void snapshot(HeapSnapshot* out) noexcept;
 
   // ---- thread caches ----
   ThreadCache* create_thread_cache() noexcept;  // nullptr when metadata cannot be mapped

@@ -124,6 +124,7 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
           uncache_locked(b);
           b->refcount = 1;
           ++live_;
+          live_bytes_.fetch_add(b->size, std::memory_order_relaxed);
           hits.fetch_add(1, std::memory_order_relaxed);
           return b->p;
         }
@@ -152,6 +153,7 @@ void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero) no
     LockGuard g(lock_);
     if (insert_ptr_locked(rec)) {
       ++live_;
+      live_bytes_.fetch_add(rec->size, std::memory_order_relaxed);
       return p;
     }
   }
@@ -167,8 +169,12 @@ LargeCache::Release LargeCache::release(void* p, size_t limit, size_t threshold)
     LargeBlock* b = find_locked(p);
     if (b == nullptr) return Release::kNotOurs;
     if (b->cached) return Release::kDoubleFree;
-    if (--b->refcount > 0) return Release::kStillShared;
+    if (--b->refcount > 0) {
+      shared_releases.fetch_add(1, std::memory_order_relaxed);
+      return Release::kStillShared;
+    }
     --live_;
+    live_bytes_.fetch_sub(b->size, std::memory_order_relaxed);
     frees.fetch_add(1, std::memory_order_relaxed);
     bool adopted_small = b->upstream_free != nullptr && b->size <= threshold;
     if (b->size > limit || adopted_small) {
@@ -187,6 +193,7 @@ bool LargeCache::retain(void* p) noexcept {
   LargeBlock* b = find_locked(p);
   if (b == nullptr || b->cached || b->refcount == UINT32_MAX) return false;
   ++b->refcount;
+  retains.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -226,6 +233,8 @@ int LargeCache::adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn
     return 12;
   }
   ++live_;
+  live_bytes_.fetch_add(size, std::memory_order_relaxed);
+  adopts.fetch_add(1, std::memory_order_relaxed);
   return 0;
 }
 

@@ -76,9 +76,11 @@ class LargeCache {
   size_t release_all() noexcept;
   size_t cached_bytes() const noexcept { return cached_.load(std::memory_order_relaxed); }
   size_t live_blocks() const noexcept { return live_; }
+  size_t live_bytes() const noexcept { return live_bytes_.load(std::memory_order_relaxed); }
 
   // Counters (relaxed, read by stats).
   std::atomic<uint64_t> hits{0}, misses{0}, evictions{0}, upstream_allocs{0}, upstream_frees{0}, frees{0};
+  std::atomic<uint64_t> adopts{0}, retains{0}, shared_releases{0};  // shared: count was >= 2
 
   SpinLock& lock() noexcept { return lock_; }
   SpinLock& records_lock() noexcept { return records_.lock(); }
@@ -102,6 +104,7 @@ class LargeCache {
   size_t nbuckets_ = 0;  // both tables, a power of two
   size_t records_in_ptr_ = 0;
   size_t live_ = 0;
+  std::atomic<size_t> live_bytes_{0};  // written under lock_, read by stats without it
   LargeBlock* lru_head_ = nullptr;
   LargeBlock* lru_tail_ = nullptr;
   std::atomic<size_t> cached_{0};

@@ -4,6 +4,10 @@
 namespace cachealloc {
 namespace {
 constexpr size_t kGolden = 0x9E3779B97F4A7C15ull;
+// A counter written under its shard's lock (one writer at a time), read by stats without it.
+void bump(std::atomic<uint64_t>& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 }
 
 RefcountTable::Shard& RefcountTable::shard_for(Shard* shards, const void* p) noexcept {
@@ -42,7 +46,11 @@ uint32_t RefcountTable::retain(const void* p, bool* inserted) noexcept {
     LockGuard g(s.lock);
     if (s.nbuckets != 0) {
       for (Node* e = s.buckets[bucket(s, p)]; e != nullptr; e = e->next) {
-        if (e->key == p) return e->count == UINT32_MAX ? 0 : ++e->count;
+        if (e->key == p) {
+          if (e->count == UINT32_MAX) return 0;
+          bump(s.retains);
+          return ++e->count;
+        }
       }
     }
   }
@@ -53,6 +61,7 @@ uint32_t RefcountTable::retain(const void* p, bool* inserted) noexcept {
     for (Node* e = s.buckets[bucket(s, p)]; e != nullptr; e = e->next) {
       if (e->key == p) {
         nodes_.put(fresh);
+        bump(s.retains);
         return ++e->count;
       }
     }
@@ -67,6 +76,7 @@ uint32_t RefcountTable::retain(const void* p, bool* inserted) noexcept {
   fresh->next = s.buckets[k];
   s.buckets[k] = fresh;
   ++s.size;
+  bump(s.retains);
   *inserted = true;
   return 2;
 }
@@ -83,6 +93,7 @@ uint32_t RefcountTable::release(const void* p, bool* erased) noexcept {
       Node* e = *link;
       if (e->key != p) continue;
       left = --e->count;
+      bump(s.releases);
       if (left == 1) {
         *link = e->next;
         --s.size;
@@ -113,6 +124,16 @@ size_t RefcountTable::entries() noexcept {
     n += s.size;
   }
   return n;
+}
+
+void RefcountTable::counts(uint64_t* retains, uint64_t* releases) const noexcept {
+  uint64_t r = 0, d = 0;
+  for (const Shard& s : shards_) {
+    r += s.retains.load(std::memory_order_relaxed);
+    d += s.releases.load(std::memory_order_relaxed);
+  }
+  *retains = r;
+  *releases = d;
 }
 
 void RefcountTable::lock_all() noexcept {

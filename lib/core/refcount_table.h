@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 
 #include "core/meta_arena.h"
@@ -30,6 +31,8 @@ class RefcountTable {
   uint32_t release(const void* p, bool* erased) noexcept;
   uint32_t count(const void* p) noexcept;  // 0 when absent
   size_t entries() noexcept;
+  // References added / dropped (while the count was >= 2), summed over shards, for stats.
+  void counts(uint64_t* retains, uint64_t* releases) const noexcept;
 
   void lock_all() noexcept;
   void unlock_all() noexcept;
@@ -45,6 +48,7 @@ class RefcountTable {
     Node** buckets = nullptr;
     size_t nbuckets = 0;
     size_t size = 0;
+    std::atomic<uint64_t> retains{0}, releases{0};  // written under lock, read without it
   };
   static Shard& shard_for(Shard* shards, const void* p) noexcept;
   static size_t bucket(const Shard& s, const void* p) noexcept;

@@ -77,6 +77,7 @@ bool SlabSource::add_segment_locked() noexcept {
   m->next = segments_;
   segments_ = m;
   mapped_.fetch_add(kSegmentSize, std::memory_order_relaxed);
+  segment_maps.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
@@ -184,6 +185,7 @@ size_t SlabSource::evict_oldest() noexcept {
   pages_->decommit(reinterpret_cast<void*>(victim->start), bytes);
   free_pages_locked(victim);
   cached_.fetch_sub(bytes, std::memory_order_relaxed);
+  evictions.fetch_add(1, std::memory_order_relaxed);
   return bytes;
 }
 
@@ -198,6 +200,7 @@ size_t SlabSource::release_all() noexcept {
       table_->set(m->base, nullptr);
       pages_->unmap(reinterpret_cast<void*>(m->base), kSegmentSize);
       mapped_.fetch_sub(kSegmentSize, std::memory_order_relaxed);
+      segment_unmaps.fetch_add(1, std::memory_order_relaxed);
       recycle_segment_meta(m);
     } else {
       link = &m->next;

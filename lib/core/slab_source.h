@@ -122,6 +122,10 @@ class SlabSource {
 
   size_t cached_bytes() const noexcept { return cached_.load(std::memory_order_relaxed); }
   size_t mapped_bytes() const noexcept { return mapped_.load(std::memory_order_relaxed); }
+
+  // Counters for stats (written under lock_, read without it): segments mapped from / unmapped to
+  // the page source, and empty slabs decommitted by the budget or a clear.
+  std::atomic<uint64_t> segment_maps{0}, segment_unmaps{0}, evictions{0};
   SpinLock& lock() noexcept { return lock_; }
 
  private:

@@ -1,0 +1,45 @@
+// shm.h - POSIX shared-memory segments, and the facts about this process written into them.
+//
+// The only place cachealloc calls shm_open/ftruncate/mmap(MAP_SHARED)/shm_unlink. Used by
+// lib/stats to publish the statistics segment (include/cachealloc/stats_abi.h). Like os.h, every
+// function here is safe to call from inside malloc (after libc has started), from a fork() child
+// handler, and from a library destructor, and never allocates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cachealloc::os {
+
+// Creates the shared-memory object `name` ("/name", no other slash) exclusively
+// (O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC) with mode 0600 whatever the umask, sizes it to `size`
+// bytes (zero-filled) and maps it read-write, shared.
+// If the name exists and its owner is our effective uid, it is the leftover of an earlier program
+// image with this pid (exec) or of a dead process whose pid we now have: it is unlinked and the
+// creation tried once more. A name owned by anybody else is left alone.
+// Post: 0 and *out = the mapping, or an errno value (EEXIST, EACCES, ENOSPC, ...) and nothing left
+// behind.
+int shm_create(const char* name, size_t size, void** out) noexcept;
+
+// Unmaps a mapping from shm_create (the object stays). Safe in a fork() child on the parent's
+// mapping: it only drops the child's view.
+void shm_unmap(void* p, size_t size) noexcept;
+
+// Removes the object `name`. 0 or an errno value.
+int shm_remove(const char* name) noexcept;
+
+// getpid(), without libc's cache (correct in a fork() child at any point).
+uint32_t process_id() noexcept;
+
+// CLOCK_REALTIME in nanoseconds.
+uint64_t realtime_ns() noexcept;
+
+// Start time of this process in clock ticks since boot (field 22 of /proc/self/stat), or 0 when
+// /proc is not readable.
+uint64_t process_start_ticks() noexcept;
+
+// Copies the base name of the running executable (from /proc/self/exe, else /proc/self/comm) into
+// out[0..cap), NUL-terminated. Returns its length (0 when unknown).
+size_t executable_name(char* out, size_t cap) noexcept;
+
+}  // namespace cachealloc::os

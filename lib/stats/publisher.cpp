@@ -1,0 +1,160 @@
+// publisher.cpp - see publisher.h (Note [Publication]).
+#include "stats/publisher.h"
+
+#include <atomic>
+#include <cerrno>
+#include <pthread.h>
+
+#include "config/options.h"
+#include "core/allocator.h"
+#include "core/heap_stats.h"
+#include "platform/os.h"
+#include "platform/shm.h"
+#include "stats/stats_image.h"
+#include "stats/stats_segment.h"
+#include "stats/summary.h"
+#include "util/format.h"
+#include "util/spin_lock.h"
+
+namespace cachealloc::stats {
+namespace {
+
+struct State {
+  SpinLock lock;                       // one publication at a time; guards everything below
+  std::atomic<bool> enabled{false};    // a segment is open or wanted (read by tick without lock)
+  std::atomic<uint64_t> next_publish_ns{0};  // os::now_ns() before which tick() does nothing
+  bool want_segment = false;           // create the segment at the next publication
+  bool stopped = false;
+  bool show_summary = false;
+  bool verbose = false;
+  Identity id;
+  StatsSegment segment;
+  uint64_t publish_count = 0;
+  uint64_t peak = 0;
+};
+
+// Static storage: both are too big for the stack of a thread inside malloc.
+constinit State g;
+constinit HeapSnapshot g_snapshot;
+constinit Image g_image;
+
+void refresh_identity_locked() noexcept {
+  g.id.pid = os::process_id();
+  g.id.start_ticks = os::process_start_ticks();
+  os::executable_name(g.id.exe, sizeof g.id.exe);
+}
+
+void build_locked() noexcept {
+  g_heap.snapshot(&g_snapshot);
+  ++g.publish_count;
+  build_image(g.id, g_snapshot, g.publish_count, &g.peak, &g_image);
+}
+
+bool open_segment_locked() noexcept {
+  g.want_segment = false;
+  refresh_identity_locked();
+  int err = g.segment.create(g.id.pid);
+  if (err == 0) return true;
+  g.enabled.store(false, std::memory_order_relaxed);
+  if (g.verbose) {
+    StackText<160> t;
+    t.str("cachealloc: warning: statistics segment /dev/shm/" CA_STATS_NAME_PREFIX).dec(g.id.pid);
+    t.str(" not created (errno ").dec(static_cast<uint64_t>(err)).str("); statistics are off\n");
+    os::write_stderr(t.data(), t.size());
+  }
+  return false;
+}
+
+// Publishes if a segment is (or can be) open. False when there is none.
+bool publish_locked() noexcept {
+  if (g.stopped) return false;
+  if (!g.segment.is_open() && !(g.want_segment && open_segment_locked())) return false;
+  build_locked();
+  g.segment.write(g_image);
+  g.next_publish_ns.store(os::now_ns() + kPublishIntervalNs, std::memory_order_relaxed);
+  return true;
+}
+
+// Note [Stats tick] (core/allocator.h): called from slow paths, after their locks are released.
+void tick() noexcept {
+  if (!g.enabled.load(std::memory_order_relaxed)) return;
+  if (os::now_ns() < g.next_publish_ns.load(std::memory_order_relaxed)) return;
+  if (!g.lock.try_lock()) return;  // somebody else is publishing right now
+  int saved = errno;
+  publish_locked();
+  errno = saved;
+  g.lock.unlock();
+}
+
+void before_fork() { g.lock.lock(); }
+void after_fork_parent() { g.lock.unlock(); }
+// Only async-signal-safe work here: the child may be the copy of a multithreaded parent.
+void after_fork_child() {
+  g.lock.reset_after_fork();
+  bool had = g.segment.is_open() || g.want_segment;
+  g.segment.forget();  // the parent's object: not ours to write or remove
+  g.want_segment = had;
+  g.enabled.store(had, std::memory_order_relaxed);
+  g.id.flags |= CA_STATS_FLAG_FORKED;
+  g.id.pid = os::process_id();
+  g.id.start_time_ns = os::realtime_ns();
+  g.publish_count = 0;
+  // The child's segment appears at its first publication after kForkGraceNs (or at
+  // ca_stats_flush): short-lived children, which usually leave by exec() or _exit() and so would
+  // leave their segment behind, never create one.
+  g.next_publish_ns.store(os::now_ns() + kForkGraceNs, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void start() noexcept {
+  ensure_init();
+  options_reload();  // a no-op when the environment was already read
+  const Options& o = options();
+  LockGuard guard(g.lock);
+  g.show_summary = o.show_stats != 0;
+  g.verbose = o.verbose != 0;
+  g.id.start_time_ns = os::realtime_ns();
+  g.id.publish_interval_ns = kPublishIntervalNs;
+  refresh_identity_locked();
+  if (o.stats != 0) {
+    g.want_segment = true;
+    g.enabled.store(true, std::memory_order_relaxed);
+    publish_locked();
+    set_stats_tick(&tick);
+  }
+  pthread_atfork(&before_fork, &after_fork_parent, &after_fork_child);
+}
+
+int flush() noexcept {
+  ensure_init();
+  LockGuard guard(g.lock);
+  int saved = errno;
+  bool ok = publish_locked();
+  errno = saved;
+  return ok ? 0 : ENOENT;
+}
+
+void stop() noexcept {
+  int saved = errno;
+  {
+    LockGuard guard(g.lock);
+    if (g.stopped) return;  // nothing here has touched errno yet
+    g.enabled.store(false, std::memory_order_relaxed);
+    if (g.segment.is_open() || g.show_summary) build_locked();
+    if (g.segment.is_open()) {
+      g_image.header()->flags |= CA_STATS_FLAG_FINAL;
+      g.segment.write(g_image);
+      g.segment.remove();
+    }
+    g.stopped = true;
+  }
+  if (g.show_summary) print_summary(g_image);
+  errno = saved;
+}
+
+// The library's own constructor and destructor (the core's runs first: it is linked first).
+[[gnu::constructor]] static void on_stats_load() { start(); }
+[[gnu::destructor]] static void on_stats_unload() { stop(); }
+
+}  // namespace cachealloc::stats

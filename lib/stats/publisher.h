@@ -1,0 +1,41 @@
+// publisher.h - when the statistics segment is written, and its lifecycle in the process.
+//
+// Note [Publication]
+// Counters are never published from the malloc/free fast paths. The core calls tick() from its
+// slow paths (refill, flush, large blocks, calloc, realloc...) once every kStatsTickEvery slow calls
+// of a thread, and at thread exit (Note [Stats tick], core/allocator.h). tick() publishes when
+// kPublishIntervalNs has passed since the last publication and no other thread is publishing
+// (try-lock: no thread ever waits for it). So while the program keeps calling into the allocator's
+// slow paths, the segment lags by at most a few milliseconds; a thread that only ever hits its
+// thread cache changes nothing but its own alloc/free counts and its cache's content (bounded by
+// the cache's size) until some slow path or flush() publishes. flush() (ca_stats_flush) publishes
+// at once, and the exit handler publishes a final, exact picture just before removing the segment.
+//
+// Lifecycle: start() (library constructor) creates "/cachealloc.<pid>" unless CACHEALLOC_STATS=0;
+// a fork() child drops its view of the parent's segment and creates its own at its first
+// publication, which tick() holds back for kForkGraceNs (fork + exec and fork + _exit children
+// would otherwise leave stale segments behind: neither runs exit handlers); at normal exit the segment is removed, and with CACHEALLOC_SHOW_STATS=1 a summary is
+// printed to stderr (even with CACHEALLOC_STATS=0).
+//
+// SYNCHRONIZATION: one SpinLock serialises publications; it is taken around fork() (prepare) so
+// the child never inherits it held. It is a leaf above the heap's locks: a publication takes the
+// heap's registry lock (Heap::snapshot) while holding it, and the heap never calls back under its
+// own locks (the tick runs after the slow path released them).
+#pragma once
+
+#include <cstdint>
+
+namespace cachealloc::stats {
+
+inline constexpr uint64_t kPublishIntervalNs = 5'000'000;  // 5 ms
+inline constexpr uint64_t kForkGraceNs = 1'000'000'000;    // a fork child's first publication
+
+// Library constructor: reads the options, creates the segment, installs the tick, fork handlers.
+void start() noexcept;
+// Publishes now (creating the segment in a fork child that has none yet). 0, or ENOENT when
+// statistics are off or the segment could not be created.
+int flush() noexcept;
+// Exit: final publication, summary (CACHEALLOC_SHOW_STATS), removal.
+void stop() noexcept;
+
+}  // namespace cachealloc::stats

@@ -1,0 +1,174 @@
+// stats_image.cpp - HeapSnapshot -> segment image (stats_abi.h, version 1).
+#include "stats/stats_image.h"
+
+#include <cstring>
+
+#include "platform/shm.h"
+
+namespace cachealloc::stats {
+namespace {
+
+constexpr uint32_t kTotalsOffset = sizeof(ca_stats_header);
+constexpr uint32_t kPoolsOffset = kTotalsOffset + sizeof(ca_stats_totals);
+constexpr uint32_t kLayoutsOffset = kPoolsOffset + CA_STATS_POOL_CAPACITY * sizeof(ca_stats_pool_row);
+constexpr uint32_t kDevicesOffset = kLayoutsOffset + CA_STATS_LAYOUT_CAPACITY * sizeof(ca_stats_layout_row);
+constexpr uint32_t kEnd = kDevicesOffset + CA_STATS_DEVICE_CAPACITY * sizeof(ca_stats_device_row);
+static_assert(kEnd <= CA_STATS_SEGMENT_SIZE);
+static_assert(kNumClasses <= CA_STATS_LAYOUT_CAPACITY);
+
+constexpr char kVersion[] = "0.1.0";
+
+uint64_t sub_or_zero(uint64_t a, uint64_t b) noexcept { return a > b ? a - b : 0; }
+
+// The largest power of two dividing the class size, capped at the slab page: every block of the
+// class has this alignment (Note [Aligned layouts] in core/size_class.h).
+uint64_t class_alignment(size_t size) noexcept {
+  uint64_t a = size & (~size + 1);
+  return a > kPageSize ? kPageSize : a;
+}
+
+void copy_text(char* dst, size_t cap, const char* src) noexcept {
+  size_t i = 0;
+  for (; src[i] != '\0' && i + 1 < cap; ++i) dst[i] = src[i];
+  memset(dst + i, 0, cap - i);
+}
+
+void fill_header(const Identity& id, uint64_t publish_count, ca_stats_header* h) noexcept {
+  h->magic = CA_STATS_MAGIC;
+  h->version = CA_STATS_VERSION;
+  h->header_size = sizeof(ca_stats_header);
+  h->total_size = CA_STATS_SEGMENT_SIZE;
+  h->seq = 0;  // owned by the segment writer
+  h->pid = id.pid;
+  h->flags = id.flags;
+  h->start_time_ns = id.start_time_ns;
+  h->start_ticks = id.start_ticks;
+  h->publish_time_ns = os::realtime_ns();
+  h->publish_count = publish_count;
+  h->publish_interval_ns = id.publish_interval_ns;
+  copy_text(h->exe, sizeof h->exe, id.exe);
+  copy_text(h->library_version, sizeof h->library_version, kVersion);
+  h->totals_offset = kTotalsOffset;
+  h->totals_size = sizeof(ca_stats_totals);
+  h->pools_offset = kPoolsOffset;
+  h->pool_row_size = sizeof(ca_stats_pool_row);
+  h->pool_capacity = CA_STATS_POOL_CAPACITY;
+  h->layouts_offset = kLayoutsOffset;
+  h->layout_row_size = sizeof(ca_stats_layout_row);
+  h->layout_capacity = CA_STATS_LAYOUT_CAPACITY;
+  h->devices_offset = kDevicesOffset;
+  h->device_row_size = sizeof(ca_stats_device_row);
+  h->device_capacity = CA_STATS_DEVICE_CAPACITY;
+  h->device_count = 0;  // filled by the CUDA layer once it reports here
+}
+
+}  // namespace
+
+const ca_stats_totals* Image::totals() const noexcept {
+  return reinterpret_cast<const ca_stats_totals*>(bytes + kTotalsOffset);
+}
+const ca_stats_pool_row* Image::pool(uint32_t i) const noexcept {
+  return reinterpret_cast<const ca_stats_pool_row*>(bytes + kPoolsOffset) + i;
+}
+const ca_stats_layout_row* Image::layout(uint32_t i) const noexcept {
+  return reinterpret_cast<const ca_stats_layout_row*>(bytes + kLayoutsOffset) + i;
+}
+size_t Image::used_size() const noexcept { return kEnd; }
+
+void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_count, uint64_t* peak,
+                 Image* image) noexcept {
+  memset(image->bytes, 0, kEnd);
+  ca_stats_header* h = image->header();
+  fill_header(id, publish_count, h);
+
+  // Per class, then the sums the totals and the small pool need.
+  auto* layouts = reinterpret_cast<ca_stats_layout_row*>(image->bytes + kLayoutsOffset);
+  uint32_t nlayouts = 0;
+  uint64_t small_bytes_live = 0, thread_bytes = 0, transfer_bytes = 0;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    const ClassSnapshot& cs = s.classes[c];
+    if (cs.takes == 0 && cs.gives == 0) continue;  // never used
+    const uint64_t size = class_size(c);
+    const uint64_t live = cs.blocks_live();
+    small_bytes_live += live * size;
+    thread_bytes += cs.blocks_thread_cached * size;
+    transfer_bytes += cs.blocks_in_slots * size;
+    ca_stats_layout_row& r = layouts[nlayouts++];
+    r.kind = CA_STATS_LAYOUT_SMALL;
+    r.size_class = c;
+    r.block_size = size;
+    r.alignment = class_alignment(size);
+    r.blocks_live = live;
+    r.bytes_live = live * size;
+    r.blocks_thread_cached = cs.blocks_thread_cached;
+    r.blocks_transfer = cs.blocks_in_slots;
+    r.refills = cs.takes;
+    r.transfer_hits = cs.slot_takes;
+    r.flushes = cs.gives;
+    r.blocks_taken = cs.blocks_taken;
+    r.blocks_given = cs.blocks_given;
+    r.slabs_taken = cs.slabs_taken;
+    r.slabs_released = cs.slabs_released;
+  }
+  h->layout_count = nlayouts;
+
+  const uint64_t small_misses = s.refills + s.direct_allocs;
+  const uint64_t small_hits = sub_or_zero(s.small_allocs, small_misses);
+  const uint64_t large_allocs = s.large_hits + s.large_upstream_allocs;
+
+  auto* pools = reinterpret_cast<ca_stats_pool_row*>(image->bytes + kPoolsOffset);
+  ca_stats_pool_row& sp = pools[0];
+  sp.id = CA_STATS_POOL_SMALL;
+  copy_text(sp.name, sizeof sp.name, "small");
+  sp.allocs = s.small_allocs;
+  sp.frees = s.small_frees;
+  sp.hits = small_hits;
+  sp.misses = small_misses;
+  sp.evictions = s.slab_evictions;
+  sp.upstream_allocs = s.segment_maps;
+  sp.upstream_frees = s.segment_unmaps;
+  sp.bytes_cached = s.slab_bytes_cached;
+  sp.bytes_live = small_bytes_live;
+  sp.blocks_live = sub_or_zero(s.small_allocs, s.small_frees);
+  sp.bytes_upstream = s.os_bytes_mapped;
+
+  ca_stats_pool_row& lp = pools[1];
+  lp.id = CA_STATS_POOL_LARGE;
+  copy_text(lp.name, sizeof lp.name, "large");
+  lp.allocs = large_allocs;
+  lp.frees = s.large_frees;
+  lp.hits = s.large_hits;
+  lp.misses = s.large_misses;
+  lp.evictions = s.large_evictions;
+  lp.upstream_allocs = s.large_upstream_allocs;
+  lp.upstream_frees = s.large_upstream_frees;
+  lp.bytes_cached = s.large_bytes_cached;
+  lp.bytes_live = s.large_bytes_live;
+  lp.blocks_live = s.large_blocks_live;
+  lp.bytes_upstream = s.large_bytes_live + s.large_bytes_cached;
+  h->pool_count = 2;
+
+  auto* t = reinterpret_cast<ca_stats_totals*>(image->bytes + kTotalsOffset);
+  t->allocs = s.small_allocs + large_allocs;
+  t->frees = s.small_frees + s.large_frees;
+  t->adopts = s.large_adopts;
+  t->blocks_live = sub_or_zero(t->allocs + t->adopts, t->frees);
+  t->bytes_live = small_bytes_live + s.large_bytes_live;
+  if (t->bytes_live > *peak) *peak = t->bytes_live;
+  t->bytes_live_peak = *peak;
+  t->bytes_cached = s.slab_bytes_cached + s.large_bytes_cached;
+  t->bytes_thread_cached = thread_bytes;
+  t->bytes_transfer = transfer_bytes;
+  t->bytes_os_mapped = s.os_bytes_mapped;
+  t->bytes_large_upstream = s.large_bytes_live + s.large_bytes_cached;
+  t->cache_limit = s.cache_limit;
+  t->threads = s.threads;
+  t->refills = s.refills;
+  t->flushes = s.flushes;
+  t->retains = s.retains;
+  t->releases = s.releases;
+  t->hits = small_hits + s.large_hits;
+  t->misses = small_misses + s.large_misses;
+}
+
+}  // namespace cachealloc::stats
