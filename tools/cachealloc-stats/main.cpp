@@ -1,0 +1,220 @@
+// cachealloc-stats - shows the live statistics that processes under libcachealloc publish in
+// /dev/shm/cachealloc.<pid> (include/cachealloc/stats_abi.h). See docs/stats.md.
+//
+//   cachealloc-stats                 one row per process (stale segments marked)
+//   cachealloc-stats PID             the full table of one process
+//   --watch SECONDS                  refresh in place, with rates per second
+//   --json | --prometheus            machine-readable output
+//   --gc                             remove the caller's stale segments
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "entry.h"
+#include "render.h"
+
+namespace {
+
+using namespace castats;
+
+constexpr int kExitUsage = 2;
+
+struct Args {
+  bool json = false, prometheus = false, gc = false, has_pid = false;
+  double watch = 0;
+  long count = 0;  // refreshes in --watch mode; 0: until interrupted
+  uint32_t pid = 0;
+  RenderOptions render;
+  std::string dir;
+};
+
+const char kUsage[] =
+    "usage: cachealloc-stats [options] [PID]\n"
+    "  (no PID)           list every process publishing statistics: pid, program, state,\n"
+    "                     uptime, live bytes, cached bytes, hit rate\n"
+    "  PID                full table of one process: totals, pools, layouts (by bytes)\n"
+    "  --watch SECONDS    refresh every SECONDS with rates per second, until interrupted\n"
+    "  --count N          with --watch: stop after N refreshes\n"
+    "  --json             one JSON object (one per refresh with --watch); see docs/stats.md\n"
+    "  --prometheus       Prometheus text format (metrics cachealloc_*, label pid)\n"
+    "  --top N            layouts shown in the table (default 20; 0: all)\n"
+    "  --gc               remove stale segments (their process is gone) that you own\n"
+    "  --dir DIR          where segments live (default $CACHEALLOC_STATS_DIR, else /dev/shm)\n"
+    "  --version, --help\n"
+    "exit status: 0 ok, 2 usage, 3 no such process, 4 no segment, 5 permission denied,\n"
+    "             6 unsupported segment version, 7 truncated or corrupt segment, 8 wrong owner\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  std::cerr << "cachealloc-stats: " << msg << "\n" << kUsage;
+  std::exit(kExitUsage);
+}
+
+bool parse_number(const std::string& s, double* out) {
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || errno != 0 || !(v >= 0) || v > 1e6) return false;
+  *out = v;
+  return true;
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  const char* env_dir = std::getenv("CACHEALLOC_STATS_DIR");
+  a.dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : "/dev/shm";
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    auto value = [&](const char* what) -> std::string {
+      if (i + 1 >= argc) usage_error(s + " needs " + what);
+      return argv[++i];
+    };
+    if (s == "--json") {
+      a.json = true;
+    } else if (s == "--prometheus") {
+      a.prometheus = true;
+    } else if (s == "--gc") {
+      a.gc = true;
+    } else if (s == "--watch") {
+      std::string v = value("a number of seconds");
+      if (!parse_number(v, &a.watch) || a.watch < 0.05) usage_error("bad --watch interval '" + v + "'");
+    } else if (s == "--count") {
+      double n = 0;
+      std::string v = value("a count");
+      if (!parse_number(v, &n) || n < 1) usage_error("bad --count '" + v + "'");
+      a.count = static_cast<long>(n);
+    } else if (s == "--top") {
+      double n = 0;
+      std::string v = value("a count");
+      if (!parse_number(v, &n)) usage_error("bad --top '" + v + "'");
+      a.render.top_layouts = static_cast<size_t>(n);
+    } else if (s == "--dir") {
+      a.dir = value("a directory");
+    } else if (s == "-h" || s == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (s == "--version") {
+      std::cout << "cachealloc-stats 0.1.0 (segment ABI version " << CA_STATS_VERSION << ")\n";
+      std::exit(0);
+    } else if (!s.empty() && s[0] == '-') {
+      usage_error("unknown option '" + s + "'");
+    } else if (a.has_pid) {
+      usage_error("more than one PID");
+    } else if (!parse_pid(s, &a.pid)) {
+      usage_error("'" + s + "' is not a process id");
+    } else {
+      a.has_pid = true;
+    }
+  }
+  if (a.json && a.prometheus) usage_error("--json and --prometheus exclude each other");
+  if (a.gc && (a.watch > 0 || a.json || a.prometheus)) usage_error("--gc takes no output options");
+  return a;
+}
+
+std::vector<Entry> load_all(const std::string& dir) {
+  std::vector<Entry> entries;
+  for (uint32_t pid : list_segment_pids(dir)) entries.push_back(load_entry(dir, pid));
+  return entries;
+}
+
+int run_gc(const Args& a) {
+  std::vector<uint32_t> pids = a.has_pid ? std::vector<uint32_t>{a.pid} : list_segment_pids(a.dir);
+  int removed = 0;
+  for (uint32_t pid : pids) {
+    Entry e = load_entry(a.dir, pid);
+    bool gone = e.ok() ? e.stale : (e.file.opened && !e.proc.exists);
+    if (!gone || !e.file.opened || e.file.owner != geteuid()) continue;
+    if (unlink(e.path.c_str()) == 0) {
+      std::cout << "removed " << e.path << " (pid " << pid
+                << (e.ok() ? ", " + e.seg.exe : std::string(", ") + e.state()) << ")\n";
+      ++removed;
+    } else {
+      std::cerr << "cachealloc-stats: cannot remove " << e.path << ": " << strerror(errno) << "\n";
+    }
+  }
+  std::cout << removed << " stale segment" << (removed == 1 ? "" : "s") << " removed\n";
+  return 0;
+}
+
+volatile sig_atomic_t g_interrupted = 0;
+void on_signal(int) { g_interrupted = 1; }
+
+// Renders one frame. Returns the exit status (PID mode: the entry's status).
+int frame(const Args& a, std::vector<Entry>& prev, std::ostream& out) {
+  RenderOptions opt = a.render;
+  opt.now_ns = realtime_now_ns();
+  std::vector<Entry> now;
+  if (a.has_pid) {
+    now.push_back(load_entry(a.dir, a.pid));
+  } else {
+    now = load_all(a.dir);
+  }
+  std::vector<Rates> rates;
+  bool with_rates = a.watch > 0;
+  for (const Entry& e : now) {
+    Rates r;
+    for (const Entry& p : prev) {
+      if (p.pid == e.pid) r = compute_rates(p, e);
+    }
+    rates.push_back(r);
+  }
+  int status = 0;
+  if (a.has_pid) {
+    const Entry& e = now[0];
+    if (!e.ok()) {
+      std::cerr << "cachealloc-stats: pid " << e.pid << ": " << e.message << "\n";
+      status = exit_code(e.status);
+    } else if (a.json) {
+      render_entry_json(out, e, with_rates ? &rates[0] : nullptr, opt);
+      out << "\n";
+    } else if (a.prometheus) {
+      render_prometheus(out, now, opt);
+    } else {
+      render_entry_text(out, e, with_rates ? &rates[0] : nullptr, opt);
+    }
+  } else if (a.json) {
+    render_list_json(out, now, with_rates ? &rates : nullptr, opt);
+    out << "\n";
+  } else if (a.prometheus) {
+    render_prometheus(out, now, opt);
+  } else {
+    render_list_text(out, now, with_rates ? &rates : nullptr, opt);
+  }
+  prev = std::move(now);
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a = parse_args(argc, argv);
+  if (a.gc) return run_gc(a);
+  std::vector<Entry> prev;
+  if (a.watch <= 0) return frame(a, prev, std::cout);
+
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  const bool tty = isatty(1) && !a.json && !a.prometheus;
+  for (long n = 1; !g_interrupted; ++n) {
+    std::ostringstream buf;
+    int status = frame(a, prev, buf);
+    if (tty) std::cout << "\x1b[H\x1b[2J";
+    std::cout << buf.str();
+    if (!tty && !a.json) std::cout << "\n";
+    std::cout.flush();
+    if (status != 0) return status;  // the process went away (or its segment did)
+    if (a.count != 0 && n >= a.count) break;
+    auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(a.watch);
+    while (!g_interrupted && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return 0;
+}
