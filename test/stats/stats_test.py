@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""stats_test.py LIBCACHEALLOC WORKLOAD CLI CASE - the live-statistics tests (suite 'stats').
+
+Runs stats_workload under LD_PRELOAD (the interpreter itself is never preloaded) and checks what
+cachealloc-stats reports. Each case prints one line and exits 0 on success, 1 on failure (with the
+reason), 77 when it cannot run here (e.g. needs root).
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+LIB, WORKLOAD, CLI, CASE = sys.argv[1:5]
+SHM = "/dev/shm"
+
+
+def fail(msg):
+    print(f"FAIL: {CASE}: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+class Workload:
+    """stats_workload MODE under the preload, driven line by line."""
+
+    def __init__(self, mode, env=None):
+        e = dict(os.environ)
+        e["LD_PRELOAD"] = LIB
+        e.pop("CACHEALLOC_STATS", None)
+        e.update(env or {})
+        self.p = subprocess.Popen([WORKLOAD, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=e, text=True)
+        self.pid = self.p.pid
+
+    def expect(self, word):
+        line = self.p.stdout.readline().split()
+        if not line:
+            err = self.p.stderr.read()
+            fail(f"workload ended before '{word}': {err.strip()}")
+        check(line[0] == word, f"workload said {line}, expected {word}")
+        return int(line[1])
+
+    def expect_any(self, *words):
+        got = {}
+        for _ in words:
+            line = self.p.stdout.readline().split()
+            check(line and line[0] in words and line[0] not in got, f"workload said {line}, expected {words}")
+            got[line[0]] = int(line[1])
+        return got
+
+    def go(self):
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
+
+    def finish(self):
+        self.p.stdin.close()
+        rc = self.p.wait(timeout=30)
+        err = self.p.stderr.read()
+        check(rc == 0, f"workload exited {rc}: {err.strip()}")
+        return err
+
+
+def cli(*args, env=None, user=None):
+    cmd = [CLI, *args]
+    if user is not None:
+        cmd = user + cmd
+    e = dict(os.environ)
+    e.pop("LD_PRELOAD", None)
+    e.update(env or {})
+    r = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=60)
+    return r.returncode, r.stdout, r.stderr
+
+
+def stats_json(pid, *extra):
+    rc, out, err = cli(str(pid), "--json", *extra)
+    check(rc == 0, f"cachealloc-stats {pid} --json exited {rc}: {err.strip()}")
+    return json.loads(out)
+
+
+def layout(doc, size):
+    rows = [r for r in doc["layouts"] if r["block_size"] == size]
+    return rows[0] if rows else {k: 0 for k in ("blocks_live", "bytes_live")}
+
+
+def pool(doc, name):
+    return [p for p in doc["pools"] if p["name"] == name][0]
+
+
+def consistent(doc, where):
+    t = doc["totals"]
+    check(t["blocks_live"] == t["allocs"] + t["adopts"] - t["frees"],
+          f"{where}: blocks_live {t['blocks_live']} != allocs {t['allocs']} + adopts - frees {t['frees']}")
+    small, large = pool(doc, "small"), pool(doc, "large")
+    by_layout = sum(r["blocks_live"] for r in doc["layouts"])
+    check(small["blocks_live"] == by_layout,
+          f"{where}: small pool live blocks {small['blocks_live']} != sum over layouts {by_layout}")
+    check(t["blocks_live"] == small["blocks_live"] + large["blocks_live"],
+          f"{where}: total live blocks != small + large")
+    bytes_by_layout = sum(r["bytes_live"] for r in doc["layouts"])
+    check(t["bytes_live"] == bytes_by_layout + large["bytes_live"],
+          f"{where}: bytes_live {t['bytes_live']} != layouts {bytes_by_layout} + large {large['bytes_live']}")
+    check(t["retains"] >= t["releases"], f"{where}: more releases than retains")
+
+
+# ---- cases ---------------------------------------------------------------------------------------
+
+def case_pattern():
+    w = Workload("pattern")
+    pid = w.expect("ready")
+    before = stats_json(pid)
+    w.go()
+    w.expect("done")
+    after = stats_json(pid)
+    w.finish()
+    consistent(before, "before")
+    consistent(after, "after")
+    d = lambda k: after["totals"][k] - before["totals"][k]
+    expect = {"allocs": 1305, "frees": 402, "blocks_live": 903, "retains": 2, "releases": 1,
+              "bytes_live": 600 * 64 + 300 * 4096 + 3 * (1 << 20)}
+    for k, v in expect.items():
+        check(d(k) == v, f"totals.{k} grew by {d(k)}, expected exactly {v}")
+    for size, live in ((64, 600), (4096, 300)):
+        got = layout(after, size)["blocks_live"] - layout(before, size)["blocks_live"]
+        check(got == live, f"layout {size}: blocks_live grew by {got}, expected {live}")
+    lp0, lp1 = pool(before, "large"), pool(after, "large")
+    for k, v in {"allocs": 5, "frees": 2, "blocks_live": 3, "bytes_live": 3 << 20}.items():
+        check(lp1[k] - lp0[k] == v, f"large pool {k} grew by {lp1[k] - lp0[k]}, expected {v}")
+    check(lp1["bytes_cached"] - lp0["bytes_cached"] == 2 << 20, "the two freed 1 MiB blocks are not cached")
+    check(after["publish_count"] > before["publish_count"], "publish_count did not grow")
+    print(f"pattern: allocs +{d('allocs')} frees +{d('frees')} live +{d('bytes_live')} bytes, exact")
+
+
+def case_threads():
+    w = Workload("threads")
+    pid = w.expect("ready")
+    before = stats_json(pid)
+    w.go()
+    # Read while the 8 threads run: every copy must parse and stay internally plausible.
+    seen = []
+    for _ in range(20):
+        rc, out, err = cli(str(pid), "--json")
+        if rc != 0:
+            break
+        seen.append(json.loads(out)["totals"]["allocs"])
+        if w.p.poll() is not None:
+            break
+    check(seen == sorted(seen), f"allocs went backwards between reads: {seen}")
+    w.expect("done")
+    after = stats_json(pid)
+    w.finish()
+    consistent(after, "after 8 threads")
+    d = lambda k: after["totals"][k] - before["totals"][k]
+    # 8 x 4000 allocations by the workers, 8 x 3000 freed by them and 8 x 500 by main; libc may
+    # add a few of its own per thread (TLS), so allow a little slack above, never below.
+    check(32000 <= d("allocs") <= 32000 + 8 * 8, f"allocs grew by {d('allocs')}")
+    check(28000 <= d("frees") <= 28000 + 8 * 8, f"frees grew by {d('frees')}")
+    check(4000 <= d("blocks_live") <= 4000 + 8 * 8, f"blocks_live grew by {d('blocks_live')}")
+    check(after["totals"]["threads"] <= before["totals"]["threads"] + 1, "exited threads still counted")
+    print(f"threads: 8 threads, live {after['totals']['blocks_live']} == allocs - frees, layouts sum up")
+
+
+def segment(pid):
+    return os.path.join(SHM, f"cachealloc.{pid}")
+
+
+def case_lifecycle():
+    w = Workload("idle")
+    pid = w.expect("ready")
+    path = segment(pid)
+    check(os.path.exists(path), f"{path} does not exist while the process runs")
+    st = os.lstat(path)
+    check(stat.S_ISREG(st.st_mode), f"{path} is not a regular file")
+    check(stat.S_IMODE(st.st_mode) == 0o600, f"{path} has mode {oct(stat.S_IMODE(st.st_mode))}, not 0600")
+    check(st.st_uid == os.geteuid(), f"{path} is owned by uid {st.st_uid}")
+    rc, out, _ = cli()
+    row = [l for l in out.splitlines() if l.split()[:1] == [str(pid)]]
+    check(rc == 0 and row and "live" in row[0], f"list does not show {pid} as live:\n{out}")
+    w.finish()
+    check(not os.path.exists(path), f"{path} still exists after a normal exit")
+    print(f"lifecycle: {path} mode 0600 while running, gone after exit")
+
+
+def case_killed():
+    w = Workload("idle")
+    pid = w.expect("ready")
+    live = Workload("idle")  # a live process: --gc must leave it alone
+    live_pid = live.expect("ready")
+    os.kill(pid, signal.SIGKILL)
+    w.p.wait()
+    path = segment(pid)
+    check(os.path.exists(path), "a SIGKILLed process's segment should remain (stale)")
+    rc, out, _ = cli()
+    row = [l for l in out.splitlines() if l.split()[:1] == [str(pid)]]
+    check(rc == 0 and row and "stale" in row[0], f"list does not mark {pid} stale:\n{out}")
+    rc, out, _ = cli(str(pid), "--json")
+    check(rc == 0 and json.loads(out)["state"] == "stale", f"{pid} --json is not stale: {out}")
+    rc, out, err = cli("--gc")
+    check(rc == 0, f"--gc exited {rc}: {err}")
+    check(f"cachealloc.{pid} " in out, f"--gc did not report removing {pid}:\n{out}")
+    check(not os.path.exists(path), "--gc did not remove the stale segment")
+    check(os.path.exists(segment(live_pid)), "--gc removed a live process's segment")
+    live.finish()
+    print(f"killed: {pid} listed stale, removed by --gc; live {live_pid} kept")
+
+
+def case_fork():
+    w = Workload("fork")
+    got = w.expect_any("child", "ready")
+    child, parent = got["child"], got["ready"]
+    check(child != parent, "child and parent pids are the same")
+    c, p = stats_json(child), stats_json(parent)
+    check(c["forked"] and not p["forked"], "the forked flag is wrong")
+    check(c["pid"] == child and p["pid"] == parent, "pids in the segments are wrong")
+    w.go()  # the child
+    w.go()  # the parent
+    w.finish()
+    for pid in (child, parent):
+        check(not os.path.exists(segment(pid)), f"segment of {pid} left behind")
+    print(f"fork: child {child} published its own segment; both removed at exit")
+
+
+def case_disabled():
+    w = Workload("noflush", env={"CACHEALLOC_STATS": "0"})
+    pid = w.expect("off")
+    check(not os.path.exists(segment(pid)), "CACHEALLOC_STATS=0 still created a segment")
+    rc, _, err = cli(str(pid))
+    check(rc == 4 and "no statistics segment" in err, f"expected exit 4 'no statistics segment', got {rc}: {err}")
+    w.finish()
+    print("disabled: no segment, ca_stats_flush says ENOENT, CLI exits 4")
+
+
+def case_show_stats():
+    w = Workload("idle", env={"CACHEALLOC_SHOW_STATS": "1"})
+    w.expect("ready")
+    err = w.finish()
+    check(re.search(r"cachealloc: stats for stats_workload \(pid \d+\)", err), f"no summary header:\n{err}")
+    check(re.search(r"allocs \d+  frees \d+  live", err) and "hit rate" in err, f"summary incomplete:\n{err}")
+    print("show-stats: summary printed at exit")
+
+
+PROM_SAMPLE = re.compile(r'^cachealloc_[a-z_]+\{pid="\d+",program="[^"]*"(,[a-z]+="[^"]*")*\} [-+0-9.e]+$')
+
+
+def case_formats():
+    w = Workload("idle")
+    pid = w.expect("ready")
+    rc, out, err = cli(str(pid), "--prometheus")
+    check(rc == 0, f"--prometheus exited {rc}: {err}")
+    declared = set()
+    for line in out.splitlines():
+        if line.startswith("# TYPE "):
+            name = line.split()[2]
+            check(name not in declared, f"metric {name} declared twice")
+            declared.add(name)
+        elif line.startswith("# HELP "):
+            continue
+        else:
+            check(PROM_SAMPLE.match(line), f"bad exposition line: {line!r}")
+            check(line.split("{")[0] in declared, f"sample before its TYPE: {line!r}")
+    for m in ("cachealloc_allocs_total", "cachealloc_bytes_live", "cachealloc_pool_hits_total"):
+        check(m in declared, f"{m} missing")
+    rc, out, _ = cli("--json")
+    procs = json.loads(out)["processes"]
+    check(any(p["pid"] == pid and p["state"] == "live" for p in procs), "list --json lacks the process")
+    rc, out, _ = cli(str(pid), "--watch", "0.1", "--count", "3", "--json")
+    frames = [json.loads(l) for l in out.splitlines() if l.strip()]
+    check(rc == 0 and len(frames) == 3, f"--watch --count 3 gave {len(frames)} frames (exit {rc})")
+    check("rates" in frames[-1], "--watch frames carry no rates")
+    rc, out, _ = cli(str(pid), "--watch", "0.1", "--count", "2")
+    check(rc == 0 and out.count("process ") == 2 and "rates" in out, f"--watch text frames wrong:\n{out}")
+    rc, out, _ = cli(str(pid))
+    check(rc == 0 and "POOL" in out and "LAYOUT" in out, f"table lacks sections:\n{out}")
+    w.finish()
+    print(f"formats: prometheus ({len(declared)} metrics), json, list json, watch")
+
+
+# ---- planted segments ----------------------------------------------------------------------------
+
+def planted(case_fn):
+    """Runs case_fn(dir, pid, image) with a live workload and a copy of its real segment."""
+    w = Workload("idle")
+    pid = w.expect("ready")
+    image = bytearray(open(segment(pid), "rb").read())
+    d = tempfile.mkdtemp(prefix="castats-")
+    try:
+        case_fn(d, pid, image)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+        w.finish()
+
+
+def plant(d, pid, data, mode=0o600):
+    path = os.path.join(d, f"cachealloc.{pid}")
+    if os.path.exists(path):
+        os.unlink(path)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    return path
+
+
+def expect_error(d, pid, code, text, user=None):
+    rc, out, err = cli(str(pid), "--dir", d, user=user)
+    check(rc == code, f"expected exit {code} ({text!r}), got {rc}: {err.strip()}")
+    check(text in err, f"expected {text!r} in the message, got: {err.strip()}")
+
+
+def field_offsets():
+    # Offsets of the table descriptors in ca_stats_header (stats_abi.h): after exe[64] at 80 and
+    # library_version[16] at 144 come 14 uint32: totals_offset, totals_size, pools_offset,
+    # pool_row_size, pool_count, pool_capacity, layouts_offset, layout_row_size, layout_count,
+    # layout_capacity, devices_offset, ...
+    names = ["totals_offset", "totals_size", "pools_offset", "pool_row_size", "pool_count",
+             "pool_capacity", "layouts_offset", "layout_row_size", "layout_count", "layout_capacity",
+             "devices_offset", "device_row_size", "device_count", "device_capacity"]
+    return {n: 160 + 4 * i for i, n in enumerate(names)}
+
+
+def put32(image, off, v):
+    image[off:off + 4] = struct.pack("<I", v)
+
+
+def case_errors():
+    def run(d, pid, image):
+        off = field_offsets()
+        # a good copy reads fine
+        plant(d, pid, image)
+        rc, out, err = cli(str(pid), "--dir", d, "--json")
+        check(rc == 0 and json.loads(out)["pid"] == pid, f"a good planted copy fails: {rc} {err}")
+        # truncated: shorter than a header, and shorter than the header says
+        plant(d, pid, image[:100])
+        expect_error(d, pid, 7, "truncated")
+        plant(d, pid, image[:4096])
+        expect_error(d, pid, 7, "truncated: the header says 32768 bytes, the segment has 4096")
+        # corrupt: bad magic, count past capacity, table past the end, header pid mismatch, torn
+        bad = bytearray(image); bad[0:8] = b"NOTSTATS"
+        plant(d, pid, bad)
+        expect_error(d, pid, 7, "corrupt: bad magic")
+        bad = bytearray(image); put32(bad, off["layout_count"], 100000)
+        plant(d, pid, bad)
+        expect_error(d, pid, 7, "corrupt: layout count 100000 exceeds capacity")
+        bad = bytearray(image); put32(bad, off["devices_offset"], 0xFFFFFFF8)
+        plant(d, pid, bad)
+        expect_error(d, pid, 7, "corrupt: device table ends at")
+        bad = bytearray(image); struct.pack_into("<I", bad, 32, pid + 1)
+        plant(d, pid, bad)
+        expect_error(d, pid, 7, "corrupt: the header names pid")
+        bad = bytearray(image); struct.pack_into("<Q", bad, 24, 7)
+        plant(d, pid, bad)
+        expect_error(d, pid, 7, "torn")
+        # wrong version
+        bad = bytearray(image); struct.pack_into("<I", bad, 8, 2)
+        plant(d, pid, bad)
+        expect_error(d, pid, 6, "unsupported segment version 2")
+        # no segment / no such process
+        os.unlink(os.path.join(d, f"cachealloc.{pid}"))
+        expect_error(d, pid, 4, "no statistics segment")
+        dead = dead_pid()
+        expect_error(d, dead, 3, "no such process")
+        # wrong owner: readable by others, or owned by a uid that is not the process's
+        plant(d, pid, image, mode=0o644)
+        expect_error(d, pid, 8, "wrong owner: segment is accessible to other users")
+        plant(d, pid, image)
+        if os.geteuid() == 0:
+            os.chown(os.path.join(d, f"cachealloc.{pid}"), 65534, 65534)
+            expect_error(d, pid, 8, "wrong owner: segment belongs to uid 65534")
+        else:
+            plant(d, 1, bytes(image[:32]) + struct.pack("<I", 1) + bytes(image[36:]))
+            expect_error(d, 1, 8, "wrong owner: segment belongs to uid")
+        # a symbolic link is never followed
+        link = os.path.join(d, "cachealloc.1")
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(segment(pid), link)
+        rc, _, err = cli("1", "--dir", d)
+        check(rc == 7 and "symbolic link" in err, f"a symlinked segment was not refused: {rc} {err}")
+    planted(run)
+    print("errors: truncated, corrupt (5 kinds), version, no segment, no process, wrong owner, symlink")
+
+
+def case_permission():
+    if os.geteuid() != 0:
+        print("permission: needs root to read as another user; skipped")
+        sys.exit(77)
+    runner = shutil.which("setpriv")
+    if runner is None:
+        print("permission: setpriv not found; skipped")
+        sys.exit(77)
+
+    def run(d, pid, image):
+        os.chmod(d, 0o755)
+        plant(d, pid, image)
+        user = [runner, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        expect_error(d, pid, 5, "permission denied", user=user)
+    planted(run)
+    print("permission: another user's segment gives exit 5")
+
+
+def dead_pid():
+    limit = int(open("/proc/sys/kernel/pid_max").read())
+    for pid in range(limit - 1, 1, -1):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+    fail("no free pid")
+
+
+CASES = {
+    "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
+    "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
+    "show-stats": case_show_stats, "formats": case_formats, "errors": case_errors,
+    "permission": case_permission,
+}
+
+if __name__ == "__main__":
+    CASES[CASE]()

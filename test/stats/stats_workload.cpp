@@ -1,0 +1,173 @@
+// stats_workload.cpp - a program with known allocation patterns for the stats tests. It does not
+// link cachealloc; stats_test.py runs it with LD_PRELOAD=libcachealloc.so and reads its segment
+// with cachealloc-stats between steps.
+//
+// Protocol: the program writes one line to stdout at each step ("ready <pid>", "done <pid>") and
+// waits for one line on stdin before going on; EOF on stdin means "exit now". Between the two
+// flushes of the `pattern` mode it makes no other allocation (no stdio: read/write only), so the
+// differences the driver sees are exactly the pattern below.
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+namespace {
+
+using FlushFn = int (*)();
+using RefFn = int (*)(void*);
+FlushFn g_flush;
+RefFn g_retain, g_release;
+
+[[noreturn]] void fail(const char* what) {
+  write(2, "FAIL: ", 6);
+  write(2, what, strlen(what));
+  write(2, "\n", 1);
+  _exit(1);
+}
+
+void say(const char* word) {
+  char buf[64];
+  int n = snprintf(buf, sizeof buf, "%s %d\n", word, static_cast<int>(getpid()));
+  if (write(1, buf, static_cast<size_t>(n)) != n) fail("write to stdout");
+}
+
+// Waits for a line on stdin; false at EOF.
+bool wait_line() {
+  char c;
+  for (;;) {
+    ssize_t r = read(0, &c, 1);
+    if (r <= 0) return false;
+    if (c == '\n') return true;
+  }
+}
+
+void flush() {
+  if (g_flush() != 0) fail("ca_stats_flush failed");
+}
+
+// The pattern (stats_test.py `pattern` checks these numbers):
+//   1000 x malloc(64), 300 x malloc(4096), 5 x malloc(1 MiB)      allocs  +1305
+//   free 400 of the 64-byte blocks and 2 of the 1 MiB blocks       frees   +402
+//   ca_retain twice and ca_release once on one live 64-byte block  retains +2, releases +1
+constexpr int kSmall = 1000, kMedium = 300, kLarge = 5, kSmallFreed = 400, kLargeFreed = 2;
+void* g_small[kSmall];
+void* g_medium[kMedium];
+void* g_large[kLarge];
+
+int run_pattern() {
+  flush();
+  say("ready");
+  if (!wait_line()) return 0;
+  for (void*& p : g_small) p = malloc(64);
+  for (void*& p : g_medium) p = malloc(4096);
+  for (void*& p : g_large) p = malloc(size_t{1} << 20);
+  for (int i = 0; i < kSmallFreed; ++i) free(g_small[i]);
+  for (int i = 0; i < kLargeFreed; ++i) free(g_large[i]);
+  void* shared = g_small[kSmall - 1];
+  if (g_retain(shared) != 0 || g_retain(shared) != 0 || g_release(shared) != 0) fail("retain/release");
+  flush();
+  say("done");
+  wait_line();
+  return 0;
+}
+
+// 8 threads, each: 4000 allocations of mixed sizes (small and large), frees 3/4 of them, and
+// leaves the rest for the main thread, which frees half of those after the join.
+constexpr int kThreads = 8, kPerThread = 4000;
+void* g_kept[kThreads][kPerThread / 4];
+
+void* worker(void* arg) {
+  int t = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+  uint32_t x = 2463534242u + static_cast<uint32_t>(t);
+  int kept = 0;
+  for (int i = 0; i < kPerThread; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    size_t n = (i % 97 == 0) ? (300u << 10) + (x % 4096) : 1 + x % 2000;
+    void* p = malloc(n);
+    if (p == nullptr) fail("malloc in worker");
+    memset(p, 1, n < 64 ? n : 64);
+    if (i % 4 == 0) {
+      g_kept[t][kept++] = p;
+    } else {
+      free(p);
+    }
+  }
+  return nullptr;
+}
+
+int run_threads() {
+  flush();
+  say("ready");
+  if (!wait_line()) return 0;
+  pthread_t th[kThreads];
+  for (int t = 0; t < kThreads; ++t) {
+    if (pthread_create(&th[t], nullptr, worker, reinterpret_cast<void*>(static_cast<intptr_t>(t))) != 0) {
+      fail("pthread_create");
+    }
+  }
+  for (pthread_t& t : th) pthread_join(t, nullptr);
+  for (auto& row : g_kept) {
+    for (int i = 0; i < kPerThread / 4; i += 2) free(row[i]);
+  }
+  flush();
+  say("done");
+  wait_line();
+  return 0;
+}
+
+// Idles until stdin closes (lifecycle tests). `fork`: a child that publishes its own segment.
+int run_idle(bool do_fork) {
+  void* keep = malloc(100);
+  flush();
+  if (do_fork) {
+    pid_t child = fork();
+    if (child < 0) fail("fork");
+    if (child == 0) {
+      void* mine = malloc(200);
+      flush();  // creates the child's own segment at once
+      say("child");
+      wait_line();
+      free(mine);
+      exit(0);  // exit(), not _exit(): the segment is removed by the exit handler
+    }
+    say("ready");
+    wait_line();
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("child failed");
+  } else {
+    say("ready");
+    wait_line();
+  }
+  free(keep);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  g_flush = reinterpret_cast<FlushFn>(dlsym(RTLD_DEFAULT, "ca_stats_flush"));
+  g_retain = reinterpret_cast<RefFn>(dlsym(RTLD_DEFAULT, "ca_retain"));
+  g_release = reinterpret_cast<RefFn>(dlsym(RTLD_DEFAULT, "ca_release"));
+  if (g_flush == nullptr || g_retain == nullptr || g_release == nullptr) {
+    fail("ca_stats_flush not found; is libcachealloc.so preloaded?");
+  }
+  const char* mode = argc > 1 ? argv[1] : "";
+  if (strcmp(mode, "pattern") == 0) return run_pattern();
+  if (strcmp(mode, "threads") == 0) return run_threads();
+  if (strcmp(mode, "idle") == 0) return run_idle(false);
+  if (strcmp(mode, "fork") == 0) return run_idle(true);
+  if (strcmp(mode, "noflush") == 0) {  // CACHEALLOC_STATS=0: flush must say ENOENT
+    say(g_flush() == 0 ? "flushed" : "off");
+    wait_line();
+    return 0;
+  }
+  fail("usage: stats_workload pattern|threads|idle|fork|noflush");
+}
