@@ -73,11 +73,17 @@ const ca_stats_pool_row* Image::pool(uint32_t i) const noexcept {
 const ca_stats_layout_row* Image::layout(uint32_t i) const noexcept {
   return reinterpret_cast<const ca_stats_layout_row*>(bytes + kLayoutsOffset) + i;
 }
-size_t Image::used_size() const noexcept { return kEnd; }
+size_t Image::used_size() const noexcept {
+  const ca_stats_header* h = header();
+  if (h->device_count != 0) return kDevicesOffset + size_t{h->device_count} * sizeof(ca_stats_device_row);
+  return kLayoutsOffset + size_t{h->layout_count} * sizeof(ca_stats_layout_row);
+}
 
 void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_count, uint64_t* peak,
                  Image* image) noexcept {
-  memset(image->bytes, 0, kEnd);
+  // Only the header, totals and pool rows are cleared: layout rows are written in full below, and
+  // nothing past layout_count is published (used_size), so a publication copies a few KiB.
+  memset(image->bytes, 0, kLayoutsOffset);
   ca_stats_header* h = image->header();
   fill_header(id, publish_count, h);
 
@@ -94,6 +100,7 @@ void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_cou
     thread_bytes += cs.blocks_thread_cached * size;
     transfer_bytes += cs.blocks_in_slots * size;
     ca_stats_layout_row& r = layouts[nlayouts++];
+    r = ca_stats_layout_row{};
     r.kind = CA_STATS_LAYOUT_SMALL;
     r.size_class = c;
     r.block_size = size;

@@ -34,7 +34,8 @@ struct alignas(64) Image {
   const ca_stats_totals* totals() const noexcept;
   const ca_stats_pool_row* pool(uint32_t i) const noexcept;
   const ca_stats_layout_row* layout(uint32_t i) const noexcept;
-  // The prefix of the image that holds data (the header and every table, used or not).
+  // The prefix of the image that holds data: up to the last used layout row (or device row).
+  // Rows past a table's count are never copied; readers ignore them.
   size_t used_size() const noexcept;
 };
 
