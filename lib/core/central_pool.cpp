@@ -68,7 +68,8 @@ uint32_t CentralPool::take(uint32_t want, void** head) noexcept {
     }
     while (got < want && s->bump < s->capacity) {
       void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->bump} * s->stride);
-      ++s->bump;
+      // Relaxed atomic: Heap::live_small_block reads bump without this lock (retain, refcount).
+      __atomic_store_n(&s->bump, s->bump + 1, __ATOMIC_RELAXED);
       *static_cast<void**>(b) = chain;
       chain = b;
       ++got;

@@ -25,7 +25,8 @@ const char* stale_pointer_kind(const void* p, SegmentMeta* seg) noexcept {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (s->state == SlabState::kEmpty && s->stride != 0 && a >= s->start) {
     uintptr_t off = a - s->start;
-    if (off % s->stride == 0 && off / s->stride < s->bump) return "double free";
+    uint32_t bump = __atomic_load_n(&s->bump, __ATOMIC_RELAXED);
+    if (off % s->stride == 0 && off / s->stride < bump) return "double free";
   }
   return "invalid pointer";
 }
@@ -124,7 +125,10 @@ Slab* Heap::live_small_block(const void* p, SegmentMeta* seg) noexcept {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (s->state != SlabState::kActive || s->stride == 0 || a < s->start) return nullptr;
   uintptr_t off = a - s->start;
-  if (off % s->stride != 0 || off / s->stride >= s->bump) return nullptr;
+  // bump grows under the pool lock while we read it without: a relaxed atomic load (a block
+  // handed out is below any value we can see).
+  uint32_t bump = __atomic_load_n(&s->bump, __ATOMIC_RELAXED);
+  if (off % s->stride != 0 || off / s->stride >= bump) return nullptr;
   return s;
 }
 

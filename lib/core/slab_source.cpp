@@ -104,7 +104,7 @@ Slab* SlabSource::carve_locked(unsigned npages) noexcept {
 void SlabSource::init_slab_locked(Slab* s, unsigned cls) noexcept {
   s->free_list = nullptr;
   s->free_count = 0;
-  s->bump = 0;
+  __atomic_store_n(&s->bump, 0u, __ATOMIC_RELAXED);  // read without a lock: Heap::live_small_block
   s->used = 0;
   s->stride = static_cast<uint32_t>(class_size(cls));
   s->capacity = static_cast<uint32_t>(s->bytes() / s->stride);

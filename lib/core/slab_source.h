@@ -34,7 +34,8 @@ enum class SlabState : uint8_t { kFree, kActive, kEmpty };
 struct Slab {
   void* free_list = nullptr;  // blocks given back to this slab
   uint32_t free_count = 0;
-  uint32_t bump = 0;          // index of the next never-used block
+  uint32_t bump = 0;          // index of the next never-used block (relaxed atomic stores: read
+                              // without a lock by Heap::live_small_block)
   uint32_t capacity = 0;      // blocks that fit
   uint32_t used = 0;          // blocks outside the slab (live, thread caches, transfer cache)
   uint32_t stride = 0;        // block size
