@@ -32,10 +32,11 @@ extern constinit thread_local ThreadCache* t_cache;
 
 [[gnu::always_inline]] inline void api_free(void* p, const char* call = "free") noexcept {
   SegmentMeta* seg = g_heap.table().lookup(p);
-  // Blocks are 16-aligned: anything else (an interior pointer) is checked on the slow path.
-  if (__builtin_expect(seg != nullptr && (reinterpret_cast<uintptr_t>(p) & (kMinAlign - 1)) == 0, 1)) {
+  if (__builtin_expect(seg != nullptr, 1)) {
     unsigned cls = seg->class_at(p);
-    if (__builtin_expect(cls != kNoClass && seg->retained.load(std::memory_order_relaxed) == 0, 1) &&
+    // Interior pointers, unused pages and shared blocks all go to the slow path, which validates.
+    if (__builtin_expect(cls != kNoClass && seg->is_block_start(p, cls) &&
+                         seg->retained.load(std::memory_order_relaxed) == 0, 1) &&
         t_cache->try_free(p, cls)) {
       return;
     }

@@ -14,6 +14,7 @@
 // k * size(c') is a multiple of A. The cost is bounded waste, which any aligned request pays anyway.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -72,6 +73,47 @@ constexpr unsigned class_of_aligned(size_t n, size_t align) {
   }
   return kNumClasses;
 }
+
+// Note [Block boundary test]
+// free() must refuse a pointer into the middle of a block, or the next malloc of that class would
+// hand out memory overlapping a live block. A division on the fast path costs ~25 cycles; instead
+// each class keeps the modular inverse of the odd part of its size: with size = m * 2^k (m odd),
+// off is a multiple of size iff rotr(off * inv(m) mod 2^32, k) <= (2^32 - 1) / size. That is a
+// multiply, a rotate and a compare. Offsets are below 2^22 (a segment), so 32 bits suffice.
+struct BlockDivisor {
+  uint32_t inverse;  // inverse of the odd part of the size, mod 2^32
+  uint32_t limit;    // (2^32 - 1) / size
+  uint32_t shift;    // trailing zero bits of the size
+};
+
+constexpr BlockDivisor make_block_divisor(size_t size) {
+  uint32_t shift = static_cast<uint32_t>(__builtin_ctzll(size));
+  uint32_t odd = static_cast<uint32_t>(size >> shift);
+  uint32_t inv = odd;  // Newton's iteration doubles the correct low bits each step: 3,6,12,24,48
+  for (int i = 0; i < 5; ++i) inv *= 2 - odd * inv;
+  return BlockDivisor{inv, static_cast<uint32_t>(UINT32_MAX / size), shift};
+}
+
+namespace detail {
+struct DivisorTable {
+  BlockDivisor d[kNumClasses];
+};
+constexpr DivisorTable make_divisors() {
+  DivisorTable t{};
+  for (unsigned c = 0; c < kNumClasses; ++c) t.d[c] = make_block_divisor(class_size(c));
+  return t;
+}
+inline constexpr DivisorTable kDivisors = make_divisors();
+}  // namespace detail
+
+// True when `offset` (from the slab start) is a multiple of class_size(cls). About 5 instructions.
+constexpr bool is_block_offset(uint32_t offset, unsigned cls) {
+  const BlockDivisor& d = detail::kDivisors.d[cls];
+  return std::rotr(offset * d.inverse, static_cast<int>(d.shift)) <= d.limit;
+}
+
+static_assert(is_block_offset(0, 8) && is_block_offset(144 * 7, 8) && !is_block_offset(16, 8));
+static_assert(is_block_offset(288 * 3, 16) && !is_block_offset(288 * 3 + 32, 16));
 
 // Pages per slab: enough for 8 blocks, a power of two, at most 16 (1 MiB).
 constexpr unsigned slab_pages(unsigned c) {

@@ -74,6 +74,12 @@ struct SegmentMeta {
   }
   Slab* slab_at(const void* p) noexcept { return &slabs[page_head[page_of(p)]]; }
   uint8_t class_at(const void* p) const noexcept { return page_class[page_of(p)]; }
+  // Whether p is a block boundary of its slab of class cls (Note [Block boundary test]).
+  bool is_block_start(const void* p, unsigned cls) const noexcept {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    uint32_t off = static_cast<uint32_t>((a & (kSegmentSize - 1)) - (uintptr_t{page_head[page_of(p)]} << kPageShift));
+    return is_block_offset(off, cls);
+  }
 
   // Note [Live bits]
   // In check mode every small block is handed out and taken back one at a time through the heap's
