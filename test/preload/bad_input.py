@@ -37,6 +37,7 @@ def run(lib, argv, extra_env=None, as_limit=None):
         if k.startswith("CACHEALLOC_"):
             del env[k]
     env["LD_PRELOAD"] = lib
+    env["CACHEALLOC_STATS"] = "0"  # aborting children would leave stale stats segments behind
     env.update(extra_env or {})
 
     def limit():
