@@ -40,12 +40,17 @@ class SpscRing {
   }
 
  private:
-  // Spin briefly, then yield: the benchmark machine may have fewer free cores than threads.
+  // Spin briefly, then yield, then sleep: the benchmark machine may have fewer free cores than
+  // threads, and a thread that only spins or yields while its peer is off-CPU can stretch a
+  // 0.3 s run to 10 s. A 20 µs nap lets the peer fill or drain the ring (1024 messages ≈ 20 µs
+  // of work) and is never reached while both threads run.
   static void backoff(unsigned spins) {
     if (spins < 64)
       __builtin_ia32_pause();
-    else
+    else if (spins < 128)
       std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   alignas(64) std::atomic<size_t> head_{0};
   alignas(64) std::atomic<size_t> tail_{0};
