@@ -347,6 +347,9 @@ def git_revision() -> str:
         return ""
 
 
+NOISY_SPREAD = 0.25  # cells whose runs spread more than this get a dagger
+
+
 def fmt_cell(v: dict, key: str, fmt: str, bold_if_one: bool = False) -> str:
     if "error" in v:
         return "FAILED"
@@ -389,7 +392,8 @@ def markdown(summary: dict, workloads: list[Workload], allocs: list[Allocator], 
     table("Time: median seconds (ratio to the fastest allocator; 1.00× in bold)",
           lambda v: ("FAILED" if "error" in v else
                      fmt_cell(v, "median_s", "{:.3f}") + " (" +
-                     fmt_cell(v, "vs_fastest", "{:.2f}×", bold_if_one=True) + ")"),
+                     fmt_cell(v, "vs_fastest", "{:.2f}×", bold_if_one=True) + ")" +
+                     (" †" if v.get("spread", 0) > NOISY_SPREAD else "")),
           "geomean of ratio to fastest", lambda n: gm("vs_fastest", n, "{:.2f}×"))
     table("Time relative to glibc (below 1 is faster than glibc)",
           lambda v: fmt_cell(v, "vs_glibc", "{:.2f}"),
@@ -402,8 +406,11 @@ def markdown(summary: dict, workloads: list[Workload], allocs: list[Allocator], 
                if "spread" in v]
     if spreads and meta["reps"] > 1:
         s, w, a = max(spreads)
-        lines.append(f"Largest run-to-run spread (max−min)/median: {s * 100:.0f}% ({w}, {a}); "
-                     f"median spread {statistics.median(x[0] for x in spreads) * 100:.0f}%.")
+        lines.append(f"† marks cells whose runs spread (max−min)/median by more than "
+                     f"{NOISY_SPREAD * 100:.0f}%: the machine was busy or the workload depends "
+                     f"on scheduling; do not read much into them. Largest spread: {s * 100:.0f}% "
+                     f"({w}, {a}); median spread "
+                     f"{statistics.median(x[0] for x in spreads) * 100:.0f}%.")
         lines.append("")
     lines.append("Allocators:")
     for a in allocs:
