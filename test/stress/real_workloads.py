@@ -171,6 +171,8 @@ def case_xz(lib, d):
 
 
 CASES = {"python": case_python, "gxx": case_gxx, "sqlite": case_sqlite, "redis": case_redis, "xz": case_xz}
+NEEDS = {"python": [], "gxx": ["g++", "nm"], "sqlite": ["sqlite3"],
+         "redis": ["redis-server", "redis-cli", "redis-benchmark"], "xz": ["xz"]}
 
 
 def main():
@@ -179,6 +181,10 @@ def main():
     lib, case = os.path.abspath(sys.argv[1]), sys.argv[2]
     if not os.path.exists(lib):
         fail("no library at %s" % lib)
+    missing = [p for p in NEEDS[case] if shutil.which(p) is None]
+    if missing:
+        print("SKIP: %s not installed" % ", ".join(missing))
+        sys.exit(77)  # meson: skipped
     check_preload(lib)
     results = {}
     for label, preload in (("plain", None), ("preloaded", lib)):
