@@ -482,7 +482,7 @@ set xtics nomirror scale 0
 set border 3
 set tics out
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lc rgb "#000000" front
-set label "1 = fastest" at graph 1, first 1 offset -9,0.6 font "sans,9"
+set label "1 = fastest" at graph 0, first 1 offset 1,0.6 font "sans,9"
 colors = "{' '.join(chart_colors(names))}"
 plot for [i=2:{len(names) + 1}] {json.dumps(str(data))} using i:xtic(1) title columnheader(i) \\
      lc rgb word(colors, i - 1)
