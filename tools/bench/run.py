@@ -468,7 +468,7 @@ def draw_chart(path: Path, summary: dict, workloads: list[Workload], allocs: lis
 set terminal pngcairo size {width},520 font "sans,11" noenhanced
 set output {json.dumps(str(path))}
 set title {json.dumps(title)}
-set ylabel "time / fastest allocator's time (log scale, lower is better)"
+set ylabel "time / fastest allocator's time (1 = fastest; log scale)"
 set style data histograms
 set style histogram clustered gap 1.5
 set style fill solid 0.9 border rgb "#333333"
@@ -482,7 +482,6 @@ set xtics nomirror scale 0
 set border 3
 set tics out
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lc rgb "#000000" front
-set label "1 = fastest" at graph 0, first 1 offset 1,0.6 font "sans,9"
 colors = "{' '.join(chart_colors(names))}"
 plot for [i=2:{len(names) + 1}] {json.dumps(str(data))} using i:xtic(1) title columnheader(i) \\
      lc rgb word(colors, i - 1)
