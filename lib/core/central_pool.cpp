@@ -36,10 +36,20 @@ void CentralPool::unlink_partial_locked(Slab* s) noexcept {
   s->in_partial = false;
 }
 
-uint32_t CentralPool::take(uint32_t want, void** head) noexcept {
+uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept {
   LockGuard g(lock_);
-  if (want == batch_ && nslots_ > 0) {
-    Slot& s = slots_[--nslots_];
+  unsigned from = kShards;
+  if (want == batch_) {
+    for (unsigned i = 0; i < kShards; ++i) {
+      unsigned k = (shard + i) % kShards;  // own shard first
+      if (nslots_[k] > 0) {
+        from = k;
+        break;
+      }
+    }
+  }
+  if (from != kShards) {
+    Slot& s = slots_[from][--nslots_[from]];
     *head = s.head;
     add(counters_.takes, 1);
     add(counters_.slot_takes, 1);
@@ -83,12 +93,13 @@ uint32_t CentralPool::take(uint32_t want, void** head) noexcept {
   return got;
 }
 
-void CentralPool::give(void* head, uint32_t count, const char* call) noexcept {
+void CentralPool::give(void* head, uint32_t count, const char* call, unsigned shard) noexcept {
   LockGuard g(lock_);
   add(counters_.gives, 1);
   add(counters_.blocks_given, count);
-  if (count == batch_ && nslots_ < max_slots_) {
-    slots_[nslots_++] = Slot{head, count};
+  shard %= kShards;
+  if (count == batch_ && nslots_[shard] < max_slots_) {
+    slots_[shard][nslots_[shard]++] = Slot{head, count};
     add(counters_.slot_blocks, count);
     return;
   }
@@ -123,10 +134,12 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
 
 void CentralPool::drain_slots() noexcept {
   LockGuard g(lock_);
-  while (nslots_ > 0) {
-    Slot s = slots_[--nslots_];
-    add(counters_.slot_blocks, -uint64_t{s.count});
-    give_to_slabs_locked(s.head, s.count, "ca_clear");
+  for (unsigned k = 0; k < kShards; ++k) {
+    while (nslots_[k] > 0) {
+      Slot s = slots_[k][--nslots_[k]];
+      add(counters_.slot_blocks, -uint64_t{s.count});
+      give_to_slabs_locked(s.head, s.count, "ca_clear");
+    }
   }
 }
 

@@ -27,15 +27,22 @@ namespace cachealloc {
 class CentralPool {
  public:
   static constexpr unsigned kMaxSlots = 16;
+  // Note [Sharded transfer slots]: threads flush whole batches into their own shard and refill
+  // from it first, so a thread mostly gets its own blocks back. With one shared stack, batches
+  // flushed by one thread were refilled by another, and after a while both threads' blocks were
+  // interleaved in the same cache lines (false sharing: 2.5x slower on 2 independent threads).
+  // A refill that finds its shard empty takes from the others before carving slabs, so
+  // producer/consumer hand-offs stay O(1).
+  static constexpr unsigned kShards = 4;
 
   constexpr CentralPool() = default;
   void init(unsigned cls, SlabSource* slabs, SegmentTable* table) noexcept;
 
   // Up to `want` blocks as a chain (next pointer in each block's first word, last one nullptr).
   // Returns how many; 0 means out of memory.
-  uint32_t take(uint32_t want, void** head) noexcept;
+  uint32_t take(uint32_t want, void** head, unsigned shard = 0) noexcept;
   // A chain of `count` blocks of this class. `call` names the API for error messages.
-  void give(void* head, uint32_t count, const char* call) noexcept;
+  void give(void* head, uint32_t count, const char* call, unsigned shard = 0) noexcept;
   // Moves every slot back to its slabs, so empty slabs become cache (ca_clear, before fork-free).
   void drain_slots() noexcept;
 
@@ -64,8 +71,8 @@ class CentralPool {
   unsigned cls_ = 0;
   uint32_t batch_ = 1;
   uint32_t max_slots_ = 1;
-  uint32_t nslots_ = 0;
-  Slot slots_[kMaxSlots] = {};
+  uint32_t nslots_[kShards] = {};
+  Slot slots_[kShards][kMaxSlots] = {};
   Slab* partial_ = nullptr;
   SlabSource* slabs_ = nullptr;
   SegmentTable* table_ = nullptr;

@@ -1,13 +1,16 @@
 // thread_cache.cpp - the slow paths of thread_cache.h.
 #include "core/thread_cache.h"
 
+#include "core/central_pool.h"
 #include "core/heap.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
 
 void ThreadCache::attach(Heap* heap, bool checking) noexcept {
+  static constinit std::atomic<uint32_t> next_shard{0};
   heap_ = heap;
+  shard_ = next_shard.fetch_add(1, std::memory_order_relaxed) % CentralPool::kShards;
   size_t threshold = heap->config().large_threshold;
   for (unsigned c = 0; c < kNumClasses; ++c) {
     bins_[c].head = nullptr;
@@ -24,7 +27,7 @@ void* ThreadCache::refill(unsigned cls) noexcept {
     clear_epoch = heap_->clear_epoch();
   }
   void* chain = nullptr;
-  uint32_t n = heap_->pool(cls).take(batch_size(cls), &chain);
+  uint32_t n = heap_->pool(cls).take(batch_size(cls), &chain, shard_);
   if (n == 0) return nullptr;
   ThreadCounters::bump(counters_.refills);
   ThreadCounters::bump(counters_.allocs);
@@ -65,7 +68,7 @@ void ThreadCache::flush(unsigned cls, uint32_t n, const char* call) noexcept {
   *static_cast<void**>(tail) = nullptr;
   b.count -= n;
   ThreadCounters::bump(counters_.flushes);
-  heap_->pool(cls).give(head, n, call);
+  heap_->pool(cls).give(head, n, call, shard_);
   if (heap_->cached_bytes() > heap_->cache_limit()) heap_->enforce_budget();
 }
 

@@ -83,6 +83,7 @@ class ThreadCache {
   Bin bins_[kNumClasses] = {};
   ThreadCounters counters_;
   Heap* heap_ = nullptr;
+  unsigned shard_ = 0;  // this thread's transfer-slot shard (Note [Sharded transfer slots])
 };
 
 }  // namespace cachealloc
