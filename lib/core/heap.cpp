@@ -294,7 +294,7 @@ void Heap::get_totals(ca_totals* out) noexcept {
     LockGuard g(registry_lock_);
     for (ThreadCache* t = threads_; t != nullptr; t = t->next) {
       allocs += t->counters().allocs.load(std::memory_order_relaxed);
-      frees += t->counters().frees.load(std::memory_order_relaxed);
+      frees += t->frees();
     }
   }
   out->large_hits = large_.hits.load(std::memory_order_relaxed);
@@ -333,7 +333,8 @@ void Heap::destroy_thread_cache(ThreadCache* tc) noexcept {
                std::memory_order_relaxed);
     };
     add(retired_.allocs, c.allocs);
-    add(retired_.frees, c.frees);
+    retired_.frees.store(retired_.frees.load(std::memory_order_relaxed) + tc->frees(),
+                         std::memory_order_relaxed);
     add(retired_.refills, c.refills);
     add(retired_.flushes, c.flushes);
   }

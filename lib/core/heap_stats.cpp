@@ -35,7 +35,7 @@ void Heap::snapshot(HeapSnapshot* out) noexcept {
     for (ThreadCache* t = threads_; t != nullptr; t = t->next) {
       const ThreadCounters& tc = t->counters();
       s.small_allocs += get(tc.allocs);
-      s.small_frees += get(tc.frees);
+      s.small_frees += t->frees();
       s.refills += get(tc.refills);
       s.flushes += get(tc.flushes);
       ++s.threads;

@@ -14,7 +14,7 @@ void ThreadCache::attach(Heap* heap, bool checking) noexcept {
   size_t threshold = heap->config().large_threshold;
   for (unsigned c = 0; c < kNumClasses; ++c) {
     bins_[c].head = nullptr;
-    bins_[c].count = 0;
+    set_count(bins_[c], 0);
     // Classes past the large threshold are never used; in checking mode every call is slow.
     bins_[c].max = (checking || class_size(c) > threshold) ? 0 : thread_cache_max(c);
   }
@@ -31,11 +31,12 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   if (n == 0) return nullptr;
   ThreadCounters::bump(counters_.refills);
   ThreadCounters::bump(counters_.allocs);
+  ThreadCounters::bump(counters_.blocks_refilled, n);
   Bin& b = bins_[cls];
   void* p = chain;
   // The bin was empty (that is why we refill), so the rest of the chain becomes the bin.
   b.head = *static_cast<void**>(p);
-  b.count = n - 1;
+  set_count(b, n - 1);
   return p;
 }
 
@@ -46,8 +47,7 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
   if (b.count < b.max) {
     *static_cast<void**>(p) = b.head;
     b.head = p;
-    ++b.count;
-    ThreadCounters::bump(counters_.frees);
+    set_count(b, b.count + 1);  // counted through the bin: Note [Derived free count]
     return;
   }
   // max == 0: this class is not cached per thread; hand the block straight back.
@@ -66,10 +66,19 @@ void ThreadCache::flush(unsigned cls, uint32_t n, const char* call) noexcept {
   for (uint32_t i = 1; i < n; ++i) tail = *static_cast<void**>(tail);
   b.head = *static_cast<void**>(tail);
   *static_cast<void**>(tail) = nullptr;
-  b.count -= n;
+  set_count(b, b.count - n);
   ThreadCounters::bump(counters_.flushes);
+  ThreadCounters::bump(counters_.blocks_flushed, n);
   heap_->pool(cls).give(head, n, call, shard_);
   if (heap_->cached_bytes() > heap_->cache_limit()) heap_->enforce_budget();
+}
+
+uint64_t ThreadCache::frees() const noexcept {
+  auto get = [](const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  uint64_t in_bins = 0;
+  for (unsigned c = 0; c < kNumClasses; ++c) in_bins += bin_count(c);
+  return in_bins + get(counters_.allocs) - get(counters_.blocks_refilled) +
+         get(counters_.blocks_flushed) + get(counters_.frees);
 }
 
 size_t ThreadCache::flush_all() noexcept {

@@ -42,7 +42,7 @@ TEST_CASE("thread cache: a full bin flushes one batch to the central pool", "[th
   REQUIRE(t.tc->counters().flushes >= 1);
   REQUIRE(t.tc->bin_count(cls) <= max);
   REQUIRE(t.tc->bin_count(cls) > 0);
-  REQUIRE(t.tc->counters().frees == blocks.size());
+  REQUIRE(t.tc->frees() == blocks.size());
   const auto& pc = t.heap.pool(cls).counters();
   REQUIRE(pc.blocks_given == pc.blocks_taken - t.tc->bin_count(cls));  // nothing lost
   // flush_all empties every bin.
