@@ -21,7 +21,7 @@ enum class OptionKind : uint8_t { kSize, kBool };
   X(cache_bytes, "CACHEALLOC_CACHE_BYTES", kSize, 256ull << 20, 0, 1ull << 50,                    \
     "Budget for cached memory (freed large blocks plus empty slabs still committed); past it "    \
     "the least recently used memory goes back upstream.")                                         \
-  X(large_threshold, "CACHEALLOC_LARGE_THRESHOLD", kSize, 256ull << 10, 4ull << 10, 256ull << 10, \
+  X(large_threshold, "CACHEALLOC_LARGE_THRESHOLD", kSize, 64ull << 10, 4ull << 10, 256ull << 10, \
     "Requests above this many bytes take the large-object path (mimalloc plus the LRU cache); "   \
     "smaller ones come from slabs.")                                                              \
   X(verbose, "CACHEALLOC_VERBOSE", kBool, 0, 0, 1,                                                \

@@ -37,6 +37,7 @@ void CentralPool::unlink_partial_locked(Slab* s) noexcept {
 }
 
 uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept {
+  if (batch_ == 1) shard = 0;  // one block per batch: no cache lines to share, keep one stack
   LockGuard g(lock_);
   unsigned from = kShards;
   if (want == batch_) {
@@ -97,7 +98,7 @@ void CentralPool::give(void* head, uint32_t count, const char* call, unsigned sh
   LockGuard g(lock_);
   add(counters_.gives, 1);
   add(counters_.blocks_given, count);
-  shard %= kShards;
+  shard = batch_ == 1 ? 0 : shard % kShards;
   if (count == batch_ && nslots_[shard] < max_slots_) {
     slots_[shard][nslots_[shard]++] = Slot{head, count};
     add(counters_.slot_blocks, count);

@@ -32,7 +32,7 @@ struct HeapSnapshot;  // core/heap_stats.h
 
 struct HeapConfig {
   size_t cache_limit = size_t{256} << 20;
-  size_t large_threshold = size_t{256} << 10;
+  size_t large_threshold = size_t{64} << 10;
   bool check = false;  // CACHEALLOC_CHECK: every free validated, freed memory poisoned
 };
 

@@ -131,14 +131,21 @@ constexpr uint32_t batch_size(unsigned c) {
   return static_cast<uint32_t>(b);
 }
 
-// Most blocks a thread keeps per class before flushing a batch: 4 batches, so that a thread whose
+// Most blocks a thread keeps per class before flushing: up to 4 batches, so that a thread whose
 // working set hovers around a bin boundary rarely flushes (a random walk bounded by M reaches a
-// bound after ~M^2 steps), which keeps blocks thread-local (Note [Sharded transfer slots]).
+// bound after ~M^2 steps), which keeps blocks thread-local (Note [Sharded transfer slots]); but
+// at most 64 KiB of memory per bin (at least one batch), so big classes do not park megabytes of
+// free memory per thread outside the cache budget.
+inline constexpr size_t kThreadBinBytes = 64 * 1024;
 constexpr uint32_t thread_cache_max(unsigned c) {
   uint32_t b = batch_size(c);
-  return b < 2 ? 2 : 4 * b;
+  size_t by_bytes = kThreadBinBytes / class_size(c);
+  size_t m = 4 * size_t{b};
+  if (m > by_bytes) m = by_bytes;
+  if (m < b) m = b;
+  if (m < 2 && 2 * class_size(c) <= 2 * kThreadBinBytes) m = 2;
+  return static_cast<uint32_t>(m);
 }
-
 static_assert(class_size(kNumClasses - 1) == kMaxSmallSize);
 static_assert(class_of_slow(kMaxSmallSize) == kNumClasses - 1);
 static_assert(class_of_slow(129) == 8 && class_size(8) == 144);

@@ -98,7 +98,7 @@ TEST_CASE("load_options: defaults without environment, values with it", "[option
   Options d = load_options(&fake_lookup, &fake_warn);
   REQUIRE(g_warnings.empty());
   REQUIRE(d.cache_bytes == uint64_t{256} << 20);
-  REQUIRE(d.large_threshold == uint64_t{256} << 10);
+  REQUIRE(d.large_threshold == uint64_t{64} << 10);
   REQUIRE(d.check == 0);
   REQUIRE(d.stats == 1);
 
@@ -120,7 +120,7 @@ TEST_CASE("load_options: each bad value warns once, names it, and keeps the defa
   REQUIRE(g_warnings.size() == 3);
   REQUIRE(o.cache_bytes == uint64_t{256} << 20);
   REQUIRE(o.verbose == 0);
-  REQUIRE(o.large_threshold == uint64_t{256} << 10);
+  REQUIRE(o.large_threshold == uint64_t{64} << 10);
   REQUIRE(o.check == 1);  // the good one still applies
   bool saw_banana = false;
   for (const std::string& w : g_warnings) {
