@@ -83,6 +83,10 @@ struct Pool {
   Fence fences[kFenceRing];
   uint32_t buckets[kNumBuckets];
   PoolCounters c;
+  // What pool_reports last read of device, budget and c: written and read only by it.
+  int reported_device;
+  uint64_t reported_budget;
+  PoolCounters reported;
 };
 
 struct Victim {
@@ -354,6 +358,7 @@ uint16_t create_pool(bool host, int rt_device, Context ctx) noexcept {
   p.done_fence = 0;
   p.ctx.store(nullptr, std::memory_order_relaxed);
   p.budget = budget_for(rt_device);
+  p.reported_device = -1;
   p.used.store(true, std::memory_order_release);
   g_num_pools.store(n + 1, std::memory_order_release);
   if (ctx != nullptr) pool_learn_context(static_cast<uint16_t>(n), ctx);
@@ -661,6 +666,19 @@ uint64_t pool_cached_device_bytes(int device) noexcept {
   return total;
 }
 
+namespace {
+void add_counters(PoolCounters* into, const PoolCounters& c) noexcept {
+  into->reserved += c.reserved;
+  into->cached += c.cached;
+  into->live += c.live;
+  into->hits += c.hits;
+  into->misses += c.misses;
+  into->syncs_forced += c.syncs_forced;
+  into->oom_retries += c.oom_retries;
+  into->evictions += c.evictions;
+}
+}  // namespace
+
 void pool_counters(int device, bool host, PoolCounters* out) noexcept {
   *out = PoolCounters{};
   size_t np = g_num_pools.load(std::memory_order_acquire);
@@ -668,15 +686,33 @@ void pool_counters(int device, bool host, PoolCounters* out) noexcept {
     Pool& p = g_pools[i];
     if (p.host != host || (device >= 0 && p.device != device)) continue;
     LockGuard guard(p.lock);
-    out->reserved += p.c.reserved;
-    out->cached += p.c.cached;
-    out->live += p.c.live;
-    out->hits += p.c.hits;
-    out->misses += p.c.misses;
-    out->syncs_forced += p.c.syncs_forced;
-    out->oom_retries += p.c.oom_retries;
-    out->evictions += p.c.evictions;
+    add_counters(out, p.c);
   }
+}
+
+size_t pool_reports(DeviceReport* out, size_t cap) noexcept {
+  size_t n = 0;
+  size_t np = g_num_pools.load(std::memory_order_acquire);
+  for (size_t i = 0; i < np; ++i) {
+    Pool& p = g_pools[i];
+    if (p.lock.try_lock()) {
+      p.reported_device = p.device;
+      p.reported_budget = p.budget;
+      p.reported = p.c;
+      p.lock.unlock();
+    }
+    // reported_device is -1 until a report found the pool's device known and its lock free.
+    if (p.reported_device < 0) continue;
+    size_t r = 0;
+    while (r < n && (out[r].device != p.reported_device || out[r].host != p.host)) ++r;
+    if (r == n) {
+      if (n == cap) continue;
+      out[n++] = DeviceReport{p.reported_device, p.host, 0, PoolCounters{}};
+    }
+    out[r].budget += p.reported_budget;
+    add_counters(&out[r].c, p.reported);
+  }
+  return n;
 }
 
 }  // namespace cachealloc::cuda

@@ -111,4 +111,18 @@ uint64_t pool_cached_device_bytes(int device) noexcept;
 // Sums the counters of the pools of `device` (< 0: all) and kind.
 void pool_counters(int device, bool host, PoolCounters* out) noexcept;
 
+// One (device, kind) row for the statistics segment: the pools of that device and kind summed.
+struct DeviceReport {
+  int device;
+  bool host;
+  uint64_t budget;  // the sum of those pools' budgets
+  PoolCounters c;
+};
+// Fills up to `cap` reports, one per (device, kind) with a known device, in pool order; returns
+// how many. Never waits for a pool lock: a pool busy at that moment (its lock may even be held by
+// this very thread, when CUDA allocates host memory inside a pool operation and that malloc
+// publishes) contributes the figures it had at its last report. Called by the stats publisher
+// only, which serialises calls (Note [Publication] in stats/publisher.h).
+size_t pool_reports(DeviceReport* out, size_t cap) noexcept;
+
 }  // namespace cachealloc::cuda

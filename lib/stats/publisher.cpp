@@ -37,6 +37,7 @@ struct State {
 constinit State g;
 constinit HeapSnapshot g_snapshot;
 constinit Image g_image;
+constinit cuda::DeviceReport g_devices[CA_STATS_DEVICE_CAPACITY];
 
 void refresh_identity_locked() noexcept {
   g.id.pid = os::process_id();
@@ -48,6 +49,7 @@ void build_locked() noexcept {
   g_heap.snapshot(&g_snapshot);
   ++g.publish_count;
   build_image(g.id, g_snapshot, g.publish_count, &g.peak, &g_image);
+  set_device_rows(g_devices, cuda::pool_reports(g_devices, CA_STATS_DEVICE_CAPACITY), &g_image);
 }
 
 bool open_segment_locked() noexcept {

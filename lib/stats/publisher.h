@@ -20,7 +20,8 @@
 // SYNCHRONIZATION: one SpinLock serialises publications; it is taken around fork() (prepare) so
 // the child never inherits it held. It is a leaf above the heap's locks: a publication takes the
 // heap's registry lock (Heap::snapshot) while holding it, and the heap never calls back under its
-// own locks (the tick runs after the slow path released them).
+// own locks (the tick runs after the slow path released them). The CUDA pools' locks are only
+// try-locked (cuda::pool_reports): CUDA may call malloc while one of them is held.
 #pragma once
 
 #include <cstdint>

@@ -59,7 +59,7 @@ void fill_header(const Identity& id, uint64_t publish_count, ca_stats_header* h)
   h->devices_offset = kDevicesOffset;
   h->device_row_size = sizeof(ca_stats_device_row);
   h->device_capacity = CA_STATS_DEVICE_CAPACITY;
-  h->device_count = 0;  // filled by the CUDA layer once it reports here
+  h->device_count = 0;  // set_device_rows
 }
 
 }  // namespace
@@ -72,6 +72,9 @@ const ca_stats_pool_row* Image::pool(uint32_t i) const noexcept {
 }
 const ca_stats_layout_row* Image::layout(uint32_t i) const noexcept {
   return reinterpret_cast<const ca_stats_layout_row*>(bytes + kLayoutsOffset) + i;
+}
+const ca_stats_device_row* Image::device(uint32_t i) const noexcept {
+  return reinterpret_cast<const ca_stats_device_row*>(bytes + kDevicesOffset) + i;
 }
 size_t Image::used_size() const noexcept {
   const ca_stats_header* h = header();
@@ -176,6 +179,28 @@ void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_cou
   t->releases = s.releases;
   t->hits = small_hits + s.large_hits;
   t->misses = small_misses + s.large_misses;
+}
+
+void set_device_rows(const cuda::DeviceReport* reports, size_t n, Image* image) noexcept {
+  if (n > CA_STATS_DEVICE_CAPACITY) n = CA_STATS_DEVICE_CAPACITY;
+  auto* rows = reinterpret_cast<ca_stats_device_row*>(image->bytes + kDevicesOffset);
+  for (size_t i = 0; i < n; ++i) {
+    const cuda::DeviceReport& d = reports[i];
+    ca_stats_device_row& r = rows[i];
+    r = ca_stats_device_row{};
+    r.device = d.device;
+    r.pinned = d.host ? 1 : 0;
+    r.bytes_reserved = d.c.reserved;
+    r.bytes_cached = d.c.cached;
+    r.bytes_live = d.c.live;
+    r.hits = d.c.hits;
+    r.misses = d.c.misses;
+    r.syncs_forced = d.c.syncs_forced;
+    r.oom_retries = d.c.oom_retries;
+    r.evictions = d.c.evictions;
+    r.cache_limit = d.budget;
+  }
+  image->header()->device_count = static_cast<uint32_t>(n);
 }
 
 }  // namespace cachealloc::stats

@@ -13,6 +13,7 @@
 
 #include "cachealloc/stats_abi.h"
 #include "core/heap_stats.h"
+#include "cuda/device_pool.h"
 
 namespace cachealloc::stats {
 
@@ -34,6 +35,7 @@ struct alignas(64) Image {
   const ca_stats_totals* totals() const noexcept;
   const ca_stats_pool_row* pool(uint32_t i) const noexcept;
   const ca_stats_layout_row* layout(uint32_t i) const noexcept;
+  const ca_stats_device_row* device(uint32_t i) const noexcept;
   // The prefix of the image that holds data: up to the last used layout row (or device row).
   // Rows past a table's count are never copied; readers ignore them.
   size_t used_size() const noexcept;
@@ -43,5 +45,7 @@ struct alignas(64) Image {
 // `publish_count` is the number of this publication (1 for the first).
 void build_image(const Identity& id, const HeapSnapshot& snap, uint64_t publish_count,
                  uint64_t* peak, Image* image) noexcept;
+// Writes the CUDA device rows (one per report, at most CA_STATS_DEVICE_CAPACITY) and their count.
+void set_device_rows(const cuda::DeviceReport* reports, size_t n, Image* image) noexcept;
 
 }  // namespace cachealloc::stats

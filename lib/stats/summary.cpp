@@ -7,6 +7,7 @@
 //   cachealloc:   hit rate 99.1%  refills 1532  flushes 1490  retains 0  releases 0
 //   cachealloc:   pool       allocs      frees     hit%  evictions   up-allocs   up-frees     cached       live
 //   cachealloc:   small      120001     119700     99.1          0           3          0    3.0 MiB  1.1 MiB
+//   cachealloc:   cuda device 0: reserved 96.0 MiB  cached 32.0 MiB  live 64.0 MiB  hit rate 98.0%  ...
 //   cachealloc:   layouts by live bytes (size  live-blocks  live-bytes  refills  flushes  slabs):
 #include "stats/summary.h"
 
@@ -135,6 +136,22 @@ void print_summary(const Image& image) noexcept {
     emit(l);
   }
   for (uint32_t i = 0; i < h.pool_count && i < CA_STATS_POOL_CAPACITY; ++i) pool_line(*image.pool(i));
+
+  for (uint32_t i = 0; i < h.device_count && i < CA_STATS_DEVICE_CAPACITY; ++i) {
+    const ca_stats_device_row& d = *image.device(i);
+    Line l;
+    l.str("cachealloc:   cuda device ").dec(static_cast<uint64_t>(d.device));
+    l.str(d.pinned ? " pinned: reserved " : ": reserved ");
+    bytes(l, d.bytes_reserved);
+    l.str("  cached ");
+    bytes(l, d.bytes_cached);
+    l.str("  live ");
+    bytes(l, d.bytes_live);
+    l.str("  hit rate ");
+    percent(l, d.hits, d.hits + d.misses);
+    l.str("  syncs ").dec(d.syncs_forced).str("  oom retries ").dec(d.oom_retries);
+    emit(l);
+  }
 
   // The five layouts holding the most live bytes (selection, no sorting buffer needed).
   uint32_t n = h.layout_count < CA_STATS_LAYOUT_CAPACITY ? h.layout_count : CA_STATS_LAYOUT_CAPACITY;

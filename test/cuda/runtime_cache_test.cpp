@@ -3,10 +3,13 @@
 // One program, one case per argv[1]; test/cuda/meson.build runs each case under
 // LD_PRELOAD=libcachealloc.so with the environment the case needs.
 #include <cstring>
+#include <fcntl.h>
 #include <string>
+#include <unistd.h>
 #include <thread>
 #include <vector>
 
+#include "cachealloc/stats_abi.h"
 #include "cuda_test_util.h"
 
 namespace {
@@ -359,6 +362,55 @@ void threads() {
 
 }  // namespace
 
+// The device rows of this process's statistics segment after ca_stats_flush(), keyed by kind.
+// Run with CACHEALLOC_CUDA_CACHE_BYTES=8M.
+void stats_segment() {
+  void* a = dmalloc(1000);
+  CHECK_EQ(cudaFree(a), cudaSuccess);
+  void* b = dmalloc(900);   // hit
+  void* c = dmalloc(5000);  // miss
+  void* h = nullptr;
+  CHECK_EQ(cudaMallocHost(&h, 1000), cudaSuccess);
+  CHECK_EQ(cudaFreeHost(h), cudaSuccess);
+  CHECK_EQ(cachealloc_fn<int (*)()>("ca_stats_flush")(), 0);
+
+  static unsigned char seg[CA_STATS_SEGMENT_SIZE];
+  std::string path = "/dev/shm/" CA_STATS_NAME_PREFIX + std::to_string(getpid());
+  int fd = open(path.c_str(), O_RDONLY);
+  CHECK(fd >= 0);
+  CHECK_EQ(read(fd, seg, sizeof seg), static_cast<ssize_t>(sizeof seg));
+  close(fd);
+  ca_stats_header hdr;
+  std::memcpy(&hdr, seg, sizeof hdr);
+  CHECK_EQ(hdr.magic, CA_STATS_MAGIC);
+  CHECK_EQ(hdr.device_count, 2u);
+  CHECK_EQ(hdr.device_row_size, sizeof(ca_stats_device_row));
+  bool seen[2] = {false, false};
+  for (uint32_t i = 0; i < hdr.device_count; ++i) {
+    ca_stats_device_row r;
+    std::memcpy(&r, seg + hdr.devices_offset + i * hdr.device_row_size, sizeof r);
+    CHECK_EQ(r.device, 0);
+    CHECK(r.pinned <= 1 && !seen[r.pinned]);
+    seen[r.pinned] = true;
+    CHECK_EQ(r.cache_limit, 8u << 20);
+    if (r.pinned == 0) {
+      CHECK_EQ(r.hits, 1u);
+      CHECK_EQ(r.misses, 2u);
+      CHECK_EQ(r.bytes_live, 1024u + 5120u);
+      CHECK_EQ(r.bytes_cached, 0u);
+      CHECK_EQ(r.bytes_reserved, 1024u + 5120u);
+    } else {
+      CHECK_EQ(r.hits, 0u);
+      CHECK_EQ(r.misses, 1u);
+      CHECK_EQ(r.bytes_live, 0u);
+      CHECK_EQ(r.bytes_cached, 1024u);
+      CHECK_EQ(r.bytes_reserved, 1024u);
+    }
+  }
+  CHECK_EQ(cudaFree(b), cudaSuccess);
+  CHECK_EQ(cudaFree(c), cudaSuccess);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) return 2;
   const std::string c = argv[1];
@@ -377,6 +429,7 @@ int main(int argc, char** argv) {
   else if (c == "disabled") disabled();
   else if (c == "no_driver") no_driver();
   else if (c == "threads") threads();
+  else if (c == "stats_segment") stats_segment();
   else return 2;
   return 0;
 }
