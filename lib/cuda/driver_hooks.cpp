@@ -17,7 +17,7 @@ using cuda_api::kCuSuccess;
 enum Hook : int {
   kMemAlloc, kMemFree, kMemAllocHost, kMemHostAlloc, kMemFreeHost, kMemGetInfo,
   kStreamCreate, kStreamCreateWithPriority, kStreamDestroy, kBeginCapture, kEndCapture,
-  kIpcGetMemHandle, kGetProcAddress, kGetProcAddressV2, kNumHooks
+  kIpcGetMemHandle, kPrimaryCtxReset, kGetProcAddress, kGetProcAddressV2, kNumHooks
 };
 constexpr int kSlots = 4;
 
@@ -40,6 +40,7 @@ using StreamDestroyFn = CuResult (*)(Stream);
 using BeginCaptureFn = CuResult (*)(Stream, int);
 using EndCaptureFn = CuResult (*)(Stream, void**);
 using IpcGetFn = CuResult (*)(void*, DevicePtr);
+using CtxResetFn = CuResult (*)(int);
 using ProcFn = CuResult (*)(const char*, void**, int, unsigned long long);
 using ProcV2Fn = CuResult (*)(const char*, void**, int, unsigned long long, int*);
 
@@ -70,6 +71,14 @@ CuResult end_capture(EndCaptureFn real, Stream s, void** graph) noexcept {
 CuResult ipc_get(IpcGetFn real, void* handle, DevicePtr p) noexcept {
   CuResult r = real(handle, p);
   if (r == kCuSuccess) pool_mark_ipc(p);  // Note: exported blocks are never cached
+  return r;
+}
+// The reset frees every allocation of the device's primary context: forget its blocks, or the
+// cache would hand freed memory out again (cudaDeviceReset in a statically linked runtime ends
+// here; the shared runtime's reaches rt_device_reset first, and dropping twice is harmless).
+CuResult primary_ctx_reset(CtxResetFn real, int dev) noexcept {
+  CuResult r = real(dev);
+  if (r == kCuSuccess) pool_drop_device(dev);
   return r;
 }
 CuResult proc(ProcFn real, const char* sym, void** pfn, int ver, unsigned long long flags) noexcept {
@@ -136,6 +145,10 @@ CuResult t_ipc_get(void* handle, DevicePtr p) noexcept {
   return ipc_get(real_of<IpcGetFn>(kIpcGetMemHandle, K), handle, p);
 }
 template <int K>
+CuResult t_ctx_reset(int dev) noexcept {
+  return primary_ctx_reset(real_of<CtxResetFn>(kPrimaryCtxReset, K), dev);
+}
+template <int K>
 CuResult t_proc(const char* sym, void** pfn, int ver, unsigned long long flags) noexcept {
   return proc(real_of<ProcFn>(kGetProcAddress, K), sym, pfn, ver, flags);
 }
@@ -155,7 +168,7 @@ void* const kThunks[kNumHooks][kSlots] = {
     CA_THUNKS(t_mem_host_alloc), CA_THUNKS(t_mem_free_host),    CA_THUNKS(t_mem_get_info),
     CA_THUNKS(t_stream_create),  CA_THUNKS(t_stream_create_prio), CA_THUNKS(t_stream_destroy),
     CA_THUNKS(t_begin_capture),  CA_THUNKS(t_end_capture),      CA_THUNKS(t_ipc_get),
-    CA_THUNKS(t_proc),           CA_THUNKS(t_proc_v2),
+    CA_THUNKS(t_ctx_reset),      CA_THUNKS(t_proc),             CA_THUNKS(t_proc_v2),
 };
 #undef CA_THUNKS
 
@@ -173,6 +186,7 @@ constexpr ProcName kProcNames[] = {
     {"cuStreamCreate", kStreamCreate, 0},    {"cuStreamCreateWithPriority", kStreamCreateWithPriority, 0},
     {"cuStreamDestroy", kStreamDestroy, 4000}, {"cuStreamBeginCapture", kBeginCapture, 10010},
     {"cuStreamEndCapture", kEndCapture, 0},  {"cuIpcGetMemHandle", kIpcGetMemHandle, 0},
+    {"cuDevicePrimaryCtxReset", kPrimaryCtxReset, 0},  // _v2 (11000) has the same signature
 };
 
 struct DlsymName {
@@ -194,6 +208,8 @@ constexpr DlsymName kDlsymNames[] = {
     {"cuStreamEndCapture", kEndCapture},
     {"cuStreamEndCapture_ptsz", kEndCapture},
     {"cuIpcGetMemHandle", kIpcGetMemHandle},
+    {"cuDevicePrimaryCtxReset", kPrimaryCtxReset},
+    {"cuDevicePrimaryCtxReset_v2", kPrimaryCtxReset},
     {"cuGetProcAddress", kGetProcAddress},
     {"cuGetProcAddress_v2", kGetProcAddressV2},
 };
@@ -259,6 +275,7 @@ const char* const kExportNames[kNumHooks] = {
     "cuMemHostAlloc",     "cuMemFreeHost",       "cuMemGetInfo_v2",
     "cuStreamCreate",     "cuStreamCreateWithPriority", "cuStreamDestroy_v2",
     "cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuIpcGetMemHandle",
+    "cuDevicePrimaryCtxReset_v2",
     "cuGetProcAddress",   "cuGetProcAddress_v2",
 };
 
@@ -327,6 +344,10 @@ CuResult exported_stream_end_capture(Stream s, void** graph) noexcept {
 CuResult exported_ipc_get_mem_handle(void* handle, DevicePtr p) noexcept {
   auto real = export_real<IpcGetFn>(kIpcGetMemHandle);
   return real != nullptr ? ipc_get(real, handle, p) : kNoDriver;
+}
+CuResult exported_primary_ctx_reset(int dev) noexcept {
+  auto real = export_real<CtxResetFn>(kPrimaryCtxReset);
+  return real != nullptr ? primary_ctx_reset(real, dev) : kNoDriver;
 }
 CuResult exported_get_proc_address(const char* symbol, void** pfn, int cuda_version,
                                    unsigned long long flags) noexcept {

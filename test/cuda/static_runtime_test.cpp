@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   auto alloc_host = proc<CUresult (*)(void**, size_t)>(gpa, "cuMemAllocHost");
   auto free_host = proc<CUresult (*)(void*)>(gpa, "cuMemFreeHost");
   auto get_info = proc<CUresult (*)(size_t*, size_t*)>(gpa, "cuMemGetInfo");
+  auto reset = proc<CUresult (*)(int)>(gpa, "cuDevicePrimaryCtxReset");
+  CHECK(in_object(reinterpret_cast<void*>(reset), disabled ? "libcuda.so" : "libcachealloc"));
   CHECK(in_object(reinterpret_cast<void*>(mem_alloc), disabled ? "libcuda.so" : "libcachealloc"));
   CHECK(in_object(reinterpret_cast<void*>(cu_init), "libcuda.so"));
   // An old ABI version of cuMemAlloc (before _v2) is never wrapped.
@@ -102,5 +104,18 @@ int main(int argc, char** argv) {
   CHECK_EQ(mem_free(first), CUDA_ERROR_INVALID_VALUE);  // double free: an error, not a crash
   CHECK(ca_clear(-1) > 0);
   CHECK_EQ(stub_counters().device_frees, 1u);
+
+  // cudaDeviceReset in a static runtime resets the primary context through the driver, which
+  // frees every block: the cached one must be forgotten, not handed out again.
+  CUdeviceptr q = 0;
+  CHECK_EQ(mem_alloc(&q, 3000), CUDA_SUCCESS);
+  CHECK_EQ(mem_free(q), CUDA_SUCCESS);
+  CHECK_EQ(ca_stats().cached, 3072u);
+  CHECK_EQ(reset(0), CUDA_SUCCESS);
+  CHECK_EQ(ca_stats().cached, 0u);
+  CUdeviceptr r = 0;
+  CHECK_EQ(mem_alloc(&r, 3000), CUDA_SUCCESS);
+  CHECK_EQ(stub_counters().device_allocs, 3u);  // a real allocation, not the forgotten block
+  CHECK_EQ(mem_free(r), CUDA_SUCCESS);
   return 0;
 }
