@@ -450,6 +450,15 @@ uint16_t pool_for_context(Context ctx, bool host) noexcept {
       return static_cast<uint16_t>(i);
     }
   }
+  // A driver pool without a context was dropped (pool_drop_context): reuse it, so programs that
+  // create and destroy contexts in a loop do not run out of pools.
+  for (size_t i = 0; i < n; ++i) {
+    Pool& p = g_pools[i];
+    if (p.rt_device < 0 && p.host == host && p.ctx.load(std::memory_order_relaxed) == nullptr) {
+      pool_learn_context(static_cast<uint16_t>(i), ctx);
+      return static_cast<uint16_t>(i);
+    }
+  }
   return create_pool(host, -1, ctx);
 }
 
@@ -598,26 +607,44 @@ void pool_count_oom_retry(uint16_t id) noexcept {
   ++p.c.oom_retries;
 }
 
+namespace {
+// Pre: p.lock held. The context is gone (reset or destroyed) and took its blocks and events with
+// it: forget them, free nothing.
+void drop_pool_locked(Pool& p, size_t index) noexcept {
+  uint32_t limit = table_limit();
+  for (uint32_t id = 1; id < limit; ++id) {
+    Block& b = table_block(id);
+    if (b.state != BlockState::kFree && b.pool == index) table_erase(id);
+  }
+  for (uint32_t& h : p.buckets) h = kNoBlock;
+  p.ready_head = p.ready_tail = p.pending_head = p.pending_tail = kNoBlock;
+  p.done_fence = p.next_fence - 1;
+  for (Fence& f : p.fences) f.n = 0;
+  p.n_events = 0;
+  p.unfenced = false;
+  p.c.reserved = p.c.cached = p.c.live = 0;
+  p.ctx.store(nullptr, std::memory_order_release);
+}
+}  // namespace
+
 void pool_drop_device(int device) noexcept {
   size_t np = g_num_pools.load(std::memory_order_acquire);
   for (size_t i = 0; i < np; ++i) {
     Pool& p = g_pools[i];
     if (p.device != device) continue;
     LockGuard guard(p.lock);
-    // The reset destroys the context: its blocks and events are gone, nothing is freed here.
-    uint32_t limit = table_limit();
-    for (uint32_t id = 1; id < limit; ++id) {
-      Block& b = table_block(id);
-      if (b.state != BlockState::kFree && b.pool == i) table_erase(id);
-    }
-    for (uint32_t& h : p.buckets) h = kNoBlock;
-    p.ready_head = p.ready_tail = p.pending_head = p.pending_tail = kNoBlock;
-    p.done_fence = p.next_fence - 1;
-    for (Fence& f : p.fences) f.n = 0;
-    p.n_events = 0;
-    p.unfenced = false;
-    p.c.reserved = p.c.cached = p.c.live = 0;
-    p.ctx.store(nullptr, std::memory_order_release);
+    drop_pool_locked(p, i);
+  }
+}
+
+void pool_drop_context(Context ctx) noexcept {
+  if (ctx == nullptr) return;
+  size_t np = g_num_pools.load(std::memory_order_acquire);
+  for (size_t i = 0; i < np; ++i) {
+    Pool& p = g_pools[i];
+    if (p.ctx.load(std::memory_order_acquire) != ctx) continue;
+    LockGuard guard(p.lock);
+    if (p.ctx.load(std::memory_order_relaxed) == ctx) drop_pool_locked(p, i);
   }
 }
 

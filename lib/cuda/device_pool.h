@@ -101,6 +101,8 @@ int pool_device(uint16_t pool) noexcept;
 
 // cudaDeviceReset: forget every block of the device without freeing (the reset frees them).
 void pool_drop_device(int device) noexcept;
+// cuCtxDestroy: the same for the pools of that context (a later context may get the same handle).
+void pool_drop_context(cuda_api::Context ctx) noexcept;
 
 // ---- Misc ----------------------------------------------------------------------------------
 int pool_retain(uint64_t addr) noexcept;  // 0, or EINVAL when addr is not a live block

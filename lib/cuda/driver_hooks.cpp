@@ -12,12 +12,13 @@
 namespace cachealloc::cuda {
 namespace {
 
+using cuda_api::Context;
 using cuda_api::kCuSuccess;
 
 enum Hook : int {
   kMemAlloc, kMemFree, kMemAllocHost, kMemHostAlloc, kMemFreeHost, kMemGetInfo,
   kStreamCreate, kStreamCreateWithPriority, kStreamDestroy, kBeginCapture, kEndCapture,
-  kIpcGetMemHandle, kPrimaryCtxReset, kGetProcAddress, kGetProcAddressV2, kNumHooks
+  kIpcGetMemHandle, kPrimaryCtxReset, kCtxDestroy, kGetProcAddress, kGetProcAddressV2, kNumHooks
 };
 constexpr int kSlots = 4;
 
@@ -41,6 +42,7 @@ using BeginCaptureFn = CuResult (*)(Stream, int);
 using EndCaptureFn = CuResult (*)(Stream, void**);
 using IpcGetFn = CuResult (*)(void*, DevicePtr);
 using CtxResetFn = CuResult (*)(int);
+using CtxDestroyFn = CuResult (*)(Context);
 using ProcFn = CuResult (*)(const char*, void**, int, unsigned long long);
 using ProcV2Fn = CuResult (*)(const char*, void**, int, unsigned long long, int*);
 
@@ -79,6 +81,12 @@ CuResult ipc_get(IpcGetFn real, void* handle, DevicePtr p) noexcept {
 CuResult primary_ctx_reset(CtxResetFn real, int dev) noexcept {
   CuResult r = real(dev);
   if (r == kCuSuccess) pool_drop_device(dev);
+  return r;
+}
+// Destroying a context frees its allocations, and a later context may get the same handle.
+CuResult ctx_destroy(CtxDestroyFn real, Context ctx) noexcept {
+  CuResult r = real(ctx);
+  if (r == kCuSuccess) pool_drop_context(ctx);
   return r;
 }
 CuResult proc(ProcFn real, const char* sym, void** pfn, int ver, unsigned long long flags) noexcept {
@@ -149,6 +157,10 @@ CuResult t_ctx_reset(int dev) noexcept {
   return primary_ctx_reset(real_of<CtxResetFn>(kPrimaryCtxReset, K), dev);
 }
 template <int K>
+CuResult t_ctx_destroy(Context ctx) noexcept {
+  return ctx_destroy(real_of<CtxDestroyFn>(kCtxDestroy, K), ctx);
+}
+template <int K>
 CuResult t_proc(const char* sym, void** pfn, int ver, unsigned long long flags) noexcept {
   return proc(real_of<ProcFn>(kGetProcAddress, K), sym, pfn, ver, flags);
 }
@@ -168,7 +180,8 @@ void* const kThunks[kNumHooks][kSlots] = {
     CA_THUNKS(t_mem_host_alloc), CA_THUNKS(t_mem_free_host),    CA_THUNKS(t_mem_get_info),
     CA_THUNKS(t_stream_create),  CA_THUNKS(t_stream_create_prio), CA_THUNKS(t_stream_destroy),
     CA_THUNKS(t_begin_capture),  CA_THUNKS(t_end_capture),      CA_THUNKS(t_ipc_get),
-    CA_THUNKS(t_ctx_reset),      CA_THUNKS(t_proc),             CA_THUNKS(t_proc_v2),
+    CA_THUNKS(t_ctx_reset),      CA_THUNKS(t_ctx_destroy),      CA_THUNKS(t_proc),
+    CA_THUNKS(t_proc_v2),
 };
 #undef CA_THUNKS
 
@@ -187,6 +200,7 @@ constexpr ProcName kProcNames[] = {
     {"cuStreamDestroy", kStreamDestroy, 4000}, {"cuStreamBeginCapture", kBeginCapture, 10010},
     {"cuStreamEndCapture", kEndCapture, 0},  {"cuIpcGetMemHandle", kIpcGetMemHandle, 0},
     {"cuDevicePrimaryCtxReset", kPrimaryCtxReset, 0},  // _v2 (11000) has the same signature
+    {"cuCtxDestroy", kCtxDestroy, 0},                   // _v2 (4000) has the same signature
 };
 
 struct DlsymName {
@@ -210,6 +224,8 @@ constexpr DlsymName kDlsymNames[] = {
     {"cuIpcGetMemHandle", kIpcGetMemHandle},
     {"cuDevicePrimaryCtxReset", kPrimaryCtxReset},
     {"cuDevicePrimaryCtxReset_v2", kPrimaryCtxReset},
+    {"cuCtxDestroy", kCtxDestroy},
+    {"cuCtxDestroy_v2", kCtxDestroy},
     {"cuGetProcAddress", kGetProcAddress},
     {"cuGetProcAddress_v2", kGetProcAddressV2},
 };
@@ -275,7 +291,7 @@ const char* const kExportNames[kNumHooks] = {
     "cuMemHostAlloc",     "cuMemFreeHost",       "cuMemGetInfo_v2",
     "cuStreamCreate",     "cuStreamCreateWithPriority", "cuStreamDestroy_v2",
     "cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuIpcGetMemHandle",
-    "cuDevicePrimaryCtxReset_v2",
+    "cuDevicePrimaryCtxReset_v2", "cuCtxDestroy_v2",
     "cuGetProcAddress",   "cuGetProcAddress_v2",
 };
 
@@ -348,6 +364,10 @@ CuResult exported_ipc_get_mem_handle(void* handle, DevicePtr p) noexcept {
 CuResult exported_primary_ctx_reset(int dev) noexcept {
   auto real = export_real<CtxResetFn>(kPrimaryCtxReset);
   return real != nullptr ? primary_ctx_reset(real, dev) : kNoDriver;
+}
+CuResult exported_ctx_destroy(Context ctx) noexcept {
+  auto real = export_real<CtxDestroyFn>(kCtxDestroy);
+  return real != nullptr ? ctx_destroy(real, ctx) : kNoDriver;
 }
 CuResult exported_get_proc_address(const char* symbol, void** pfn, int cuda_version,
                                    unsigned long long flags) noexcept {

@@ -48,6 +48,7 @@ CuResult exported_stream_begin_capture(Stream s, int mode) noexcept;
 CuResult exported_stream_end_capture(Stream s, void** graph) noexcept;
 CuResult exported_ipc_get_mem_handle(void* handle, DevicePtr p) noexcept;
 CuResult exported_primary_ctx_reset(int dev) noexcept;
+CuResult exported_ctx_destroy(cuda_api::Context ctx) noexcept;
 CuResult exported_get_proc_address(const char* symbol, void** pfn, int cuda_version,
                                    unsigned long long flags) noexcept;
 CuResult exported_get_proc_address_v2(const char* symbol, void** pfn, int cuda_version,

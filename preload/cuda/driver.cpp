@@ -37,6 +37,9 @@ CA_EXPORT CuResult cuIpcGetMemHandle(void* handle, DevicePtr p) {
   return cf::exported_ipc_get_mem_handle(handle, p);
 }
 CA_EXPORT CuResult cuDevicePrimaryCtxReset_v2(int dev) { return cf::exported_primary_ctx_reset(dev); }
+CA_EXPORT CuResult cuCtxDestroy_v2(cachealloc::cuda_api::Context ctx) {
+  return cf::exported_ctx_destroy(ctx);
+}
 CA_EXPORT CuResult cuGetProcAddress(const char* symbol, void** pfn, int cuda_version,
                                     unsigned long long flags) {
   return cf::exported_get_proc_address(symbol, pfn, cuda_version, flags);

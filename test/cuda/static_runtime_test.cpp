@@ -57,6 +57,9 @@ int main(int argc, char** argv) {
   auto get_info = proc<CUresult (*)(size_t*, size_t*)>(gpa, "cuMemGetInfo");
   auto reset = proc<CUresult (*)(int)>(gpa, "cuDevicePrimaryCtxReset");
   CHECK(in_object(reinterpret_cast<void*>(reset), disabled ? "libcuda.so" : "libcachealloc"));
+  auto ctx_create = proc<CUresult (*)(CUcontext*, unsigned, int)>(gpa, "cuCtxCreate");
+  auto ctx_destroy = proc<CUresult (*)(CUcontext)>(gpa, "cuCtxDestroy");
+  CHECK(in_object(reinterpret_cast<void*>(ctx_destroy), disabled ? "libcuda.so" : "libcachealloc"));
   CHECK(in_object(reinterpret_cast<void*>(mem_alloc), disabled ? "libcuda.so" : "libcachealloc"));
   CHECK(in_object(reinterpret_cast<void*>(cu_init), "libcuda.so"));
   // An old ABI version of cuMemAlloc (before _v2) is never wrapped.
@@ -116,6 +119,23 @@ int main(int argc, char** argv) {
   CUdeviceptr r = 0;
   CHECK_EQ(mem_alloc(&r, 3000), CUDA_SUCCESS);
   CHECK_EQ(stub_counters().device_allocs, 3u);  // a real allocation, not the forgotten block
+  CHECK_EQ(mem_free(r), CUDA_SUCCESS);
+
+  // The same for a destroyed context, whose handle the next created context reuses (as real
+  // handles can be).
+  CUcontext c2 = nullptr;
+  CHECK_EQ(ctx_create(&c2, 0, 0), CUDA_SUCCESS);
+  CHECK_EQ(mem_alloc(&q, 3000), CUDA_SUCCESS);
+  CHECK(q == r);  // the cached block
+  CHECK_EQ(mem_free(q), CUDA_SUCCESS);
+  CHECK_EQ(ca_stats().cached, 3072u);
+  CHECK_EQ(ctx_destroy(c2), CUDA_SUCCESS);
+  CHECK_EQ(ca_stats().cached, 0u);
+  CUcontext c3 = nullptr;
+  CHECK_EQ(ctx_create(&c3, 0, 0), CUDA_SUCCESS);
+  CHECK(c3 == c2);
+  CHECK_EQ(mem_alloc(&r, 3000), CUDA_SUCCESS);
+  CHECK_EQ(stub_counters().device_allocs, 4u);  // a real allocation again
   CHECK_EQ(mem_free(r), CUDA_SUCCESS);
   return 0;
 }

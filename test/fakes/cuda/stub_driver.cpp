@@ -130,7 +130,8 @@ STUB_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, int dev) {
   *ctx = kCtx;
   return CUDA_SUCCESS;
 }
-STUB_EXPORT CUresult cuDevicePrimaryCtxReset_v2(int) {
+// The context's end: its work completes and every allocation is freed.
+static void free_everything() {
   std::lock_guard<std::recursive_mutex> l(g_mu);
   run_all();
   for (auto& [p, n] : g_device) std::free(reinterpret_cast<void*>(p));
@@ -138,6 +139,23 @@ STUB_EXPORT CUresult cuDevicePrimaryCtxReset_v2(int) {
   g_device.clear();
   g_host.clear();
   g_c.used_bytes = 0;
+}
+STUB_EXPORT CUresult cuDevicePrimaryCtxReset_v2(int) {
+  free_everything();
+  return CUDA_SUCCESS;
+}
+// The stub has one context object, so a created context gets the handle a destroyed one had:
+// exactly the case where a stale cache would hand out freed memory.
+STUB_EXPORT CUresult cuCtxCreate_v2(CUcontext* ctx, unsigned, int dev) {
+  if (ctx == nullptr || dev != 0) return CUDA_ERROR_INVALID_VALUE;
+  *ctx = kCtx;
+  t_current = kCtx;
+  return CUDA_SUCCESS;
+}
+STUB_EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx) {
+  if (ctx != kCtx) return CUDA_ERROR_INVALID_VALUE;
+  free_everything();
+  t_current = nullptr;
   return CUDA_SUCCESS;
 }
 STUB_EXPORT CUresult cuCtxSetCurrent(CUcontext ctx) {
@@ -361,6 +379,8 @@ STUB_EXPORT CUresult cuGetProcAddress_v2(const char* sym, void** pfn, int ver,
       {"cuDevicePrimaryCtxRetain", (void*)&cuDevicePrimaryCtxRetain, 0},
       {"cuDevicePrimaryCtxReset", (void*)&cuDevicePrimaryCtxReset_v2, 11000},
       {"cuCtxSetCurrent", (void*)&cuCtxSetCurrent, 0},
+      {"cuCtxCreate", (void*)&cuCtxCreate_v2, 3020},
+      {"cuCtxDestroy", (void*)&cuCtxDestroy_v2, 4000},
       {"cuCtxGetCurrent", (void*)&cuCtxGetCurrent, 0},
       {"cuCtxSynchronize", (void*)&cuCtxSynchronize, 0},
       {"cuMemAlloc", (void*)&cuMemAlloc_v2, 3020},
