@@ -115,7 +115,7 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
     SegmentMeta* seg = table_->lookup(b);
     Slab* s = seg != nullptr ? seg->slab_at(b) : nullptr;
     if (s == nullptr || s->state != SlabState::kActive || s->cls != cls_ ||
-        (reinterpret_cast<uintptr_t>(b) - s->start) % s->stride != 0 || s->used == 0) {
+        !seg->is_block_start(b, cls_) || s->used == 0) {
       fatal_pointer(call, "invalid pointer", b);
     }
     *static_cast<void**>(b) = s->free_list;

@@ -141,12 +141,9 @@ bool Heap::release_small_ref(void* p, SegmentMeta* seg) noexcept {
 }
 
 void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept {
-  // The slow path checks the block boundary (the fast path only checks 16-byte alignment). A slab's
-  // start and stride never change while any of its blocks is live, so this needs no lock.
-  const Slab* s = seg->slab_at(p);
-  if ((reinterpret_cast<uintptr_t>(p) - s->start) % class_size(cls) != 0) {
-    fatal_pointer(call, "invalid pointer", p);
-  }
+  // Frees that skipped the fast path (shared blocks, a full bin, no thread cache) were not checked
+  // yet. A slab's pages and class never change while any of its blocks is live: no lock needed.
+  if (!seg->is_block_start(p, cls)) fatal_pointer(call, "invalid pointer", p);
   if (seg->retained.load(std::memory_order_relaxed) != 0 && release_small_ref(p, seg)) return;
   if (config_.check) {
     if (live_small_block(p, seg) == nullptr) fatal_pointer(call, "invalid pointer", p);
