@@ -178,8 +178,20 @@ void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexce
   if (n > kMaxRequest) return fail_enomem();
   // Stay in place when the block still fits and would not waste more than half of itself.
   if (n <= old && (n > old / 2 || old <= kMinAlign)) return p;
-  void* q = alloc(tc, n, 0, false);
+  // Note [Realloc growth]: a block that must grow grows by at least a quarter, so a buffer that
+  // grows by small appends moves (and is copied) every 25% rather than at every 12.5% size class.
+  // Sizes above the large threshold are left exact: they are rounded coarsely already, and
+  // programs that double their buffers gain nothing from it.
+  size_t want = n;
+  if (n > old && old < config_.large_threshold) {
+    size_t grown = old + old / 4;
+    if (grown > n) want = grown;
+  }
+  int saved = errno;
+  void* q = alloc(tc, want, 0, false);
+  if (q == nullptr && want != n) q = alloc(tc, n, 0, false);
   if (q == nullptr) return nullptr;  // errno is ENOMEM; the old block is untouched
+  errno = saved;
   memcpy(q, p, n < old ? n : old);
   free(tc, p, call);
   return q;

@@ -134,6 +134,25 @@ TEST_CASE("enomem: realloc into the large path fails cleanly", "[enomem][realloc
   t.free(q);
 }
 
+TEST_CASE("enomem: a realloc whose quarter growth fails falls back to the exact size",
+          "[enomem][realloc]") {
+  TestHeap t;  // large threshold 64 KiB: 1.25 times a 56 KiB block is a large block
+  void* p = t.alloc(56 << 10);
+  const size_t old = t.heap.usable_size(p);
+  REQUIRE(old + old / 4 > t.heap.config().large_threshold);
+  fill(p, old, 6);
+  t.large.fail_allocs(-1);
+  errno = 0;
+  void* q = t.heap.realloc(t.tc, p, old + 1, "realloc");
+  REQUIRE(q != nullptr);
+  REQUIRE(errno == 0);  // the failed first try leaves no trace
+  REQUIRE(t.heap.usable_size(q) >= old + 1);
+  REQUIRE(t.heap.usable_size(q) <= t.heap.config().large_threshold);
+  REQUIRE(check_fill(q, old, 6));
+  t.large.recover();
+  t.free(q);
+}
+
 TEST_CASE("enomem: calloc on failure sets ENOMEM, zero after recovery", "[enomem]") {
   TestHeap t;
   t.large.fail_allocs(-1);

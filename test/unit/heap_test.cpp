@@ -117,6 +117,20 @@ TEST_CASE("heap: realloc semantics", "[heap][realloc]") {
     REQUIRE(t.heap.realloc(t.tc, l, (2 << 20) - 4096, "realloc") == l);
     t.free(l);
   }
+  SECTION("a small block that must grow grows by a quarter; a large one grows exactly") {
+    void* p = t.alloc(1000);
+    const size_t old = t.heap.usable_size(p);
+    fill(p, old, 4);
+    void* q = t.heap.realloc(t.tc, p, old + 1, "realloc");
+    REQUIRE(q != p);
+    REQUIRE(t.heap.usable_size(q) >= old + old / 4);  // Note [Realloc growth]
+    REQUIRE(check_fill(q, old, 4));
+    t.free(q);
+    void* l = t.alloc(1 << 20);
+    void* m = t.heap.realloc(t.tc, l, (1 << 20) + 1, "realloc");
+    REQUIRE(t.heap.usable_size(m) == large_round((1 << 20) + 1));
+    t.free(m);
+  }
   SECTION("an impossible size fails with ENOMEM and leaves the block alone") {
     void* p = t.alloc(64);
     fill(p, 64, 3);
