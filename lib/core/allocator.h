@@ -34,8 +34,9 @@ extern constinit thread_local ThreadCache* t_cache;
   SegmentMeta* seg = g_heap.table().lookup(p);
   if (__builtin_expect(seg != nullptr, 1)) {
     unsigned cls = seg->class_at(p);
-    // Interior pointers, unused pages and shared blocks all go to the slow path, which validates.
-    if (__builtin_expect(cls != kNoClass && seg->is_block_start(p, cls) &&
+    // Interior pointers, unused pages (kNoClass fails the boundary test) and shared blocks all go
+    // to the slow path, which validates.
+    if (__builtin_expect(seg->is_block_start(p, cls) &&
                          seg->retained.load(std::memory_order_relaxed) == 0, 1) &&
         t_cache->try_free(p, cls)) {
       return;

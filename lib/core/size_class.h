@@ -80,10 +80,14 @@ constexpr unsigned class_of_aligned(size_t n, size_t align) {
 // each class keeps the modular inverse of the odd part of its size: with size = m * 2^k (m odd),
 // off is a multiple of size iff rotr(off * inv(m) mod 2^32, k) <= (2^32 - 1) / size. That is a
 // multiply, a rotate and a compare. Offsets are below 2^22 (a segment), so 32 bits suffice.
+// The table has an entry for every uint8_t class: those past the last class (kNoClass, the class
+// of a page no slab covers) have bound 0 and refuse every offset, so free() needs no separate
+// kNoClass test. Entries are 16 bytes so that indexing is a shift.
 struct BlockDivisor {
   uint32_t inverse;  // inverse of the odd part of the size, mod 2^32
-  uint32_t limit;    // (2^32 - 1) / size
+  uint32_t bound;    // (2^32 - 1) / size + 1: the rotated product must be below it
   uint32_t shift;    // trailing zero bits of the size
+  uint32_t unused;
 };
 
 constexpr BlockDivisor make_block_divisor(size_t size) {
@@ -91,12 +95,12 @@ constexpr BlockDivisor make_block_divisor(size_t size) {
   uint32_t odd = static_cast<uint32_t>(size >> shift);
   uint32_t inv = odd;  // Newton's iteration doubles the correct low bits each step: 3,6,12,24,48
   for (int i = 0; i < 5; ++i) inv *= 2 - odd * inv;
-  return BlockDivisor{inv, static_cast<uint32_t>(UINT32_MAX / size), shift};
+  return BlockDivisor{inv, static_cast<uint32_t>(UINT32_MAX / size + 1), shift, 0};
 }
 
 namespace detail {
 struct DivisorTable {
-  BlockDivisor d[kNumClasses];
+  BlockDivisor d[256];  // indexed by any uint8_t class; past kNumClasses: bound 0
 };
 constexpr DivisorTable make_divisors() {
   DivisorTable t{};
@@ -106,13 +110,15 @@ constexpr DivisorTable make_divisors() {
 inline constexpr DivisorTable kDivisors = make_divisors();
 }  // namespace detail
 
-// True when `offset` (from the slab start) is a multiple of class_size(cls). About 5 instructions.
+// True when `offset` (from the slab start) is a multiple of class_size(cls); always false for
+// cls >= kNumClasses (kNoClass included). About 5 instructions. Pre: cls <= 255.
 constexpr bool is_block_offset(uint32_t offset, unsigned cls) {
   const BlockDivisor& d = detail::kDivisors.d[cls];
-  return std::rotr(offset * d.inverse, static_cast<int>(d.shift)) <= d.limit;
+  return std::rotr(offset * d.inverse, static_cast<int>(d.shift)) < d.bound;
 }
 
 static_assert(is_block_offset(0, 8) && is_block_offset(144 * 7, 8) && !is_block_offset(16, 8));
+static_assert(!is_block_offset(0, kNoClass) && !is_block_offset(0, kNumClasses));
 static_assert(is_block_offset(288 * 3, 16) && !is_block_offset(288 * 3 + 32, 16));
 
 // Pages per slab: enough for 8 blocks, a power of two, at most 16 (1 MiB).
