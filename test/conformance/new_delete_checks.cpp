@@ -93,6 +93,37 @@ TEST_CASE("nothrow operator new returns nullptr", "[new]") {
   });
 }
 
+// The handler may throw std::bad_alloc itself; a nothrow form must still return nullptr
+// ([new.delete.single]: it behaves as if it called the throwing form inside a try/catch).
+// cachealloc catches through libstdc++ (Note [No libstdc++ dependency] in preload/new_delete.cpp).
+void throwing_handler() {
+  ++g_handler_calls;
+  throw std::bad_alloc();
+}
+
+TEST_CASE("nothrow operator new returns nullptr when the new-handler throws", "[new]") {
+  auto run = [](const char* what, auto allocate) {
+    INFO(what);
+    g_handler_calls = 0;
+    std::set_new_handler(throwing_handler);
+    void* p = allocate();
+    std::set_new_handler(nullptr);
+    CHECK(p == nullptr);
+    CHECK(g_handler_calls == 1);
+  };
+  run("new nothrow", [] { return ::operator new(opaque(kHuge), std::nothrow); });
+  run("new[] nothrow", [] { return ::operator new[](opaque(kHuge), std::nothrow); });
+  run("new align nothrow", [] {
+    return ::operator new(opaque(kHuge), std::align_val_t{256}, std::nothrow);
+  });
+  // And the throwing form lets the handler's exception through.
+  g_handler_calls = 0;
+  std::set_new_handler(throwing_handler);
+  CHECK_THROWS_AS(::operator new(opaque(kHuge)), std::bad_alloc);
+  std::set_new_handler(nullptr);
+  CHECK(g_handler_calls == 1);
+}
+
 TEST_CASE("a new-handler that returns lets operator new try again", "[new]") {
   // The handler is only run on failure, so a successful allocation must not call it.
   g_handler_calls = 0;

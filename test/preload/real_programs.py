@@ -47,6 +47,10 @@ def check_preload_takes(lib):
     if r.returncode != 0 or os.path.realpath(lib) not in maps:
         fail("%s is not mapped in a preloaded process (rc %d); stderr: %s"
              % (lib, r.returncode, r.stderr.decode(errors="replace").strip()))
+    # cat is a C program: the preload must not drag the C++ runtime in (the library has no NEEDED
+    # entry on libstdc++; Note [No libstdc++ dependency] in preload/new_delete.cpp).
+    if "libstdc++" in maps:
+        fail("a C program under the preload maps libstdc++: libcachealloc.so depends on it")
     if r.stderr:
         fail("the preloaded process printed on stderr: %s" % r.stderr.decode(errors="replace"))
 
