@@ -91,7 +91,9 @@ typedef struct ca_stats_totals {
   uint64_t releases;           /* references dropped on shared blocks (count >= 2 before) */
   uint64_t hits;               /* allocations served from a cache (thread cache or large cache) */
   uint64_t misses;             /* allocations that had to go further */
-  uint64_t reserved[45];
+  uint64_t bytes_requested;    /* bytes the program asked for in the calls counted in allocs (its
+                                  sizes before rounding; a realloc counts its new size) */
+  uint64_t reserved[44];
 } ca_stats_totals;             /* 512 bytes */
 
 #define CA_STATS_POOL_SMALL 0u

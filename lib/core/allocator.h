@@ -24,7 +24,7 @@ extern constinit thread_local ThreadCache* t_cache;
 
 [[gnu::always_inline]] inline void* api_malloc(size_t n) noexcept {
   if (__builtin_expect(n <= kMaxSmallSize, 1)) {
-    void* p = t_cache->try_alloc(class_of(n));
+    void* p = t_cache->try_alloc(class_of(n), n);
     if (__builtin_expect(p != nullptr, 1)) return p;
   }
   return malloc_slow(n, 0, false);

@@ -44,6 +44,20 @@ void Heap::init(PageSource* pages, LargeSource* large, const HeapConfig& config)
 // ---- allocation ----------------------------------------------------------------------------
 
 void* Heap::alloc(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept {
+  void* p = alloc_uncounted(tc, n, align, zero);
+  if (p != nullptr) count_request(tc, n);
+  return p;
+}
+
+void Heap::count_request(ThreadCache* tc, size_t n) noexcept {
+  if (tc != nullptr) {
+    tc->count_request(n);
+  } else {
+    direct_bytes_requested_.fetch_add(n, std::memory_order_relaxed);
+  }
+}
+
+void* Heap::alloc_uncounted(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept {
   if (n > kMaxRequest || align > kMaxRequest) return fail_enomem();
   size_t threshold = config_.large_threshold;
   unsigned cls = kNumClasses;
@@ -66,7 +80,7 @@ void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
   for (int attempt = 0; attempt < 2; ++attempt) {
     void* p = nullptr;
     if (tc != nullptr && !config_.check) {
-      p = tc->try_alloc(cls);
+      p = tc->try_alloc(cls, 0);
       if (p == nullptr) p = tc->refill(cls);
     } else if (pools_[cls].take(1, &p) == 1) {
       direct_allocs_.fetch_add(1, std::memory_order_relaxed);
@@ -188,10 +202,11 @@ void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexce
     if (grown > n) want = grown;
   }
   int saved = errno;
-  void* q = alloc(tc, want, 0, false);
-  if (q == nullptr && want != n) q = alloc(tc, n, 0, false);
+  void* q = alloc_uncounted(tc, want, 0, false);
+  if (q == nullptr && want != n) q = alloc_uncounted(tc, n, 0, false);
   if (q == nullptr) return nullptr;  // errno is ENOMEM; the old block is untouched
   errno = saved;
+  count_request(tc, n);
   memcpy(q, p, n < old ? n : old);
   free(tc, p, call);
   return q;
@@ -342,6 +357,7 @@ void Heap::destroy_thread_cache(ThreadCache* tc) noexcept {
                std::memory_order_relaxed);
     };
     add(retired_.allocs, c.allocs);
+    add(retired_.bytes_requested, c.bytes_requested);
     retired_.frees.store(retired_.frees.load(std::memory_order_relaxed) + tc->frees(),
                          std::memory_order_relaxed);
     add(retired_.refills, c.refills);

@@ -43,6 +43,7 @@ class Heap {
 
   // ---- allocation semantics (errno set on failure) ----
   // n bytes aligned to `align` (a power of two; <= 16 means the default). nullptr + ENOMEM.
+  // Counts n as requested (stats' bytes_requested: in tc, or a shared counter without one).
   void* alloc(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept;
   // Drops one reference to p (nullptr is a no-op). Stops the program on a foreign or doubly
   // freed pointer.
@@ -88,6 +89,8 @@ class Heap {
   bool checking() const noexcept { return config_.check; }
 
  private:
+  void* alloc_uncounted(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept;
+  void count_request(ThreadCache* tc, size_t n) noexcept;
   void* alloc_small(ThreadCache* tc, unsigned cls) noexcept;
   void* alloc_large(size_t n, size_t align, bool zero) noexcept;
   void free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept;
@@ -108,6 +111,7 @@ class Heap {
   MetaPool<ThreadCache> cache_records_;
   ThreadCounters retired_;  // counters of exited threads
   std::atomic<uint64_t> direct_allocs_{0}, direct_frees_{0};  // threads without a cache
+  std::atomic<uint64_t> direct_bytes_requested_{0};
 };
 
 }  // namespace cachealloc

@@ -27,6 +27,7 @@ void Heap::snapshot(HeapSnapshot* out) noexcept {
   // Pool counters first, thread caches second: a block moving from a pool into a cache meanwhile
   // is then seen in both places rather than in neither, so live counts err low, not high.
   s.small_allocs = get(retired_.allocs);
+  s.bytes_requested = get(retired_.bytes_requested) + get(direct_bytes_requested_);
   s.small_frees = get(retired_.frees);
   s.refills = get(retired_.refills);
   s.flushes = get(retired_.flushes);
@@ -35,6 +36,7 @@ void Heap::snapshot(HeapSnapshot* out) noexcept {
     for (ThreadCache* t = threads_; t != nullptr; t = t->next) {
       const ThreadCounters& tc = t->counters();
       s.small_allocs += get(tc.allocs);
+      s.bytes_requested += get(tc.bytes_requested);
       s.small_frees += t->frees();
       s.refills += get(tc.refills);
       s.flushes += get(tc.flushes);

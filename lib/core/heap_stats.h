@@ -50,6 +50,9 @@ struct HeapSnapshot {
   uint64_t large_evictions = 0, large_upstream_allocs = 0, large_upstream_frees = 0;
   uint64_t large_blocks_live = 0, large_bytes_live = 0, large_bytes_cached = 0;
 
+  // Sizes asked for by every allocation call (small and large), before rounding.
+  uint64_t bytes_requested = 0;
+
   // Reference counts (small and large).
   uint64_t retains = 0, releases = 0;
 

@@ -179,6 +179,7 @@ void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_cou
   t->releases = s.releases;
   t->hits = small_hits + s.large_hits;
   t->misses = small_misses + s.large_misses;
+  t->bytes_requested = s.bytes_requested;
 }
 
 void set_device_rows(const cuda::DeviceReport* reports, size_t n, Image* image) noexcept {

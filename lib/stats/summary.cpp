@@ -1,7 +1,7 @@
 // summary.cpp - see summary.h. Example:
 //
 //   cachealloc: stats for myprog (pid 4242), up 1.52 s, 31 publications
-//   cachealloc:   allocs 120345  frees 120001  live 344 blocks, 1.2 MiB (peak 8.0 MiB)
+//   cachealloc:   allocs 120345 (9.5 MiB requested)  frees 120001  live 344 blocks, 1.2 MiB (peak 8.0 MiB)
 //   cachealloc:   cached 3.0 MiB (limit 256.0 MiB)  thread caches 96.0 KiB  transfer 0 B
 //   cachealloc:   os mapped 12.0 MiB  large upstream 1.0 MiB  threads 4
 //   cachealloc:   hit rate 99.1%  refills 1532  flushes 1490  retains 0  releases 0
@@ -91,7 +91,9 @@ void print_summary(const Image& image) noexcept {
   }
   {
     Line l;
-    l.str("cachealloc:   allocs ").dec(t.allocs).str("  frees ").dec(t.frees).str("  live ");
+    l.str("cachealloc:   allocs ").dec(t.allocs).str(" (");
+    bytes(l, t.bytes_requested);
+    l.str(" requested)  frees ").dec(t.frees).str("  live ");
     l.dec(t.blocks_live).str(" blocks, ");
     bytes(l, t.bytes_live);
     l.str(" (peak ");

@@ -127,7 +127,8 @@ def case_pattern():
     consistent(after, "after")
     d = lambda k: after["totals"][k] - before["totals"][k]
     expect = {"allocs": 1305, "frees": 402, "blocks_live": 903, "retains": 2, "releases": 1,
-              "bytes_live": 600 * 64 + 300 * 4096 + 3 * (1 << 20)}
+              "bytes_live": 600 * 64 + 300 * 4096 + 3 * (1 << 20),
+              "bytes_requested": 1000 * 64 + 300 * 4096 + 5 * (1 << 20)}
     for k, v in expect.items():
         check(d(k) == v, f"totals.{k} grew by {d(k)}, expected exactly {v}")
     for size, live in ((64, 600), (4096, 300)):
@@ -245,7 +246,7 @@ def case_show_stats():
     w.expect("ready")
     err = w.finish()
     check(re.search(r"cachealloc: stats for stats_workload \(pid \d+\)", err), f"no summary header:\n{err}")
-    check(re.search(r"allocs \d+  frees \d+  live", err) and "hit rate" in err, f"summary incomplete:\n{err}")
+    check(re.search(r"allocs \d+ \([0-9.]+ [KMGT]?i?B requested\)  frees \d+  live", err) and "hit rate" in err, f"summary incomplete:\n{err}")
     print("show-stats: summary printed at exit")
 
 

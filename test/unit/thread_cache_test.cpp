@@ -12,7 +12,7 @@ using namespace cachealloc::test;
 TEST_CASE("thread cache: an empty bin refills one batch from the central pool", "[thread_cache]") {
   TestHeap t;
   unsigned cls = class_of(40);
-  REQUIRE(t.tc->try_alloc(cls) == nullptr);  // starts empty
+  REQUIRE(t.tc->try_alloc(cls, 0) == nullptr);  // starts empty
   void* p = t.alloc(40);
   REQUIRE(p != nullptr);
   REQUIRE(t.tc->counters().refills == 1);

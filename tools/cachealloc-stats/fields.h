@@ -26,6 +26,7 @@ inline constexpr Field<ca_stats_totals> kTotalsFields[] = {
     {"adopts", &ca_stats_totals::adopts, Kind::kCounter, "Blocks adopted with ca_adopt."},
     {"blocks_live", &ca_stats_totals::blocks_live, Kind::kGauge, "Blocks handed out and not freed."},
     {"bytes_live", &ca_stats_totals::bytes_live, Kind::kGauge, "Bytes of live blocks (usable sizes)."},
+    {"bytes_requested", &ca_stats_totals::bytes_requested, Kind::kCounter, "Bytes asked for by the allocation calls (before rounding)."},
     {"bytes_live_peak", &ca_stats_totals::bytes_live_peak, Kind::kGauge, "Largest bytes_live seen at a publication."},
     {"bytes_cached", &ca_stats_totals::bytes_cached, Kind::kGauge, "Budgeted cache: empty slabs plus freed large blocks."},
     {"bytes_thread_cached", &ca_stats_totals::bytes_thread_cached, Kind::kGauge, "Free small blocks held in thread caches."},
