@@ -109,15 +109,22 @@ void CentralPool::give(void* head, uint32_t count, const char* call, unsigned sh
 
 void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* call) noexcept {
   void* b = head;
+  // Blocks of one batch mostly share a slab: while they do, the slab found (and checked: active,
+  // this class) for the previous block serves, without another segment-table lookup. It cannot
+  // change under our lock unless it empties, which ends the run (s = nullptr below).
+  SegmentMeta* seg = nullptr;
+  Slab* s = nullptr;
   for (uint32_t i = 0; i < count; ++i) {
     CA_CHECK(b != nullptr, "thread cache chain shorter than its count");
     void* next = *static_cast<void**>(b);
-    SegmentMeta* seg = table_->lookup(b);
-    Slab* s = seg != nullptr ? seg->slab_at(b) : nullptr;
-    if (s == nullptr || s->state != SlabState::kActive || s->cls != cls_ ||
-        !seg->is_block_start(b, cls_) || s->used == 0) {
-      fatal_pointer(call, "invalid pointer", b);
+    if (s == nullptr || reinterpret_cast<uintptr_t>(b) - s->start >= s->bytes()) {
+      seg = table_->lookup(b);
+      s = seg != nullptr ? seg->slab_at(b) : nullptr;
+      if (s == nullptr || s->state != SlabState::kActive || s->cls != cls_) {
+        fatal_pointer(call, "invalid pointer", b);
+      }
     }
+    if (!seg->is_block_start(b, cls_) || s->used == 0) fatal_pointer(call, "invalid pointer", b);
     *static_cast<void**>(b) = s->free_list;
     s->free_list = b;
     ++s->free_count;
@@ -126,6 +133,7 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
       if (s->in_partial) unlink_partial_locked(s);
       add(counters_.slabs_released, 1);
       slabs_->give(s);
+      s = nullptr;  // no longer active: the next block looks its slab up again
     } else if (!s->in_partial) {
       push_partial_locked(s);
     }
