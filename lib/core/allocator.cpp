@@ -114,6 +114,11 @@ ThreadCache* current_cache() noexcept {
 
 void set_stats_tick(StatsTick fn) noexcept { g_stats_tick.store(fn, std::memory_order_release); }
 
+void stats_tick_now() noexcept {
+  StatsTick fn = g_stats_tick.load(std::memory_order_acquire);
+  if (fn != nullptr) fn();
+}
+
 void* malloc_slow(size_t n, size_t align, bool zero) noexcept {
   void* p = g_heap.alloc(current_cache(), n, align, zero);
   stats_tick();

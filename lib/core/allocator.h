@@ -69,5 +69,9 @@ void ensure_init() noexcept;
 inline constexpr int kStatsTickEvery = 32;
 using StatsTick = void (*)() noexcept;
 void set_stats_tick(StatsTick fn) noexcept;
+// Calls the installed tick now (it publishes only if its interval has passed). For layers whose
+// every call is slow anyway (the CUDA front), so that their counters reach the segment even in a
+// program that makes few host allocations.
+void stats_tick_now() noexcept;
 
 }  // namespace cachealloc

@@ -18,6 +18,7 @@
 #include <cerrno>
 
 #include "config/options.h"
+#include "core/allocator.h"
 #include "cuda/device_pool.h"
 #include "cuda/stream_registry.h"
 
@@ -155,6 +156,7 @@ CuResult drv_alloc(uint64_t* addr, size_t size, bool host, unsigned flags, Real 
   if (r == cuda_api::kCuSuccess && !from_cache) {
     pool_add_live(pool, *addr, rounded, host ? Origin::kDriverHost : Origin::kDriverDevice, flags);
   }
+  stats_tick_now();
   return r;
 }
 
@@ -164,21 +166,30 @@ bool drv_release(uint64_t addr, bool host, CuResult* out) noexcept {
   switch (pool_free(addr, host)) {
     case FreeResult::kNotOurs: count_passthrough(); return false;
     case FreeResult::kDoubleFree: *out = cuda_api::kCuInvalidValue; return true;
-    default: *out = cuda_api::kCuSuccess; return true;
+    default: *out = cuda_api::kCuSuccess; stats_tick_now(); return true;
   }
+}
+
+// Every intercepted allocation or free is a slow call: the statistics publisher gets its chance
+// (it publishes at most every few milliseconds), so device counters reach the segment even in a
+// program that rarely calls malloc's slow paths.
+template <typename R>
+R ticked(R result) noexcept {
+  stats_tick_now();
+  return result;
 }
 
 }  // namespace
 
 // ---- Runtime API ------------------------------------------------------------------------------
 
-RtError rt_malloc(void** p, size_t size) noexcept { return rt_alloc(p, size, false, 0); }
-RtError rt_free(void* p) noexcept { return rt_release(p, false); }
-RtError rt_malloc_host(void** p, size_t size) noexcept { return rt_alloc(p, size, true, 0); }
+RtError rt_malloc(void** p, size_t size) noexcept { return ticked(rt_alloc(p, size, false, 0)); }
+RtError rt_free(void* p) noexcept { return ticked(rt_release(p, false)); }
+RtError rt_malloc_host(void** p, size_t size) noexcept { return ticked(rt_alloc(p, size, true, 0)); }
 RtError rt_host_alloc(void** p, size_t size, unsigned flags) noexcept {
-  return rt_alloc(p, size, true, flags);
+  return ticked(rt_alloc(p, size, true, flags));
 }
-RtError rt_free_host(void* p) noexcept { return rt_release(p, true); }
+RtError rt_free_host(void* p) noexcept { return ticked(rt_release(p, true)); }
 
 RtError rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept {
   const cuda_api::Runtime* rt = cuda_api::runtime();
