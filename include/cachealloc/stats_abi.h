@@ -120,24 +120,28 @@ typedef struct ca_stats_pool_row {
 } ca_stats_pool_row;           /* 128 bytes */
 
 #define CA_STATS_LAYOUT_SMALL 0u
+#define CA_STATS_LAYOUT_LARGE 1u  /* a large layout (its rounded size; all alignments together) */
 
 typedef struct ca_stats_layout_row {
-  uint32_t kind;               /* CA_STATS_LAYOUT_SMALL: a size class of the small pool */
-  uint32_t size_class;         /* the class index */
+  uint32_t kind;               /* CA_STATS_LAYOUT_SMALL: a size class of the small pool;
+                                  CA_STATS_LAYOUT_LARGE: one of the busiest large layouts */
+  uint32_t size_class;         /* the class index (large: the layout's index) */
   uint64_t block_size;         /* usable bytes of each block */
   uint64_t alignment;          /* alignment every block has */
   uint64_t blocks_live;        /* now */
   uint64_t bytes_live;         /* now */
   uint64_t blocks_thread_cached; /* now: free blocks of this class in thread caches */
   uint64_t blocks_transfer;    /* now: free blocks in the central pool's transfer slots */
-  uint64_t refills;            /* batches taken by thread caches (misses of the thread caches) */
+  uint64_t refills;            /* batches taken by thread caches (misses of the thread caches);
+                                  large: allocations of this size that missed the cache */
   uint64_t transfer_hits;      /* of those, served whole from the transfer slots */
   uint64_t flushes;            /* batches given back by thread caches */
   uint64_t blocks_taken;       /* blocks that left the central pool */
   uint64_t blocks_given;       /* blocks that came back to it */
   uint64_t slabs_taken;        /* slabs this class took from the slab source (reused or fresh) */
   uint64_t slabs_released;     /* slabs that became empty and went back as cache */
-  uint64_t reserved[2];
+  uint64_t blocks_cached;      /* large: now: freed blocks of this layout in the cache */
+  uint64_t hits;               /* large: allocations of this size served from the cache */
 } ca_stats_layout_row;         /* 128 bytes */
 
 /* Filled by the CUDA layer: one row per (device, pinned) pool with activity. */

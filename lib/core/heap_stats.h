@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "core/large_cache.h"
 #include "core/size_class.h"
 
 namespace cachealloc {
@@ -33,6 +34,10 @@ struct ClassSnapshot {
     if (blocks_taken < blocks_given || out < blocks_thread_cached) return 0;
     return out - blocks_thread_cached;
   }
+};
+
+struct LargeLayoutSnapshot {
+  uint64_t live = 0, cached = 0, hits = 0, misses = 0;  // blocks now, blocks now, calls, calls
 };
 
 struct HeapSnapshot {
@@ -58,6 +63,7 @@ struct HeapSnapshot {
 
   uint64_t cache_limit = 0;
   ClassSnapshot classes[kNumClasses];
+  LargeLayoutSnapshot large_layouts[kLargeLayouts];  // by large_layout_index
 };
 
 }  // namespace cachealloc

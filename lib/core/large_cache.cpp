@@ -53,6 +53,14 @@ bool LargeCache::grow_locked() noexcept {
   return true;
 }
 
+void LargeCache::count_layout_locked(std::atomic<uint64_t> LargeLayoutCounters::*which, size_t size,
+                                     int64_t by) noexcept {
+  size_t rounded = large_round(size);
+  if (rounded == 0 || rounded > (size_t{1} << 47)) return;
+  std::atomic<uint64_t>& c = layouts_[large_layout_index(rounded)].*which;
+  c.store(c.load(std::memory_order_relaxed) + static_cast<uint64_t>(by), std::memory_order_relaxed);
+}
+
 LargeBlock* LargeCache::find_locked(const void* p) noexcept {
   if (nbuckets_ == 0) return nullptr;
   for (LargeBlock* b = by_ptr_[ptr_bucket(p)]; b != nullptr; b = b->ptr_next) {
@@ -92,6 +100,7 @@ void LargeCache::cache_locked(LargeBlock* b) noexcept {
   lru_head_ = b;
   if (lru_tail_ == nullptr) lru_tail_ = b;
   cached_.fetch_add(b->size, std::memory_order_relaxed);
+  count_layout_locked(&LargeLayoutCounters::cached, b->size, 1);
 }
 
 void LargeCache::uncache_locked(LargeBlock* b) noexcept {
@@ -106,6 +115,7 @@ void LargeCache::uncache_locked(LargeBlock* b) noexcept {
   b->lay_next = b->lay_prev = b->lru_next = b->lru_prev = nullptr;
   b->cached = false;
   cached_.fetch_sub(b->size, std::memory_order_relaxed);
+  count_layout_locked(&LargeLayoutCounters::cached, b->size, -1);
 }
 
 void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
@@ -126,6 +136,8 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
           ++live_;
           live_bytes_.fetch_add(b->size, std::memory_order_relaxed);
           hits.fetch_add(1, std::memory_order_relaxed);
+          count_layout_locked(&LargeLayoutCounters::live, b->size, 1);
+          count_layout_locked(&LargeLayoutCounters::hits, usable_size, 1);
           return b->p;
         }
       }
@@ -133,6 +145,7 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
     }
   }
   misses.fetch_add(1, std::memory_order_relaxed);
+  count_layout_locked(&LargeLayoutCounters::misses, usable_size, 1);
   return nullptr;
 }
 
@@ -154,6 +167,7 @@ void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero) no
     if (insert_ptr_locked(rec)) {
       ++live_;
       live_bytes_.fetch_add(rec->size, std::memory_order_relaxed);
+      count_layout_locked(&LargeLayoutCounters::live, rec->size, 1);
       return p;
     }
   }
@@ -176,6 +190,7 @@ LargeCache::Release LargeCache::release(void* p, size_t limit, size_t threshold)
     --live_;
     live_bytes_.fetch_sub(b->size, std::memory_order_relaxed);
     frees.fetch_add(1, std::memory_order_relaxed);
+    count_layout_locked(&LargeLayoutCounters::live, b->size, -1);
     bool adopted_small = b->upstream_free != nullptr && b->size <= threshold;
     if (b->size > limit || adopted_small) {
       erase_ptr_locked(b);
@@ -235,6 +250,7 @@ int LargeCache::adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn
   ++live_;
   live_bytes_.fetch_add(size, std::memory_order_relaxed);
   adopts.fetch_add(1, std::memory_order_relaxed);
+  count_layout_locked(&LargeLayoutCounters::live, size, 1);
   return 0;
 }
 

@@ -34,6 +34,24 @@ constexpr size_t large_round(size_t n) {
   return r < n ? 0 : r;
 }
 
+// The index of a large layout (a large_round() result): 0..7 for 4..32 KiB, then eight per power
+// of two. Sizes up to 2^47 give indices below kLargeLayouts.
+inline constexpr unsigned kLargeLayouts = 8 + (47 - 15) * 8;
+constexpr unsigned large_layout_index(size_t rounded) {
+  if (rounded <= 32768) return static_cast<unsigned>(rounded / 4096) - 1;
+  unsigned k = 63 - static_cast<unsigned>(__builtin_clzll(rounded - 1));
+  return 8 + (k - 15) * 8 + static_cast<unsigned>(rounded >> (k - 3)) - 9;
+}
+static_assert(large_layout_index(4096) == 0 && large_layout_index(32768) == 7);
+static_assert(large_layout_index(36864) == 8 && large_layout_index(65536) == 15);
+static_assert(large_layout_index(73728) == 16);
+static_assert(large_layout_index(size_t{1} << 47) == kLargeLayouts - 1);
+
+// Per-layout counters for statistics, written under the cache's lock, read without it.
+struct LargeLayoutCounters {
+  std::atomic<uint64_t> live{0}, cached{0}, hits{0}, misses{0};
+};
+
 struct LargeBlock {
   void* p = nullptr;
   size_t size = 0;   // usable size (the layout's rounded size, or the adopted size)
@@ -81,6 +99,7 @@ class LargeCache {
   // Counters (relaxed, read by stats).
   std::atomic<uint64_t> hits{0}, misses{0}, evictions{0}, upstream_allocs{0}, upstream_frees{0}, frees{0};
   std::atomic<uint64_t> adopts{0}, retains{0}, shared_releases{0};  // shared: count was >= 2
+  const LargeLayoutCounters& layout_counters(unsigned index) const noexcept { return layouts_[index]; }
 
   SpinLock& lock() noexcept { return lock_; }
   SpinLock& records_lock() noexcept { return records_.lock(); }
@@ -108,6 +127,11 @@ class LargeCache {
   LargeBlock* lru_head_ = nullptr;
   LargeBlock* lru_tail_ = nullptr;
   std::atomic<size_t> cached_{0};
+  LargeLayoutCounters layouts_[kLargeLayouts];
+  // Under lock_: adds `by` to the counter of the layout of `size` (sizes no layout covers, such as
+  // huge adopted blocks, are not counted per layout).
+  void count_layout_locked(std::atomic<uint64_t> LargeLayoutCounters::*which, size_t size,
+                           int64_t by) noexcept;
 };
 
 }  // namespace cachealloc

@@ -62,6 +62,46 @@ void fill_header(const Identity& id, uint64_t publish_count, ca_stats_header* h)
   h->device_count = 0;  // set_device_rows
 }
 
+// The busiest large layouts (most bytes live plus cached; then most calls) after the small rows,
+// as many as the table has room for. Selection without a sort buffer: at most a few dozen picks
+// over kLargeLayouts entries per publication.
+uint32_t add_large_layouts(const HeapSnapshot& s, ca_stats_layout_row* rows, uint32_t n) noexcept {
+  bool taken[kLargeLayouts] = {};
+  while (n < CA_STATS_LAYOUT_CAPACITY) {
+    unsigned best = kLargeLayouts;
+    uint64_t best_bytes = 0, best_calls = 0;
+    uint64_t size = 4096;
+    for (unsigned i = 0; i < kLargeLayouts; ++i, size = large_round(size + 1)) {
+      const LargeLayoutSnapshot& l = s.large_layouts[i];
+      uint64_t calls = l.hits + l.misses;
+      if (taken[i] || (calls == 0 && l.live == 0 && l.cached == 0)) continue;
+      uint64_t bytes = (l.live + l.cached) * size;
+      if (best == kLargeLayouts || bytes > best_bytes || (bytes == best_bytes && calls > best_calls)) {
+        best = i;
+        best_bytes = bytes;
+        best_calls = calls;
+      }
+    }
+    if (best == kLargeLayouts) break;
+    taken[best] = true;
+    uint64_t block = 4096;
+    for (unsigned i = 0; i < best; ++i) block = large_round(block + 1);
+    const LargeLayoutSnapshot& l = s.large_layouts[best];
+    ca_stats_layout_row& r = rows[n++];
+    r = ca_stats_layout_row{};
+    r.kind = CA_STATS_LAYOUT_LARGE;
+    r.size_class = best;
+    r.block_size = block;
+    r.alignment = kMinAlign;  // at least; the row sums every alignment of this size
+    r.blocks_live = l.live;
+    r.bytes_live = l.live * block;
+    r.refills = l.misses;
+    r.blocks_cached = l.cached;
+    r.hits = l.hits;
+  }
+  return n;
+}
+
 }  // namespace
 
 const ca_stats_totals* Image::totals() const noexcept {
@@ -120,6 +160,7 @@ void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_cou
     r.slabs_taken = cs.slabs_taken;
     r.slabs_released = cs.slabs_released;
   }
+  nlayouts = add_large_layouts(s, layouts, nlayouts);
   h->layout_count = nlayouts;
 
   const uint64_t small_misses = s.refills + s.direct_allocs;

@@ -88,9 +88,9 @@ def stats_json(pid, *extra):
     return json.loads(out)
 
 
-def layout(doc, size):
-    rows = [r for r in doc["layouts"] if r["block_size"] == size]
-    return rows[0] if rows else {k: 0 for k in ("blocks_live", "bytes_live")}
+def layout(doc, size, kind="small"):
+    rows = [r for r in doc["layouts"] if r["block_size"] == size and r["kind"] == kind]
+    return rows[0] if rows else {k: 0 for k in ("blocks_live", "bytes_live", "blocks_cached", "hits", "refills")}
 
 
 def pool(doc, name):
@@ -102,14 +102,18 @@ def consistent(doc, where):
     check(t["blocks_live"] == t["allocs"] + t["adopts"] - t["frees"],
           f"{where}: blocks_live {t['blocks_live']} != allocs {t['allocs']} + adopts - frees {t['frees']}")
     small, large = pool(doc, "small"), pool(doc, "large")
-    by_layout = sum(r["blocks_live"] for r in doc["layouts"])
-    check(small["blocks_live"] == by_layout,
-          f"{where}: small pool live blocks {small['blocks_live']} != sum over layouts {by_layout}")
+    for kind, p in (("small", small), ("large", large)):
+        rows = [r for r in doc["layouts"] if r["kind"] == kind]
+        by_layout = sum(r["blocks_live"] for r in rows)
+        check(p["blocks_live"] == by_layout,
+              f"{where}: {kind} pool live blocks {p['blocks_live']} != sum over its layouts {by_layout}")
+        bytes_by_layout = sum(r["bytes_live"] for r in rows)
+        check(p["bytes_live"] == bytes_by_layout,
+              f"{where}: {kind} pool live bytes {p['bytes_live']} != sum over its layouts {bytes_by_layout}")
     check(t["blocks_live"] == small["blocks_live"] + large["blocks_live"],
           f"{where}: total live blocks != small + large")
-    bytes_by_layout = sum(r["bytes_live"] for r in doc["layouts"])
-    check(t["bytes_live"] == bytes_by_layout + large["bytes_live"],
-          f"{where}: bytes_live {t['bytes_live']} != layouts {bytes_by_layout} + large {large['bytes_live']}")
+    check(t["bytes_live"] == small["bytes_live"] + large["bytes_live"],
+          f"{where}: bytes_live {t['bytes_live']} != small + large")
     check(t["retains"] >= t["releases"], f"{where}: more releases than retains")
 
 
@@ -134,6 +138,9 @@ def case_pattern():
     for size, live in ((64, 600), (4096, 300)):
         got = layout(after, size)["blocks_live"] - layout(before, size)["blocks_live"]
         check(got == live, f"layout {size}: blocks_live grew by {got}, expected {live}")
+    l0, l1 = layout(before, 1 << 20, "large"), layout(after, 1 << 20, "large")
+    for k, v in {"blocks_live": 3, "blocks_cached": 2, "refills": 5, "hits": 0}.items():
+        check(l1[k] - l0[k] == v, f"large layout 1 MiB: {k} grew by {l1[k] - l0[k]}, expected {v}")
     lp0, lp1 = pool(before, "large"), pool(after, "large")
     for k, v in {"allocs": 5, "frees": 2, "blocks_live": 3, "bytes_live": 3 << 20}.items():
         check(lp1[k] - lp0[k] == v, f"large pool {k} grew by {lp1[k] - lp0[k]}, expected {v}")

@@ -69,7 +69,13 @@ inline constexpr Field<ca_stats_layout_row> kLayoutFields[] = {
     {"blocks_given", &ca_stats_layout_row::blocks_given, Kind::kCounter, "Blocks that came back to the central pool."},
     {"slabs_taken", &ca_stats_layout_row::slabs_taken, Kind::kCounter, "Slabs taken from the slab source."},
     {"slabs_released", &ca_stats_layout_row::slabs_released, Kind::kCounter, "Slabs that became empty."},
+    {"blocks_cached", &ca_stats_layout_row::blocks_cached, Kind::kGauge, "Large layouts: freed blocks in the cache."},
+    {"hits", &ca_stats_layout_row::hits, Kind::kCounter, "Large layouts: allocations served from the cache."},
 };
+
+inline const char* layout_kind_name(uint32_t kind) {
+  return kind == CA_STATS_LAYOUT_SMALL ? "small" : kind == CA_STATS_LAYOUT_LARGE ? "large" : "other";
+}
 
 inline constexpr Field<ca_stats_device_row> kDeviceFields[] = {
     {"bytes_reserved", &ca_stats_device_row::bytes_reserved, Kind::kGauge, "Device bytes allocated from CUDA (live + cached)."},

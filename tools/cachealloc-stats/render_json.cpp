@@ -76,7 +76,7 @@ void render_entry_json(std::ostream& os, const Entry& e, const Rates* rates, con
   os << "],\"layouts\":[";
   for (size_t i = 0; i < e.seg.layouts.size(); ++i) {
     const ca_stats_layout_row& r = e.seg.layouts[i];
-    os << (i ? "," : "") << "{\"kind\":" << quote(r.kind == CA_STATS_LAYOUT_SMALL ? "small" : "other")
+    os << (i ? "," : "") << "{\"kind\":" << quote(layout_kind_name(r.kind))
        << ",\"size_class\":" << r.size_class << ",\"block_size\":" << r.block_size
        << ",\"alignment\":" << r.alignment;
     first = false;

@@ -75,7 +75,10 @@ void render_prometheus(std::ostream& os, const std::vector<Entry>& all, const Re
     head(os, n, f.help, f.kind == Kind::kCounter ? "counter" : "gauge");
     for (const Entry* e : entries) {
       for (const ca_stats_layout_row& r : e->seg.layouts) {
-        os << n << labels(*e, "size=\"" + std::to_string(r.block_size) + "\"") << " " << r.*f.member << "\n";
+        os << n
+           << labels(*e, std::string("kind=\"") + layout_kind_name(r.kind) + "\",size=\"" +
+                             std::to_string(r.block_size) + "\"")
+           << " " << r.*f.member << "\n";
       }
     }
   }

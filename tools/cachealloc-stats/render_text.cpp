@@ -4,6 +4,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "fields.h"
 #include "render.h"
 
 namespace castats {
@@ -141,7 +142,7 @@ void render_entry_text(std::ostream& os, const Entry& e, const Rates* rates, con
 
   std::vector<ca_stats_layout_row> layouts = e.seg.layouts;
   auto held = [](const ca_stats_layout_row& r) {
-    return r.bytes_live + (r.blocks_thread_cached + r.blocks_transfer) * r.block_size;
+    return r.bytes_live + (r.blocks_thread_cached + r.blocks_transfer + r.blocks_cached) * r.block_size;
   };
   std::stable_sort(layouts.begin(), layouts.end(), [&](const auto& a, const auto& b) {
     if (a.bytes_live != b.bytes_live) return a.bytes_live > b.bytes_live;
@@ -152,14 +153,19 @@ void render_entry_text(std::ostream& os, const Entry& e, const Rates* rates, con
      << std::setw(7) << "ALIGN" << std::setw(12) << "LIVE" << std::setw(10) << "BLOCKS"
      << std::setw(12) << "THREAD-C" << std::setw(10) << "TRANSFER" << std::setw(10) << "REFILLS"
      << std::setw(10) << "XFER-HIT" << std::setw(10) << "FLUSHES" << std::setw(8) << "SLABS" << "\n";
+  // Large rows put their cached bytes under TRANSFER, misses under REFILLS, hits under XFER-HIT.
   for (size_t i = 0; i < n; ++i) {
     const ca_stats_layout_row& r = layouts[i];
-    os << std::left << std::setw(8) << (r.kind == CA_STATS_LAYOUT_SMALL ? "small" : "other") << std::right
+    const bool large = r.kind == CA_STATS_LAYOUT_LARGE;
+    os << std::left << std::setw(8) << layout_kind_name(r.kind) << std::right
        << std::setw(9) << r.block_size << std::setw(7) << r.alignment << std::setw(12)
        << human_bytes(r.bytes_live) << std::setw(10) << r.blocks_live << std::setw(12)
-       << human_bytes(r.blocks_thread_cached * r.block_size) << std::setw(10)
-       << human_bytes(r.blocks_transfer * r.block_size) << std::setw(10) << r.refills << std::setw(10)
-       << r.transfer_hits << std::setw(10) << r.flushes << std::setw(8) << r.slabs_taken << "\n";
+       << (large ? std::string("-") : human_bytes(r.blocks_thread_cached * r.block_size))
+       << std::setw(10)
+       << human_bytes((large ? r.blocks_cached : r.blocks_transfer) * r.block_size) << std::setw(10)
+       << r.refills << std::setw(10) << (large ? r.hits : r.transfer_hits) << std::setw(10)
+       << (large ? std::string("-") : std::to_string(r.flushes)) << std::setw(8)
+       << (large ? std::string("-") : std::to_string(r.slabs_taken)) << "\n";
   }
   if (n < layouts.size()) os << "(" << layouts.size() - n << " more layouts; --top 0 shows all)\n";
 
