@@ -42,7 +42,16 @@ constexpr unsigned large_layout_index(size_t rounded) {
   unsigned k = 63 - static_cast<unsigned>(__builtin_clzll(rounded - 1));
   return 8 + (k - 15) * 8 + static_cast<unsigned>(rounded >> (k - 3)) - 9;
 }
+// The rounded size of layout `index` (the inverse of large_layout_index).
+constexpr size_t large_layout_size(unsigned index) {
+  if (index < 8) return size_t{index + 1} * 4096;
+  unsigned k = 15 + (index - 8) / 8;
+  return size_t{9 + (index - 8) % 8} << (k - 3);
+}
 static_assert(large_layout_index(4096) == 0 && large_layout_index(32768) == 7);
+static_assert(large_layout_size(0) == 4096 && large_layout_size(8) == 36864 &&
+              large_layout_size(15) == 65536 && large_layout_size(16) == 73728 &&
+              large_layout_size(kLargeLayouts - 1) == size_t{1} << 47);
 static_assert(large_layout_index(36864) == 8 && large_layout_index(65536) == 15);
 static_assert(large_layout_index(73728) == 16);
 static_assert(large_layout_index(size_t{1} << 47) == kLargeLayouts - 1);

@@ -70,12 +70,11 @@ uint32_t add_large_layouts(const HeapSnapshot& s, ca_stats_layout_row* rows, uin
   while (n < CA_STATS_LAYOUT_CAPACITY) {
     unsigned best = kLargeLayouts;
     uint64_t best_bytes = 0, best_calls = 0;
-    uint64_t size = 4096;
-    for (unsigned i = 0; i < kLargeLayouts; ++i, size = large_round(size + 1)) {
+    for (unsigned i = 0; i < kLargeLayouts; ++i) {
       const LargeLayoutSnapshot& l = s.large_layouts[i];
       uint64_t calls = l.hits + l.misses;
       if (taken[i] || (calls == 0 && l.live == 0 && l.cached == 0)) continue;
-      uint64_t bytes = (l.live + l.cached) * size;
+      uint64_t bytes = (l.live + l.cached) * large_layout_size(i);
       if (best == kLargeLayouts || bytes > best_bytes || (bytes == best_bytes && calls > best_calls)) {
         best = i;
         best_bytes = bytes;
@@ -84,8 +83,7 @@ uint32_t add_large_layouts(const HeapSnapshot& s, ca_stats_layout_row* rows, uin
     }
     if (best == kLargeLayouts) break;
     taken[best] = true;
-    uint64_t block = 4096;
-    for (unsigned i = 0; i < best; ++i) block = large_round(block + 1);
+    const uint64_t block = large_layout_size(best);
     const LargeLayoutSnapshot& l = s.large_layouts[best];
     ca_stats_layout_row& r = rows[n++];
     r = ca_stats_layout_row{};

@@ -75,3 +75,12 @@ TEST_CASE("large layouts round up with bounded waste", "[size_class]") {
   }
   REQUIRE(large_round(SIZE_MAX - 10) == 0);
 }
+
+TEST_CASE("large layouts: index and size are inverse over every rounded size", "[large]") {
+  size_t size = 4096;
+  for (unsigned i = 0; i < cachealloc::kLargeLayouts; ++i, size = cachealloc::large_round(size + 1)) {
+    INFO("index " << i << ", size " << size);
+    REQUIRE(cachealloc::large_layout_index(size) == i);
+    REQUIRE(cachealloc::large_layout_size(i) == size);
+  }
+}
