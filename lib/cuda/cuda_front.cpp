@@ -9,9 +9,12 @@
 //   1. reclaim completed frees (fence + poll) and take a ready block of the layout if one appeared;
 //   2. really free every ready block of the pool (LRU order) and retry;
 //   3. synchronise, really free everything cached on the device, and retry;
+//   4. above 1 MiB, ask for the exact size instead of the 2 MiB granule (Note [Device layouts]):
+//      a request just below the free memory then fails only where it fails without the cache;
 // and only then return the error. When a retry succeeds through the runtime, the runtime's last
 // error (set by the failed attempt) is cleared, so cudaGetLastError() does not report an error
-// the program never saw.
+// the program never saw; but only when no error was pending before the first attempt, so an
+// earlier kernel's error is never swallowed. During a capture steps 1-3 do nothing (Note [Capture]).
 #include "cuda/cuda_front.h"
 
 #include <atomic>
@@ -31,41 +34,72 @@ constinit std::atomic<uint64_t> g_passthrough{0};
 
 bool enabled() noexcept { return options().cuda != 0; }
 
-bool cacheable(size_t size) noexcept {
-  return enabled() && size != 0 && size <= kMaxCachedSize && !capture_active();
-}
+// During a capture the cache still serves ready blocks and registers real allocations (which
+// CUDA allows during a capture); it only does no fence work (Note [Capture]).
+bool cacheable(size_t size) noexcept { return enabled() && size != 0 && size <= kMaxCachedSize; }
 
 void count_passthrough() noexcept { g_passthrough.fetch_add(1, std::memory_order_relaxed); }
 
 // Allocates `rounded` bytes for `pool`: cache, then `real(&addr)` with Note [OOM retry].
 // `oom` is the out-of-memory code of the API; `ok` its success code.
+// Before a real device allocation: when the device has less free memory than the request, give
+// cached blocks back first (Note [OOM retry]), so the real call does not fail for memory the cache
+// holds (a failed runtime call would also leave an error for cudaGetLastError).
+void make_room(uint16_t pool, size_t n) noexcept {
+  const cuda_api::Driver* d = cuda_api::driver();
+  size_t free_bytes = 0, total = 0;
+  if (d == nullptr || d->mem_get_info(&free_bytes, &total) != cuda_api::kCuSuccess ||
+      free_bytes >= n) {
+    return;
+  }
+  pool_count_oom_retry(pool);
+  if (pool_trim(pool) != 0 && d->mem_get_info(&free_bytes, &total) == cuda_api::kCuSuccess &&
+      free_bytes >= n) {
+    return;
+  }
+  int dev = pool_device(pool);
+  if (dev >= 0) pool_clear_device(dev);
+}
+
+// `*size` is the rounded size on entry and the size really allocated on return.
 template <typename Real>
-int cached_alloc(uint16_t pool, size_t rounded, unsigned flags, int oom, uint64_t* addr,
-                 bool* from_cache, bool* retried, Real real) noexcept {
+int cached_alloc(uint16_t pool, bool host, size_t* size, size_t exact, unsigned flags, int oom,
+                 uint64_t* addr, bool* from_cache, bool* retried, Real real) noexcept {
   *retried = false;
+  size_t rounded = *size;
   uint32_t id = pool_take(pool, rounded, flags);
   if (id != kNoBlock) {
     *addr = table_block(id).addr;
+    *size = table_block(id).size;
     *from_cache = true;
     return 0;
   }
   *from_cache = false;
-  int e = real(addr);
+  if (!host) make_room(pool, rounded);
+  int e = real(addr, rounded);
   if (e != oom) return e;
   *retried = true;
   pool_count_oom_retry(pool);
   id = pool_take(pool, rounded, flags);
   if (id != kNoBlock) {
     *addr = table_block(id).addr;
+    *size = table_block(id).size;
     *from_cache = true;
     return 0;
   }
   if (pool_trim(pool) != 0) {
-    e = real(addr);
+    e = real(addr, rounded);
     if (e != oom) return e;
   }
   int dev = pool_device(pool);
-  if (dev >= 0 && pool_clear_device(dev) != 0) e = real(addr);
+  if (dev >= 0 && pool_clear_device(dev) != 0) {
+    e = real(addr, rounded);
+    if (e != oom) return e;
+  }
+  if (exact != rounded) {
+    e = real(addr, exact);
+    if (e != oom) *size = exact;
+  }
   return e;
 }
 
@@ -76,7 +110,8 @@ cuda_api::Context current_context() noexcept {
   return ctx;
 }
 
-// Runtime allocation of device (host == false) or pinned host memory.
+// Runtime allocation of device (host == false) or pinned host memory. The pool is the current
+// context's (a non-primary context current on this thread gets its own), shared with the driver.
 RtError rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
   const cuda_api::Runtime* rt = cuda_api::runtime();
   if (rt == nullptr) return cuda_api::kRtInitializationError;  // no runtime to forward to
@@ -84,13 +119,19 @@ RtError rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
     RuntimeCallScope scope;
     return host ? rt->host_alloc(out, n, flags) : rt->malloc(out, n);
   };
-  int dev = 0;
-  if (p == nullptr || !cacheable(size) || rt->get_device(&dev) != cuda_api::kRtSuccess) {
+  if (p == nullptr || !cacheable(size)) {
     count_passthrough();
     return real_once(p, size);
   }
-  uint16_t pool = pool_for_runtime(dev, host);
-  if (pool == kNoPool) {
+  cuda_api::Context ctx = current_context();
+  if (ctx == nullptr) {
+    // The runtime makes its context current on its first real call: cudaFree(NULL) is that call.
+    RuntimeCallScope scope;
+    rt->free(nullptr);
+    ctx = current_context();
+  }
+  uint16_t pool = ctx != nullptr ? pool_for_context(ctx, host) : kNoPool;
+  if (pool == kNoPool) {  // no context (no device), or no pool left
     count_passthrough();
     return real_once(p, size);
   }
@@ -98,25 +139,26 @@ RtError rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
   uint64_t addr = 0;
   bool from_cache = false;
   bool retried = false;
-  RtError e = cached_alloc(pool, rounded, flags, cuda_api::kRtMemoryAllocation, &addr,
-                           &from_cache, &retried, [&](uint64_t* out) {
+  bool error_pending = false;
+  {
+    RuntimeCallScope scope;
+    error_pending = rt->peek_at_last_error() != cuda_api::kRtSuccess;
+  }
+  RtError e = cached_alloc(pool, host, &rounded, size, flags, cuda_api::kRtMemoryAllocation, &addr,
+                           &from_cache, &retried, [&](uint64_t* out, size_t n) {
                              void* q = nullptr;
-                             RtError r = real_once(&q, rounded);
+                             RtError r = real_once(&q, n);
                              *out = reinterpret_cast<uint64_t>(q);
                              return r;
                            });
   if (e != cuda_api::kRtSuccess) return e;
   *p = reinterpret_cast<void*>(addr);
-  if (retried) {
+  if (retried && !error_pending) {
     // A retry after an out-of-memory error succeeded: clear the error the runtime recorded.
     RuntimeCallScope scope;
     rt->get_last_error();
   }
   if (from_cache) return e;
-  // Only blocks whose context is known can be fenced, so only those are cached.
-  cuda_api::Context ctx = current_context();
-  if (ctx == nullptr) return e;
-  pool_learn_context(pool, ctx);
   pool_add_live(pool, addr, rounded, host ? Origin::kRuntimeHost : Origin::kRuntimeDevice, flags);
   return e;
 }
@@ -151,8 +193,9 @@ CuResult drv_alloc(uint64_t* addr, size_t size, bool host, unsigned flags, Real 
   size_t rounded = round_size(size);
   bool from_cache = false;
   bool retried = false;
-  CuResult r = cached_alloc(pool, rounded, flags, cuda_api::kCuOutOfMemory, addr, &from_cache,
-                            &retried, [&](uint64_t* out) { return real(out, rounded); });
+  CuResult r = cached_alloc(pool, host, &rounded, size, flags, cuda_api::kCuOutOfMemory, addr,
+                            &from_cache, &retried,
+                            [&](uint64_t* out, size_t n) { return real(out, n); });
   if (r == cuda_api::kCuSuccess && !from_cache) {
     pool_add_live(pool, *addr, rounded, host ? Origin::kDriverHost : Origin::kDriverDevice, flags);
   }
@@ -303,6 +346,14 @@ int release(void* p) noexcept {
 }
 
 size_t clear(int device) noexcept { return pool_clear_device(device); }
+
+size_t release_for_foreign_oom() noexcept {
+  if (!enabled()) return 0;
+  const cuda_api::Driver* d = cuda_api::driver();
+  int dev = -1;
+  if (d == nullptr || d->ctx_get_device(&dev) != cuda_api::kCuSuccess) return 0;
+  return pool_clear_device(dev);
+}
 
 int owns(const void* p) noexcept {
   return p != nullptr && pool_owns_live(reinterpret_cast<uint64_t>(p)) ? 1 : 0;

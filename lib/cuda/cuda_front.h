@@ -53,4 +53,8 @@ size_t clear(int device) noexcept;
 int owns(const void* p) noexcept;
 uint64_t passthrough_count() noexcept;
 
+// Note [Foreign out of memory] (driver_hooks.cpp): gives back everything cached on the current
+// context's device after a route the cache does not serve ran out of memory. Returns the bytes.
+size_t release_for_foreign_oom() noexcept;
+
 }  // namespace cachealloc::cuda

@@ -16,16 +16,21 @@
 //   context, before its free has finished.
 // A free costs no CUDA call: the block joins the pending list unfenced. When an allocation finds
 // no ready block of its layout (or the budget is exceeded) the pool records one *fence* covering
-// every unfenced block: an event on the legacy default stream and one on each non-blocking stream
-// of the context. A fence recorded after the free covers all work queued before the free, so late
-// recording is safe, and one fence serves a whole batch of frees. Fences complete in order (each
-// stream runs its work in order and later fences record on the same streams, or more), so the pool
-// polls only the oldest. When a fence cannot be recorded (too many streams, no events) or the
-// budget must be met, the pool falls back to one cuCtxSynchronize, which makes every pending
-// block ready at once (counted in syncs_forced).
+// every unfenced block: one event recorded with cuCtxRecordEvent (CUDA 12.5 drivers and later),
+// which captures all the work of the context, on every stream, at the time of the call. Drivers
+// without it get the older fence of Note [Which streams a fence covers]. A fence recorded after
+// the free covers all work queued before the free, so late recording is safe, and one fence
+// serves a whole batch of frees. Fences complete in order, so the pool polls only the oldest. When
+// a fence cannot be recorded (no events, too many streams for the older fence) or the budget must
+// be met, the pool falls back to one cuCtxSynchronize, which makes every pending block ready at
+// once (counted in syncs_forced).
+//
+// On a GPU (tools/gpu/validate.sh, H200, driver 580) the older fence let PyTorch's tensors be
+// reused while a kernel on one of its streams still read them: the runtime's streams did not all
+// reach the registry. The context-wide event does not depend on seeing stream creation.
 //
 // Note [Which streams a fence covers]
-// Work on the legacy default stream waits for all earlier work on blocking streams, and an event
+// (Only for drivers without cuCtxRecordEvent.) Work on the legacy default stream waits for all earlier work on blocking streams, and an event
 // recorded on it completes only after that work too; per-thread default streams are blocking
 // streams. So one event on CU_STREAM_LEGACY covers the default stream, every blocking stream and
 // every per-thread default stream; non-blocking streams do not synchronise with it and each needs
@@ -35,9 +40,12 @@
 //
 // Note [Capture]
 // While a stream captures a graph, recording an event on it adds a node to the graph and, in the
-// global capture mode, querying or synchronising invalidates the capture. So during any capture
-// the pool records, queries and synchronises nothing, and frees nothing for real: frees only join
-// the pending list, and allocations bypass the cache (cuda_front.cpp).
+// global capture mode, querying or synchronising (or cuCtxRecordEvent on its context) invalidates
+// the capture. So during any capture the pool records, queries and synchronises nothing, and frees
+// nothing for real, not even past the budget: frees only join the pending list, and allocations
+// take blocks that are already ready or allocate for real (cudaMalloc is allowed during a
+// capture). Every piece of fence work runs inside a FenceWindow (Note [Capture gate] in
+// stream_registry.h), so a capture cannot begin while another thread is half-way through one.
 #include "cuda/device_pool.h"
 
 #include <atomic>
@@ -70,9 +78,8 @@ struct Pool {
   SpinLock lock;
   std::atomic<bool> used;
   bool host;
-  int rt_device;               // runtime pools: the device ordinal; -1 for driver pools
   std::atomic<Context> ctx;    // learned at the first real allocation
-  int device;                  // the ordinal of ctx (or rt_device), -1 while unknown
+  int device;                  // the ordinal of ctx, -1 while unknown
   uint64_t budget;
   uint32_t ready_head, ready_tail, pending_head, pending_tail;
   uint64_t next_fence;         // the sequence number the next fence gets (from 1)
@@ -145,12 +152,19 @@ void make_ready(Pool& p, uint32_t id) noexcept {
 // Makes the pool's context current for the scope (events belong to a context).
 class ContextScope {
  public:
+  // ok() is false when the context could not be made current: then no event may be recorded
+  // (it would belong to, and fence, the wrong context).
   ContextScope(const cuda_api::Driver* d, Context ctx) noexcept : d_(d) {
     Context cur = nullptr;
-    if (d_->ctx_get_current(&cur) == cuda_api::kCuSuccess && cur != ctx) {
+    if (d_->ctx_get_current(&cur) != cuda_api::kCuSuccess) return;
+    if (cur == ctx) {
+      ok_ = true;
+    } else {
       pushed_ = d_->ctx_push_current(ctx) == cuda_api::kCuSuccess;
+      ok_ = pushed_;
     }
   }
+  bool ok() const noexcept { return ok_; }
   ~ContextScope() {
     if (pushed_) {
       Context popped;
@@ -163,6 +177,7 @@ class ContextScope {
  private:
   const cuda_api::Driver* d_;
   bool pushed_ = false;
+  bool ok_ = false;
 };
 
 Event get_event(Pool& p, const cuda_api::Driver* d) noexcept {
@@ -193,11 +208,17 @@ void ready_covered(Pool& p) noexcept {
   }
 }
 
-// Pre: lock held, context current, no capture. Completes fences in order while their events have.
+void sync_all(Pool& p, const cuda_api::Driver* d) noexcept;
+
+// Pre: lock held, context current, inside a FenceWindow. Completes fences in order while their
+// events have; a fence that could not be recorded is completed by one synchronisation.
 void poll(Pool& p, const cuda_api::Driver* d) noexcept {
   while (p.done_fence + 1 < p.next_fence) {
     Fence& f = p.fences[(p.done_fence + 1) % kFenceRing];
-    if (f.sync_needed) break;
+    if (f.sync_needed) {
+      sync_all(p, d);
+      return;
+    }
     for (uint32_t i = 0; i < f.n; ++i) {
       if (d->event_query(f.ev[i]) != cuda_api::kCuSuccess) {
         ready_covered(p);
@@ -223,6 +244,24 @@ void sync_all(Pool& p, const cuda_api::Driver* d) noexcept {
   p.unfenced = false;
 }
 
+// Pre: as poll, streams locked. The older fence: an event on the legacy stream and one on each
+// registered non-blocking stream of ctx (Note [Which streams a fence covers]).
+void record_on_streams(Pool& p, const cuda_api::Driver* d, Context ctx, Fence& f) noexcept {
+  cuda_api::Stream streams[kFenceEvents];
+  streams[0] = cuda_api::kLegacyStream;
+  size_t k = streams_of_locked(ctx, streams + 1, kFenceEvents - 1);
+  f.sync_needed = k > kFenceEvents - 1;
+  for (size_t i = 0; !f.sync_needed && i < k + 1; ++i) {
+    Event ev = get_event(p, d);
+    if (ev == nullptr) {
+      f.sync_needed = true;
+      break;
+    }
+    f.ev[f.n++] = ev;
+    if (d->event_record(ev, streams[i]) != cuda_api::kCuSuccess) f.sync_needed = true;
+  }
+}
+
 // Pre: as poll. Records one fence covering every unfenced pending block.
 void record_fence(Pool& p, const cuda_api::Driver* d) noexcept {
   if (!p.unfenced) return;
@@ -234,20 +273,16 @@ void record_fence(Pool& p, const cuda_api::Driver* d) noexcept {
     }
   }
   Context ctx = p.ctx.load(std::memory_order_relaxed);
-  cuda_api::Stream streams[kFenceEvents];
-  streams[0] = cuda_api::kLegacyStream;
-  size_t k = streams_of(ctx, streams + 1, kFenceEvents - 1);
   Fence& f = p.fences[p.next_fence % kFenceRing];
   f.n = 0;
-  f.sync_needed = k > kFenceEvents - 1;
-  for (size_t i = 0; !f.sync_needed && i < k + 1; ++i) {
-    Event ev = get_event(p, d);
-    if (ev == nullptr) {
-      f.sync_needed = true;
-      break;
-    }
-    f.ev[f.n++] = ev;
-    if (d->event_record(ev, streams[i]) != cuda_api::kCuSuccess) f.sync_needed = true;
+  f.sync_needed = false;
+  Event ev = d->ctx_record_event != nullptr ? get_event(p, d) : nullptr;
+  if (ev != nullptr && d->ctx_record_event(ctx, ev) == cuda_api::kCuSuccess) {
+    f.ev[f.n++] = ev;  // Note [Reuse after pending work]: the whole context in one event
+  } else {
+    if (ev != nullptr) put_event(p, d, ev);
+    StreamsLock streams;  // a stream cannot be destroyed while an event is recorded on it
+    record_on_streams(p, d, ctx, f);
   }
   uint64_t seq = p.next_fence++;
   for (uint32_t id = p.pending_tail; id != kNoBlock; id = table_block(id).prev) {
@@ -306,13 +341,17 @@ void release_victims(const Victim* v, size_t n) noexcept {
 
 // Pre: lock held. Brings the pool within budget; returns the victims to free after unlocking.
 size_t enforce_budget(Pool& p, Victim* out) noexcept {
-  if (p.c.cached <= p.budget) return 0;
+  // Note [Capture]: a real free now would invalidate the capture; the budget waits for its end.
+  if (p.c.cached <= p.budget || capture_active()) return 0;
   size_t n = evict_ready(p, p.budget, out, 0, kMaxVictims);
-  if (p.c.cached <= p.budget || capture_active()) return n;
+  if (p.c.cached <= p.budget) return n;
   const cuda_api::Driver* d = cuda_api::driver();
   Context ctx = p.ctx.load(std::memory_order_relaxed);
   if (d == nullptr || ctx == nullptr) return n;
+  FenceWindow window;
+  if (!window.open()) return n;
   ContextScope scope(d, ctx);
+  if (!scope.ok()) return n;
   record_fence(p, d);
   poll(p, d);
   n = evict_ready(p, p.budget, out, n, kMaxVictims);
@@ -333,9 +372,15 @@ bool ensure_pools() noexcept {
   return true;
 }
 
-uint64_t budget_for(int device) noexcept {
+// Note [Pinned budget]: pinned host memory is page-locked RAM, not device memory, so its pools
+// are bounded by host RAM: CACHEALLOC_CUDA_CACHE_BYTES when set, else 1/16 of physical memory.
+uint64_t budget_for(int device, bool host) noexcept {
   uint64_t b = options().cuda_cache_bytes;
   if (b != 0) return b;
+  if (host) {
+    uint64_t ram = os::physical_memory();
+    return ram != 0 ? ram / 16 : uint64_t{1} << 30;
+  }
   size_t total = 0;
   const cuda_api::Driver* d = cuda_api::driver();
   if (d != nullptr && device >= 0 && d->device_total_mem(&total, device) == cuda_api::kCuSuccess &&
@@ -345,19 +390,20 @@ uint64_t budget_for(int device) noexcept {
   return uint64_t{1} << 30;
 }
 
-uint16_t create_pool(bool host, int rt_device, Context ctx) noexcept {
+void pool_learn_context(uint16_t id, Context ctx) noexcept;
+
+uint16_t create_pool(bool host, Context ctx) noexcept {
   // Pre: g_registry_lock held.
   if (!ensure_pools()) return kNoPool;
   size_t n = g_num_pools.load(std::memory_order_relaxed);
   if (n == kMaxPools) return kNoPool;
   Pool& p = g_pools[n];
   p.host = host;
-  p.rt_device = rt_device;
-  p.device = rt_device;
+  p.device = -1;
   p.next_fence = 1;
   p.done_fence = 0;
   p.ctx.store(nullptr, std::memory_order_relaxed);
-  p.budget = budget_for(rt_device);
+  p.budget = budget_for(-1, host);
   p.reported_device = -1;
   p.used.store(true, std::memory_order_release);
   g_num_pools.store(n + 1, std::memory_order_release);
@@ -419,21 +465,6 @@ FreeResult free_locked(Pool& p, uint32_t id) noexcept {
 
 // ---- Finding pools ---------------------------------------------------------------------------
 
-uint16_t pool_for_runtime(int device, bool host) noexcept {
-  size_t n = g_num_pools.load(std::memory_order_acquire);
-  for (size_t i = 0; i < n; ++i) {
-    Pool& p = g_pools[i];
-    if (p.rt_device == device && p.host == host) return static_cast<uint16_t>(i);
-  }
-  LockGuard guard(g_registry_lock);
-  n = g_num_pools.load(std::memory_order_relaxed);
-  for (size_t i = 0; i < n; ++i) {
-    Pool& p = g_pools[i];
-    if (p.rt_device == device && p.host == host) return static_cast<uint16_t>(i);
-  }
-  return create_pool(host, device, nullptr);
-}
-
 uint16_t pool_for_context(Context ctx, bool host) noexcept {
   size_t n = g_num_pools.load(std::memory_order_acquire);
   for (size_t i = 0; i < n; ++i) {
@@ -450,43 +481,60 @@ uint16_t pool_for_context(Context ctx, bool host) noexcept {
       return static_cast<uint16_t>(i);
     }
   }
-  // A driver pool without a context was dropped (pool_drop_context): reuse it, so programs that
+  // A pool without a context was dropped (pool_drop_context): reuse it, so programs that
   // create and destroy contexts in a loop do not run out of pools.
   for (size_t i = 0; i < n; ++i) {
     Pool& p = g_pools[i];
-    if (p.rt_device < 0 && p.host == host && p.ctx.load(std::memory_order_relaxed) == nullptr) {
+    if (p.host == host && p.ctx.load(std::memory_order_relaxed) == nullptr) {
       pool_learn_context(static_cast<uint16_t>(i), ctx);
       return static_cast<uint16_t>(i);
     }
   }
-  return create_pool(host, -1, ctx);
+  return create_pool(host, ctx);
 }
 
+namespace {
 void pool_learn_context(uint16_t id, Context ctx) noexcept {
   Pool& p = pool_ref(id);
   if (ctx == nullptr || p.ctx.load(std::memory_order_acquire) == ctx) return;
   const cuda_api::Driver* d = cuda_api::driver();
-  int dev = p.rt_device;
-  if (d != nullptr && dev < 0) d->ctx_get_device(&dev);
+  int dev = -1;  // Pre: ctx is current (the callers allocate in it)
+  if (d != nullptr) d->ctx_get_device(&dev);
   LockGuard guard(p.lock);
   if (p.ctx.load(std::memory_order_relaxed) != nullptr) return;
   p.device = dev;
-  p.budget = budget_for(dev);
+  p.budget = budget_for(dev, p.host);
   p.ctx.store(ctx, std::memory_order_release);
 }
+}  // namespace
 
 int pool_device(uint16_t id) noexcept { return pool_ref(id).device; }
 
 // ---- Allocation and free ---------------------------------------------------------------------
 
-uint32_t pool_take(uint16_t id, size_t rounded, unsigned host_flags) noexcept {
-  Pool& p = pool_ref(id);
-  unsigned bucket = bucket_of(rounded);
-  LockGuard guard(p.lock);
-  for (int attempt = 0; attempt < 2; ++attempt) {
+namespace {
+// Pre: p.lock held. A ready block for a request of `rounded` bytes (Note [Device layouts]).
+uint32_t find_ready(Pool& p, size_t rounded, unsigned host_flags) noexcept {
+  size_t limit = near_fit_limit(rounded);
+  unsigned first = bucket_of(rounded);
+  unsigned last = rounded <= kSmallLimit ? first : bucket_of(limit);
+  for (unsigned bucket = first; bucket <= last && bucket < kNumBuckets; ++bucket) {
     for (uint32_t bid = p.buckets[bucket]; bid != kNoBlock; bid = table_block(bid).bnext) {
       Block& b = table_block(bid);
-      if (b.host_flags != host_flags) continue;
+      if (b.host_flags == host_flags && b.size >= rounded && b.size <= limit) return bid;
+    }
+  }
+  return kNoBlock;
+}
+}  // namespace
+
+uint32_t pool_take(uint16_t id, size_t rounded, unsigned host_flags) noexcept {
+  Pool& p = pool_ref(id);
+  LockGuard guard(p.lock);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    uint32_t bid = find_ready(p, rounded, host_flags);
+    if (bid != kNoBlock) {
+      Block& b = table_block(bid);
       bucket_remove(p, bid);
       list_remove(p.ready_head, p.ready_tail, bid);
       b.state = BlockState::kLive;
@@ -497,20 +545,54 @@ uint32_t pool_take(uint16_t id, size_t rounded, unsigned host_flags) noexcept {
       return bid;
     }
     // Nothing ready: fence the recent frees and collect the ones whose work has finished.
-    if (attempt == 1 || p.pending_head == kNoBlock || capture_active()) break;
+    if (attempt == 1 || p.pending_head == kNoBlock) break;
     const cuda_api::Driver* d = cuda_api::driver();
     Context ctx = p.ctx.load(std::memory_order_relaxed);
     if (d == nullptr || ctx == nullptr) break;
+    FenceWindow window;  // closed during a capture (Note [Capture])
+    if (!window.open()) break;
     ContextScope scope(d, ctx);
+    if (!scope.ok()) break;
     record_fence(p, d);
     poll(p, d);
   }
   return kNoBlock;
 }
 
+namespace {
+// The block at addr is a record of memory CUDA has already freed (the address came back from a
+// real allocation): unlink it from its pool and forget it, freeing nothing.
+void forget_stale(uint64_t addr) noexcept {
+  uint32_t id;
+  Pool* p = lock_block(addr, &id);
+  if (p == nullptr) return;
+  Block& b = table_block(id);
+  switch (b.state) {
+    case BlockState::kPending:
+      list_remove(p->pending_head, p->pending_tail, id);
+      p->c.cached -= b.size;
+      break;
+    case BlockState::kReady:
+      list_remove(p->ready_head, p->ready_tail, id);
+      bucket_remove(*p, id);
+      p->c.cached -= b.size;
+      break;
+    case BlockState::kLive:
+      p->c.live -= b.size;
+      break;
+    case BlockState::kFree:
+      break;
+  }
+  p->c.reserved -= b.size;
+  table_erase(id);
+  p->lock.unlock();
+}
+}  // namespace
+
 bool pool_add_live(uint16_t id, uint64_t addr, size_t rounded, Origin origin,
                    unsigned host_flags) noexcept {
   Pool& p = pool_ref(id);
+  if (table_find(addr) != kNoBlock) forget_stale(addr);
   uint32_t bid = table_insert(addr);
   LockGuard guard(p.lock);
   ++p.c.misses;
@@ -558,10 +640,13 @@ size_t pool_trim(uint16_t id) noexcept {
       LockGuard guard(p.lock);
       const cuda_api::Driver* d = cuda_api::driver();
       Context ctx = p.ctx.load(std::memory_order_relaxed);
-      if (d != nullptr && ctx != nullptr && !capture_active()) {
+      FenceWindow window;
+      if (d != nullptr && ctx != nullptr && window.open()) {
         ContextScope scope(d, ctx);
-        record_fence(p, d);
-        poll(p, d);
+        if (scope.ok()) {
+          record_fence(p, d);
+          poll(p, d);
+        }
       }
       uint64_t before = p.c.cached;
       n = evict_ready(p, 0, victims, 0, kMaxVictims);
@@ -573,7 +658,8 @@ size_t pool_trim(uint16_t id) noexcept {
 }
 
 size_t pool_clear_device(int device) noexcept {
-  if (capture_active()) return 0;  // Note [Capture]
+  FenceWindow window;  // Note [Capture]: nothing is synchronised or freed during a capture
+  if (!window.open()) return 0;
   size_t freed = 0;
   size_t np = g_num_pools.load(std::memory_order_acquire);
   const cuda_api::Driver* d = cuda_api::driver();
@@ -588,7 +674,7 @@ size_t pool_clear_device(int device) noexcept {
         Context ctx = p.ctx.load(std::memory_order_relaxed);
         if (d != nullptr && ctx != nullptr) {
           ContextScope scope(d, ctx);
-          sync_all(p, d);
+          if (scope.ok()) sync_all(p, d);
         }
         uint64_t before = p.c.cached;
         n = evict_ready(p, 0, victims, 0, kMaxVictims);

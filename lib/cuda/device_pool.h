@@ -26,32 +26,41 @@ namespace cachealloc::cuda {
 inline constexpr uint16_t kNoPool = 0xffff;
 
 // ---- Layouts -------------------------------------------------------------------------------
-// Sizes up to 1 MiB round up to 512 B; above, to four steps per power of two (so at most 25%
-// waste). Requests past kMaxCachedSize are not cached.
+// Note [Device layouts]
+// Sizes up to 1 MiB round up to 512 B and a cached block serves only its own layout. Larger sizes
+// round up to a 2 MiB granule (what PyTorch's allocator does), so a request near the free memory
+// (cudaMalloc of 95% of what cudaMemGetInfo reports, JAX's 75% preallocation) asks CUDA for at
+// most 2 MiB more than the program did. Blocks above 1 MiB sit in buckets of four per power of
+// two by their size, and a request of n is served by a ready block of size in [n, n + n/4]
+// (near-fit): varying sizes (Thrust/CUB temporaries) still hit, and no block is handed out for a
+// request more than a quarter smaller. Requests past kMaxCachedSize are not cached.
 inline constexpr size_t kSmallStep = 512;
 inline constexpr size_t kSmallLimit = size_t{1} << 20;
+inline constexpr size_t kLargeGranule = size_t{2} << 20;
 inline constexpr size_t kMaxCachedSize = size_t{1} << 46;
 inline constexpr unsigned kSmallBuckets = kSmallLimit / kSmallStep;  // 2048
-inline constexpr unsigned kNumBuckets = kSmallBuckets + 4 * (46 - 20);
+inline constexpr unsigned kNumBuckets = kSmallBuckets + 4 * (46 - 20) + 1;
 
 constexpr size_t round_size(size_t n) {
   if (n <= kSmallLimit) return (n + kSmallStep - 1) & ~(kSmallStep - 1);
-  unsigned k = 63 - static_cast<unsigned>(__builtin_clzll(n - 1));  // n in (2^k, 2^(k+1)]
-  size_t step = size_t{1} << (k - 2);
-  return (n + step - 1) & ~(step - 1);
+  return (n + kLargeGranule - 1) & ~(kLargeGranule - 1);
 }
-// Pre: n == round_size(n), 0 < n <= kMaxCachedSize.
+// The bucket of a block of size n (a multiple of 512 up to 1 MiB, any size above).
+// Pre: 0 < n <= kMaxCachedSize + kLargeGranule.
 constexpr unsigned bucket_of(size_t n) {
-  if (n <= kSmallLimit) return static_cast<unsigned>(n / kSmallStep) - 1;
-  unsigned k = 63 - static_cast<unsigned>(__builtin_clzll(n - 1));
-  size_t step = size_t{1} << (k - 2);
-  return kSmallBuckets + (k - 20) * 4 + static_cast<unsigned>(n / step) - 5;
+  if (n <= kSmallLimit) return static_cast<unsigned>((n + kSmallStep - 1) / kSmallStep) - 1;
+  unsigned k = 63 - static_cast<unsigned>(__builtin_clzll(n));  // n in [2^k, 2^(k+1))
+  if (k >= 46) return kNumBuckets - 1;
+  unsigned quarter = static_cast<unsigned>((n >> (k - 2)) & 3);
+  return kSmallBuckets + (k - 20) * 4 + quarter;
 }
+// The largest block a request of rounded size n may be served with (near-fit).
+constexpr size_t near_fit_limit(size_t n) { return n <= kSmallLimit ? n : n + n / 4; }
 static_assert(round_size(1) == 512 && round_size(512) == 512 && round_size(513) == 1024);
-static_assert(round_size((1 << 20) + 1) == (1 << 20) + (1 << 18));
+static_assert(round_size((1 << 20) + 1) == (2 << 20) && round_size(3 << 20) == (4 << 20));
 static_assert(bucket_of(512) == 0 && bucket_of(1 << 20) == kSmallBuckets - 1);
-static_assert(bucket_of((1 << 20) + (1 << 18)) == kSmallBuckets);
-static_assert(bucket_of(size_t{1} << 21) == kSmallBuckets + 3);
+static_assert(bucket_of((1 << 20) + (1 << 18)) == kSmallBuckets + 1);
+static_assert(bucket_of(size_t{2} << 20) == kSmallBuckets + 4);
 static_assert(bucket_of(kMaxCachedSize) == kNumBuckets - 1);
 
 // ---- Counters ------------------------------------------------------------------------------
@@ -67,20 +76,20 @@ struct PoolCounters {
 };
 
 // ---- Finding pools -------------------------------------------------------------------------
-// The pool of the runtime's device `device` (created on first use), or kNoPool when full.
-uint16_t pool_for_runtime(int device, bool host) noexcept;
-// The pool whose context is `ctx` (created on first use), or kNoPool.
+// The pool whose context is `ctx` (created on first use), or kNoPool. One pool per context and
+// kind serves the runtime and the driver alike (one budget per context).
 uint16_t pool_for_context(cuda_api::Context ctx, bool host) noexcept;
-// Tells a runtime pool which context its device's runtime uses (once known).
-void pool_learn_context(uint16_t pool, cuda_api::Context ctx) noexcept;
 
 // ---- Allocation and free -------------------------------------------------------------------
-// A ready block of this layout made live (refcount 1), or kNoBlock. Records a fence and polls
-// when nothing is ready and blocks are pending (never during a capture).
+// A ready block for a request of `rounded` bytes (Note [Device layouts]) made live (refcount
+// 1), or kNoBlock. Records a fence and polls when nothing is ready and blocks are pending (never
+// during a capture: then only blocks already ready are handed out).
 uint32_t pool_take(uint16_t pool, size_t rounded, unsigned host_flags) noexcept;
-// Registers a block just allocated for real (a miss). False when the table is full: the caller
-// then hands the block out untracked, and its free passes through.
-bool pool_add_live(uint16_t pool, uint64_t addr, size_t rounded, Origin origin,
+// Registers a block of `size` bytes just allocated for real (a miss). A record already at that
+// address belongs to memory that was freed behind our back (a context reset we did not see): it
+// is forgotten first. False when the table is full: the caller then hands the block out
+// untracked, and its free passes through.
+bool pool_add_live(uint16_t pool, uint64_t addr, size_t size, Origin origin,
                    unsigned host_flags) noexcept;
 
 enum class FreeResult { kNotOurs, kDoubleFree, kStillShared, kCached, kReleased };

@@ -18,7 +18,12 @@ using cuda_api::kCuSuccess;
 enum Hook : int {
   kMemAlloc, kMemFree, kMemAllocHost, kMemHostAlloc, kMemFreeHost, kMemGetInfo,
   kStreamCreate, kStreamCreateWithPriority, kStreamDestroy, kBeginCapture, kEndCapture,
-  kIpcGetMemHandle, kPrimaryCtxReset, kCtxDestroy, kGetProcAddress, kGetProcAddressV2, kNumHooks
+  kIpcGetMemHandle, kPrimaryCtxReset, kCtxDestroy, kGetProcAddress, kGetProcAddressV2,
+  kPrimaryCtxRelease,
+#define CA_HOOK_ENUM(name, proc, since, params, args, ...) k##name,
+  CA_CUDA_OOM_ROUTES(CA_HOOK_ENUM)
+#undef CA_HOOK_ENUM
+  kNumHooks
 };
 constexpr int kSlots = 4;
 
@@ -43,6 +48,7 @@ using EndCaptureFn = CuResult (*)(Stream, void**);
 using IpcGetFn = CuResult (*)(void*, DevicePtr);
 using CtxResetFn = CuResult (*)(int);
 using CtxDestroyFn = CuResult (*)(Context);
+using CtxReleaseFn = CuResult (*)(int);
 using ProcFn = CuResult (*)(const char*, void**, int, unsigned long long);
 using ProcV2Fn = CuResult (*)(const char*, void**, int, unsigned long long, int*);
 
@@ -57,12 +63,18 @@ CuResult stream_create_prio(StreamCreatePrioFn real, Stream* s, unsigned flags, 
   return r;
 }
 CuResult stream_destroy(StreamDestroyFn real, Stream s) noexcept {
-  note_stream_destroyed(s);
+  StreamsLock streams;  // no fence records on s while it is destroyed
+  note_stream_destroyed_locked(s);
   return real(s);
 }
 CuResult begin_capture(BeginCaptureFn real, Stream s, int mode) noexcept {
+  capture_enter();  // Note [Capture gate]
   CuResult r = real(s, mode);
-  if (r == kCuSuccess) note_capture_begin(s);
+  if (r == kCuSuccess) {
+    capture_started(s);
+  } else {
+    capture_aborted();
+  }
   return r;
 }
 CuResult end_capture(EndCaptureFn real, Stream s, void** graph) noexcept {
@@ -83,10 +95,31 @@ CuResult primary_ctx_reset(CtxResetFn real, int dev) noexcept {
   if (r == kCuSuccess) pool_drop_device(dev);
   return r;
 }
+// Releasing the last reference of a primary context resets it (Numba's cuda.close(), PyCUDA's
+// ctx.detach()): its memory is gone, so its pools must forget their blocks. The handle is learnt
+// with a retain of our own taken before the caller's release and dropped after it; if that last
+// drop ends the context, its pools are dropped.
+CuResult primary_ctx_release(CtxReleaseFn real, int dev) noexcept {
+  const cuda_api::Driver* d = cuda_api::driver();
+  Context ctx = nullptr;
+  if (d == nullptr || d->primary_ctx_retain(&ctx, dev) != kCuSuccess) return real(dev);
+  CuResult r = real(dev);
+  d->primary_ctx_release(dev);
+  unsigned flags = 0;
+  int active = 1;
+  if (d->primary_ctx_get_state(dev, &flags, &active) == kCuSuccess && active == 0) {
+    pool_drop_context(ctx);
+    forget_streams_of(ctx);
+  }
+  return r;
+}
 // Destroying a context frees its allocations, and a later context may get the same handle.
 CuResult ctx_destroy(CtxDestroyFn real, Context ctx) noexcept {
   CuResult r = real(ctx);
-  if (r == kCuSuccess) pool_drop_context(ctx);
+  if (r == kCuSuccess) {
+    pool_drop_context(ctx);
+    forget_streams_of(ctx);
+  }
   return r;
 }
 CuResult proc(ProcFn real, const char* sym, void** pfn, int ver, unsigned long long flags) noexcept {
@@ -102,6 +135,33 @@ CuResult proc_v2(ProcV2Fn real, const char* sym, void** pfn, int ver, unsigned l
   }
   return r;
 }
+
+template <int K>
+CuResult t_ctx_release(int dev) noexcept {
+  return primary_ctx_release(real_of<CtxReleaseFn>(kPrimaryCtxRelease, K), dev);
+}
+
+// Note [Foreign out of memory]
+// Memory the cache does not serve (cudaMallocAsync pools, cuMemCreate, managed, pitched, arrays)
+// comes from the same device: while the cache holds freed blocks, such a request may fail where
+// the plain program would have succeeded. Each route is wrapped: on CUDA_ERROR_OUT_OF_MEMORY the
+// cache of the current device is synchronised and given back, and the call is made once more.
+template <Hook H, typename... A>
+struct OomRoute {
+  template <int K>
+  static CuResult thunk(A... a) noexcept {
+    auto real = real_of<CuResult (*)(A...)>(H, K);
+    CuResult r = real(a...);
+    if (r == cuda_api::kCuOutOfMemory && release_for_foreign_oom() != 0) r = real(a...);
+    return r;
+  }
+  static CuResult exported(void* f, A... a) noexcept {
+    auto real = reinterpret_cast<CuResult (*)(A...)>(f);
+    CuResult r = real(a...);
+    if (r == cuda_api::kCuOutOfMemory && release_for_foreign_oom() != 0) r = real(a...);
+    return r;
+  }
+};
 
 template <int K>
 CuResult t_mem_alloc(DevicePtr* p, size_t n) noexcept {
@@ -181,7 +241,14 @@ void* const kThunks[kNumHooks][kSlots] = {
     CA_THUNKS(t_stream_create),  CA_THUNKS(t_stream_create_prio), CA_THUNKS(t_stream_destroy),
     CA_THUNKS(t_begin_capture),  CA_THUNKS(t_end_capture),      CA_THUNKS(t_ipc_get),
     CA_THUNKS(t_ctx_reset),      CA_THUNKS(t_ctx_destroy),      CA_THUNKS(t_proc),
-    CA_THUNKS(t_proc_v2),
+    CA_THUNKS(t_proc_v2),        CA_THUNKS(t_ctx_release),
+#define CA_OOM_THUNKS(name, proc, since, params, args, ...)                  \
+  {reinterpret_cast<void*>(&OomRoute<k##name, __VA_ARGS__>::template thunk<0>), \
+   reinterpret_cast<void*>(&OomRoute<k##name, __VA_ARGS__>::template thunk<1>), \
+   reinterpret_cast<void*>(&OomRoute<k##name, __VA_ARGS__>::template thunk<2>), \
+   reinterpret_cast<void*>(&OomRoute<k##name, __VA_ARGS__>::template thunk<3>)},
+    CA_CUDA_OOM_ROUTES(CA_OOM_THUNKS)
+#undef CA_OOM_THUNKS
 };
 #undef CA_THUNKS
 
@@ -201,6 +268,10 @@ constexpr ProcName kProcNames[] = {
     {"cuStreamEndCapture", kEndCapture, 0},  {"cuIpcGetMemHandle", kIpcGetMemHandle, 0},
     {"cuDevicePrimaryCtxReset", kPrimaryCtxReset, 0},  // _v2 (11000) has the same signature
     {"cuCtxDestroy", kCtxDestroy, 0},                   // _v2 (4000) has the same signature
+    {"cuDevicePrimaryCtxRelease", kPrimaryCtxRelease, 0},  // _v2 (11000): same signature
+#define CA_OOM_PROC(name, proc, since, params, args, ...) {proc, k##name, since},
+    CA_CUDA_OOM_ROUTES(CA_OOM_PROC)
+#undef CA_OOM_PROC
 };
 
 struct DlsymName {
@@ -228,6 +299,13 @@ constexpr DlsymName kDlsymNames[] = {
     {"cuCtxDestroy_v2", kCtxDestroy},
     {"cuGetProcAddress", kGetProcAddress},
     {"cuGetProcAddress_v2", kGetProcAddressV2},
+    {"cuDevicePrimaryCtxRelease", kPrimaryCtxRelease},
+    {"cuDevicePrimaryCtxRelease_v2", kPrimaryCtxRelease},
+#define CA_OOM_DLSYM(name, proc, since, params, args, ...) {#name, k##name},
+    CA_CUDA_OOM_ROUTES(CA_OOM_DLSYM)
+#undef CA_OOM_DLSYM
+    {"cuMemAllocAsync_ptsz", kcuMemAllocAsync},  // the per-thread-stream variants: same types
+    {"cuMemAllocFromPoolAsync_ptsz", kcuMemAllocFromPoolAsync},
 };
 
 bool same(const char* a, const char* b) noexcept {
@@ -292,7 +370,10 @@ const char* const kExportNames[kNumHooks] = {
     "cuStreamCreate",     "cuStreamCreateWithPriority", "cuStreamDestroy_v2",
     "cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuIpcGetMemHandle",
     "cuDevicePrimaryCtxReset_v2", "cuCtxDestroy_v2",
-    "cuGetProcAddress",   "cuGetProcAddress_v2",
+    "cuGetProcAddress",   "cuGetProcAddress_v2", "cuDevicePrimaryCtxRelease_v2",
+#define CA_OOM_EXPORT(name, proc, since, params, args, ...) #name,
+    CA_CUDA_OOM_ROUTES(CA_OOM_EXPORT)
+#undef CA_OOM_EXPORT
 };
 
 // The driver's own entry point behind one of our exports (libcuda.so.1 is loaded: the program
@@ -365,6 +446,21 @@ CuResult exported_primary_ctx_reset(int dev) noexcept {
   auto real = export_real<CtxResetFn>(kPrimaryCtxReset);
   return real != nullptr ? primary_ctx_reset(real, dev) : kNoDriver;
 }
+CuResult exported_primary_ctx_release(int dev) noexcept {
+  auto real = export_real<CtxReleaseFn>(kPrimaryCtxRelease);
+  return real != nullptr ? primary_ctx_release(real, dev) : kNoDriver;
+}
+#define CA_STRIP(...) __VA_ARGS__
+#define CA_OOM_EXPORTED(name, proc, since, params, args, ...)                                 \
+  CuResult exported_##name params noexcept {                                                  \
+    void* f = export_real<void*>(k##name);                                                    \
+    return f != nullptr ? OomRoute<k##name, __VA_ARGS__>::exported(f, CA_STRIP args)          \
+                        : kNoDriver;                                                          \
+  }
+CA_CUDA_OOM_ROUTES(CA_OOM_EXPORTED)
+#undef CA_OOM_EXPORTED
+#undef CA_STRIP
+
 CuResult exported_ctx_destroy(Context ctx) noexcept {
   auto real = export_real<CtxDestroyFn>(kCtxDestroy);
   return real != nullptr ? ctx_destroy(real, ctx) : kNoDriver;

@@ -95,7 +95,8 @@ const Runtime* runtime() noexcept {
             bind(h, "cudaMallocHost", &t.malloc_host) && bind(h, "cudaHostAlloc", &t.host_alloc) &&
             bind(h, "cudaFreeHost", &t.free_host) && bind(h, "cudaMemGetInfo", &t.mem_get_info) &&
             bind(h, "cudaDeviceReset", &t.device_reset) && bind(h, "cudaGetDevice", &t.get_device) &&
-            bind(h, "cudaGetLastError", &t.get_last_error);
+            bind(h, "cudaGetLastError", &t.get_last_error) &&
+            bind(h, "cudaPeekAtLastError", &t.peek_at_last_error);
   if (!ok) return nullptr;
   g_runtime = t;
   g_runtime_ptr.store(&g_runtime, std::memory_order_release);
@@ -124,8 +125,12 @@ const Driver* driver() noexcept {
             bind(h, "cuDeviceTotalMem_v2", &t.device_total_mem) &&
             bind(h, "cuEventCreate", &t.event_create) && bind(h, "cuEventRecord", &t.event_record) &&
             bind(h, "cuEventQuery", &t.event_query) &&
-            bind(h, "cuEventDestroy_v2", &t.event_destroy);
+            bind(h, "cuEventDestroy_v2", &t.event_destroy) &&
+            bind(h, "cuDevicePrimaryCtxRetain", &t.primary_ctx_retain) &&
+            bind(h, "cuDevicePrimaryCtxRelease_v2", &t.primary_ctx_release) &&
+            bind(h, "cuDevicePrimaryCtxGetState", &t.primary_ctx_get_state);
   if (!ok) return nullptr;
+  bind(h, "cuCtxRecordEvent", &t.ctx_record_event);  // optional
   g_driver = t;
   g_driver_ptr.store(&g_driver, std::memory_order_release);
   return &g_driver;

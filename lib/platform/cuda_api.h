@@ -9,7 +9,7 @@
 //   program has no shared runtime (it may still use a static one through the driver).
 // - driver(): libcuda.so.1, but only once something else has loaded it (dlopen RTLD_NOLOAD):
 //   cachealloc never loads a driver. nullptr while it is not loaded.
-// Every pointer in a returned table is non-null. The tables never change once returned.
+// Every pointer in a returned table is non-null, except those marked optional. The tables never change once returned.
 //
 // The types are ABI stand-ins for the CUDA headers (which the library does not include): enums are
 // ints, handles are opaque pointers, device pointers are 64-bit integers.
@@ -56,6 +56,7 @@ struct Runtime {
   RtError (*device_reset)();
   RtError (*get_device)(int* device);
   RtError (*get_last_error)();
+  RtError (*peek_at_last_error)();  // cudaPeekAtLastError
 };
 
 // Signatures of the driver functions (the exact versioned exports of libcuda.so.1).
@@ -76,6 +77,11 @@ struct Driver {
   CuResult (*event_record)(Event ev, Stream s);                        // cuEventRecord
   CuResult (*event_query)(Event ev);                                   // cuEventQuery
   CuResult (*event_destroy)(Event ev);                                 // cuEventDestroy_v2
+  CuResult (*primary_ctx_retain)(Context* ctx, Device dev);            // cuDevicePrimaryCtxRetain
+  CuResult (*primary_ctx_release)(Device dev);                  // cuDevicePrimaryCtxRelease_v2
+  CuResult (*primary_ctx_get_state)(Device dev, unsigned* flags, int* active);
+  // Optional (nullptr on drivers before CUDA 12.5): an event capturing all work of a context.
+  CuResult (*ctx_record_event)(Context ctx, Event ev);                 // cuCtxRecordEvent
 };
 
 const Runtime* runtime() noexcept;

@@ -24,6 +24,8 @@ void unmap(void* p, size_t size) noexcept;
 bool decommit(void* p, size_t size) noexcept;
 
 size_t page_size() noexcept;
+// Bytes of physical memory (sysconf), or 0 when unknown.
+uint64_t physical_memory() noexcept;
 
 // Looks `name` up in the process environment without allocating, with secure_getenv semantics:
 // nullptr for set-uid/set-gid programs (AT_SECURE) and before the environment exists.

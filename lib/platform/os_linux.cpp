@@ -26,6 +26,12 @@ bool injected_failure() noexcept {
 
 void inject_map_failures(long n) noexcept { g_map_failures.store(n, std::memory_order_relaxed); }
 
+uint64_t physical_memory() noexcept {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(size) : 0;
+}
+
 size_t page_size() noexcept {
   static std::atomic<size_t> cached{0};
   size_t p = cached.load(std::memory_order_relaxed);

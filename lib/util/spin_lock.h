@@ -9,6 +9,15 @@
 
 namespace cachealloc {
 
+// A hint to the core that this thread is spinning (x86 `pause`, Arm `yield`).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 class SpinLock {
  public:
   constexpr SpinLock() noexcept = default;
@@ -34,7 +43,7 @@ class SpinLock {
     for (unsigned spins = 0;; ++spins) {
       while (locked_.load(std::memory_order_relaxed)) {
         if (spins++ < 64) {
-          __builtin_ia32_pause();
+          cpu_relax();
         } else {
           sched_yield();
         }

@@ -37,6 +37,13 @@ CA_EXPORT CuResult cuIpcGetMemHandle(void* handle, DevicePtr p) {
   return cf::exported_ipc_get_mem_handle(handle, p);
 }
 CA_EXPORT CuResult cuDevicePrimaryCtxReset_v2(int dev) { return cf::exported_primary_ctx_reset(dev); }
+CA_EXPORT CuResult cuDevicePrimaryCtxRelease_v2(int dev) {
+  return cf::exported_primary_ctx_release(dev);
+}
+#define CA_OOM_FORWARD(name, proc, since, params, args, ...) \
+  CA_EXPORT CuResult name params { return cf::exported_##name args; }
+CA_CUDA_OOM_ROUTES(CA_OOM_FORWARD)
+#undef CA_OOM_FORWARD
 CA_EXPORT CuResult cuCtxDestroy_v2(cachealloc::cuda_api::Context ctx) {
   return cf::exported_ctx_destroy(ctx);
 }

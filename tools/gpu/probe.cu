@@ -392,50 +392,6 @@ int foreign_oom(const char* name) {
   return ok(name, "async-and-vmm");
 }
 
-// ---- 14: a pinned block read by another context's copy ---------------------------------------
-int pinned_other_ctx(const char* name) {
-  RT(name, cudaFree(nullptr));
-  CUcontext primary = nullptr;
-  CU(name, cuCtxGetCurrent(&primary));
-  CUdevice dev = 0;
-  CU(name, cuDeviceGet(&dev, 0));
-  const size_t n = size_t{4} << 20;
-  int prop_rate = 0;
-  RT(name, cudaDeviceGetAttribute(&prop_rate, cudaDevAttrClockRate, 0));  // kHz
-  long long cycles = static_cast<long long>(prop_rate) * 200;  // about 200 ms
-  CUcontext other = nullptr;
-  CU(name, cuCtxCreate(&other, nullptr, 0, dev));
-  CUstream s2;
-  CU(name, cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING));
-  CUdeviceptr dst = 0;
-  CU(name, cuMemAlloc(&dst, n));
-  CU(name, cuCtxSetCurrent(primary));
-  unsigned char* h = nullptr;
-  RT(name, cudaMallocHost(&h, n));
-  std::memset(h, 0x11, n);
-  // The other context: a long kernel, then a copy out of the pinned block, both queued.
-  CU(name, cuCtxSetCurrent(other));
-  spin<<<1, 1, 0, reinterpret_cast<cudaStream_t>(s2)>>>(cycles);
-  CU(name, cuMemcpyHtoDAsync(dst, h, n, s2));
-  CU(name, cuCtxSetCurrent(primary));
-  RT(name, cudaFreeHost(h));  // the copy has not run yet
-  unsigned char* h2 = nullptr;
-  RT(name, cudaMallocHost(&h2, n));  // the cache may hand the same block out
-  std::memset(h2, 0xee, n);
-  CU(name, cuCtxSetCurrent(other));
-  CU(name, cuStreamSynchronize(s2));
-  std::vector<unsigned char> back(n);
-  CU(name, cuMemcpyDtoH(back.data(), dst, n));
-  size_t wrong = 0;
-  for (unsigned char c : back) wrong += c != 0x11;
-  CU(name, cuMemFree(dst));
-  CU(name, cuCtxDestroy(other));
-  CU(name, cuCtxSetCurrent(primary));
-  RT(name, cudaFreeHost(h2));
-  if (wrong != 0) fail(name, std::to_string(wrong) + " bytes copied after the block was reused");
-  return ok(name, "copy-intact");
-}
-
 // ---- 10: an error of an earlier kernel survives an allocation that needed a retry ------------
 int sticky_error(const char* name) {
   // A launch with an invalid configuration records an error; the program reads it later.
@@ -464,7 +420,7 @@ constexpr Scenario kScenarios[] = {
     {"capture_free", capture_free},   {"dead_contexts", dead_contexts},
     {"many_streams", many_streams},   {"nonprimary_ctx", nonprimary_ctx},
     {"capture_race", capture_race},   {"foreign_oom", foreign_oom},
-    {"pinned_other_ctx", pinned_other_ctx}, {"sticky_error", sticky_error},
+    {"sticky_error", sticky_error},
 };
 
 }  // namespace

@@ -125,9 +125,17 @@ STUB_EXPORT CUresult cuDeviceTotalMem_v2(size_t* bytes, int) {
   *bytes = g_capacity;
   return CUDA_SUCCESS;
 }
+int g_primary_refs = 0;
 STUB_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, int dev) {
   if (dev != 0) return CUDA_ERROR_INVALID_VALUE;
   *ctx = kCtx;
+  ++g_primary_refs;
+  return CUDA_SUCCESS;
+}
+STUB_EXPORT CUresult cuDevicePrimaryCtxGetState(int dev, unsigned* flags, int* active) {
+  if (dev != 0) return CUDA_ERROR_INVALID_VALUE;
+  *flags = 0;
+  *active = g_primary_refs > 0;
   return CUDA_SUCCESS;
 }
 // The context's end: its work completes and every allocation is freed.
@@ -142,6 +150,12 @@ static void free_everything() {
 }
 STUB_EXPORT CUresult cuDevicePrimaryCtxReset_v2(int) {
   free_everything();
+  return CUDA_SUCCESS;
+}
+// The last release resets the primary context (Numba's cuda.close()): its memory is freed.
+STUB_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(int dev) {
+  if (dev != 0 || g_primary_refs == 0) return CUDA_ERROR_INVALID_CONTEXT;
+  if (--g_primary_refs == 0) free_everything();
   return CUDA_SUCCESS;
 }
 // The stub has one context object, so a created context gets the handle a destroyed one had:
@@ -246,6 +260,13 @@ STUB_EXPORT CUresult cuMemFree_v2(CUdeviceptr p) {
   return free_common(reinterpret_cast<void*>(p), true);
 }
 STUB_EXPORT CUresult cuMemAllocHost_v2(void** p, size_t n) { return alloc_common(p, n, false); }
+// A stream-ordered allocation from the device's default pool: a route cachealloc does not cache.
+STUB_EXPORT CUresult cuMemAllocAsync(CUdeviceptr* p, size_t n, CUstream) {
+  return alloc_common(reinterpret_cast<void**>(p), n, true);
+}
+STUB_EXPORT CUresult cuMemFreeAsync(CUdeviceptr p, CUstream) {
+  return free_common(reinterpret_cast<void*>(p), true);
+}
 STUB_EXPORT CUresult cuMemHostAlloc(void** p, size_t n, unsigned) {
   return alloc_common(p, n, false);
 }
@@ -326,6 +347,20 @@ STUB_EXPORT CUresult cuEventRecord(CUevent ev, CUstream s) {
   }
   return CUDA_SUCCESS;
 }
+// All the work of the context, every stream. STUBCU_NO_CTX_EVENT=1 plays a driver older than
+// CUDA 12.5 (cachealloc then falls back to its per-stream fence).
+STUB_EXPORT CUresult cuCtxRecordEvent(CUcontext, CUevent ev) {
+  std::lock_guard<std::recursive_mutex> l(g_mu);
+  if (std::getenv("STUBCU_NO_CTX_EVENT") != nullptr) return 801;  // CUDA_ERROR_NOT_SUPPORTED
+  if (unsafe_during_capture()) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  ++g_c.event_records;
+  auto* e = reinterpret_cast<EventRec*>(ev);
+  e->waits.clear();
+  e->waits.push_back({&g_legacy, g_legacy.enqueued});
+  e->waits.push_back({&g_per_thread, g_per_thread.enqueued});
+  for (StreamRec* s2 : g_streams) e->waits.push_back({s2, s2->enqueued});
+  return CUDA_SUCCESS;
+}
 STUB_EXPORT CUresult cuEventQuery(CUevent ev) {
   std::lock_guard<std::recursive_mutex> l(g_mu);
   if (unsafe_during_capture()) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
@@ -378,6 +413,11 @@ STUB_EXPORT CUresult cuGetProcAddress_v2(const char* sym, void** pfn, int ver,
       {"cuDeviceTotalMem", (void*)&cuDeviceTotalMem_v2, 3020},
       {"cuDevicePrimaryCtxRetain", (void*)&cuDevicePrimaryCtxRetain, 0},
       {"cuDevicePrimaryCtxReset", (void*)&cuDevicePrimaryCtxReset_v2, 11000},
+      {"cuDevicePrimaryCtxRelease", (void*)&cuDevicePrimaryCtxRelease_v2, 11000},
+      {"cuDevicePrimaryCtxGetState", (void*)&cuDevicePrimaryCtxGetState, 0},
+      {"cuCtxRecordEvent", (void*)&cuCtxRecordEvent, 12050},
+      {"cuMemAllocAsync", (void*)&cuMemAllocAsync, 11020},
+      {"cuMemFreeAsync", (void*)&cuMemFreeAsync, 11020},
       {"cuCtxSetCurrent", (void*)&cuCtxSetCurrent, 0},
       {"cuCtxCreate", (void*)&cuCtxCreate_v2, 3020},
       {"cuCtxDestroy", (void*)&cuCtxDestroy_v2, 4000},
