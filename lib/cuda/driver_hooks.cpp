@@ -1,27 +1,26 @@
-// driver_hooks.cpp - see driver_hooks.h.
+// driver_hooks.cpp - see driver_hooks.h. Everything here is generated from CA_CUDA_DRIVER_HOOKS
+// except what each hook does (the hook_* functions below and the drv_* ones of cuda_front.h).
 #include "cuda/driver_hooks.h"
 
 #include <atomic>
 #include <dlfcn.h>
+#include <type_traits>
 
 #include "config/options.h"
 #include "cuda/cuda_front.h"
 #include "cuda/device_pool.h"
 #include "cuda/stream_registry.h"
 
+#define CA_STRIP(...) __VA_ARGS__
+
 namespace cachealloc::cuda {
 namespace {
 
-using cuda_api::Context;
 using cuda_api::kCuSuccess;
 
 enum Hook : int {
-  kMemAlloc, kMemFree, kMemAllocHost, kMemHostAlloc, kMemFreeHost, kMemGetInfo,
-  kStreamCreate, kStreamCreateWithPriority, kStreamDestroy, kBeginCapture, kEndCapture,
-  kIpcGetMemHandle, kPrimaryCtxReset, kCtxDestroy, kGetProcAddress, kGetProcAddressV2,
-  kPrimaryCtxRelease,
-#define CA_HOOK_ENUM(name, proc, since, params, args, ...) k##name,
-  CA_CUDA_OOM_ROUTES(CA_HOOK_ENUM)
+#define CA_HOOK_ENUM(name, proc, since, impl, params, args, ...) k##name,
+  CA_CUDA_DRIVER_HOOKS(CA_HOOK_ENUM)
 #undef CA_HOOK_ENUM
   kNumHooks
 };
@@ -36,40 +35,35 @@ Fn real_of(int hook, int slot) noexcept {
   return reinterpret_cast<Fn>(g_real[hook][slot].load(std::memory_order_acquire));
 }
 
-void* wrap(Hook hook, void* real) noexcept;
 void* wrap_proc(const char* symbol, int cuda_version, void* real) noexcept;
 
-// ---- Thunks: one per (hook, slot); each calls the real pointer of its slot. -------------------
-using StreamCreateFn = CuResult (*)(Stream*, unsigned);
-using StreamCreatePrioFn = CuResult (*)(Stream*, unsigned, int);
-using StreamDestroyFn = CuResult (*)(Stream);
-using BeginCaptureFn = CuResult (*)(Stream, int);
-using EndCaptureFn = CuResult (*)(Stream, void**);
-using IpcGetFn = CuResult (*)(void*, DevicePtr);
-using CtxResetFn = CuResult (*)(int);
-using CtxDestroyFn = CuResult (*)(Context);
-using CtxReleaseFn = CuResult (*)(int);
-using ProcFn = CuResult (*)(const char*, void**, int, unsigned long long);
-using ProcV2Fn = CuResult (*)(const char*, void**, int, unsigned long long, int*);
+// ---- What the hooks do (the memory hooks are drv_* in cuda_front.h) -------------------------
 
-CuResult stream_create(StreamCreateFn real, Stream* s, unsigned flags) noexcept {
-  CuResult r = real(s, flags);
-  if (r == kCuSuccess && s != nullptr) note_stream_created(*s, flags);
+template <typename T>
+using Same = std::type_identity_t<T>;
+
+CuResult hook_stream_create(CuResult (*real)(Stream*, unsigned), Stream* s, unsigned f) noexcept {
+  CuResult r = real(s, f);
+  if (r == kCuSuccess && s != nullptr) note_stream_created(*s, f);
   return r;
 }
-CuResult stream_create_prio(StreamCreatePrioFn real, Stream* s, unsigned flags, int prio) noexcept {
-  CuResult r = real(s, flags, prio);
-  if (r == kCuSuccess && s != nullptr) note_stream_created(*s, flags);
+CuResult hook_stream_create_prio(CuResult (*real)(Stream*, unsigned, int), Stream* s, unsigned f,
+                                 int prio) noexcept {
+  CuResult r = real(s, f, prio);
+  if (r == kCuSuccess && s != nullptr) note_stream_created(*s, f);
   return r;
 }
-CuResult stream_destroy(StreamDestroyFn real, Stream s) noexcept {
+CuResult hook_stream_destroy(CuResult (*real)(Stream), Stream s) noexcept {
   StreamsLock streams;  // no fence records on s while it is destroyed
   note_stream_destroyed_locked(s);
   return real(s);
 }
-CuResult begin_capture(BeginCaptureFn real, Stream s, int mode) noexcept {
-  capture_enter();  // Note [Capture gate]
-  CuResult r = real(s, mode);
+// Note [Capture gate] in stream_registry.h: the capture is counted (and fence work drained)
+// before it really begins.
+template <typename... A>
+CuResult hook_begin_capture_any(CuResult (*real)(Stream, A...), Stream s, Same<A>... a) noexcept {
+  capture_enter();
+  CuResult r = real(s, a...);
   if (r == kCuSuccess) {
     capture_started(s);
   } else {
@@ -77,12 +71,20 @@ CuResult begin_capture(BeginCaptureFn real, Stream s, int mode) noexcept {
   }
   return r;
 }
-CuResult end_capture(EndCaptureFn real, Stream s, void** graph) noexcept {
+CuResult hook_begin_capture(CuResult (*real)(Stream, int), Stream s, int mode) noexcept {
+  return hook_begin_capture_any(real, s, mode);
+}
+CuResult hook_begin_capture_to_graph(
+    CuResult (*real)(Stream, void*, const void*, const void*, size_t, int), Stream s, void* g,
+    const void* deps, const void* data, size_t n, int mode) noexcept {
+  return hook_begin_capture_any(real, s, g, deps, data, n, mode);
+}
+CuResult hook_end_capture(CuResult (*real)(Stream, void**), Stream s, void** graph) noexcept {
   CuResult r = real(s, graph);
   note_capture_end(s);  // the capture is over whatever the result (a no-op if s was not capturing)
   return r;
 }
-CuResult ipc_get(IpcGetFn real, void* handle, DevicePtr p) noexcept {
+CuResult hook_ipc_get(CuResult (*real)(void*, DevicePtr), void* handle, DevicePtr p) noexcept {
   CuResult r = real(handle, p);
   if (r == kCuSuccess) pool_mark_ipc(p);  // Note: exported blocks are never cached
   return r;
@@ -90,7 +92,7 @@ CuResult ipc_get(IpcGetFn real, void* handle, DevicePtr p) noexcept {
 // The reset frees every allocation of the device's primary context: forget its blocks, or the
 // cache would hand freed memory out again (cudaDeviceReset in a statically linked runtime ends
 // here; the shared runtime's reaches rt_device_reset first, and dropping twice is harmless).
-CuResult primary_ctx_reset(CtxResetFn real, int dev) noexcept {
+CuResult hook_primary_ctx_reset(CuResult (*real)(int), int dev) noexcept {
   CuResult r = real(dev);
   if (r == kCuSuccess) pool_drop_device(dev);
   return r;
@@ -99,7 +101,7 @@ CuResult primary_ctx_reset(CtxResetFn real, int dev) noexcept {
 // ctx.detach()): its memory is gone, so its pools must forget their blocks. The handle is learnt
 // with a retain of our own taken before the caller's release and dropped after it; if that last
 // drop ends the context, its pools are dropped.
-CuResult primary_ctx_release(CtxReleaseFn real, int dev) noexcept {
+CuResult hook_primary_ctx_release(CuResult (*real)(int), int dev) noexcept {
   const cuda_api::Driver* d = cuda_api::driver();
   Context ctx = nullptr;
   if (d == nullptr || d->primary_ctx_retain(&ctx, dev) != kCuSuccess) return real(dev);
@@ -113,8 +115,9 @@ CuResult primary_ctx_release(CtxReleaseFn real, int dev) noexcept {
   }
   return r;
 }
-// Destroying a context frees its allocations, and a later context may get the same handle.
-CuResult ctx_destroy(CtxDestroyFn real, Context ctx) noexcept {
+// Destroying a context frees its allocations and streams, and a later context may get the same
+// handle.
+CuResult hook_ctx_destroy(CuResult (*real)(Context), Context ctx) noexcept {
   CuResult r = real(ctx);
   if (r == kCuSuccess) {
     pool_drop_context(ctx);
@@ -122,13 +125,28 @@ CuResult ctx_destroy(CtxDestroyFn real, Context ctx) noexcept {
   }
   return r;
 }
-CuResult proc(ProcFn real, const char* sym, void** pfn, int ver, unsigned long long flags) noexcept {
+
+// Note [Foreign out of memory]
+// Memory the cache does not serve (cudaMallocAsync pools, cuMemCreate, managed, pitched, arrays)
+// comes from the same device: while the cache holds freed blocks, such a request may fail where
+// the plain program would have succeeded. Each route is wrapped: on CUDA_ERROR_OUT_OF_MEMORY the
+// cache of the current device is synchronised and given back, and the call is made once more.
+template <typename... A>
+CuResult hook_oom_retry(CuResult (*real)(A...), Same<A>... a) noexcept {
+  CuResult r = real(a...);
+  if (r == cuda_api::kCuOutOfMemory && release_for_foreign_oom() != 0) r = real(a...);
+  return r;
+}
+
+CuResult hook_proc(CuResult (*real)(const char*, void**, int, unsigned long long), const char* sym,
+                   void** pfn, int ver, unsigned long long flags) noexcept {
   CuResult r = real(sym, pfn, ver, flags);
   if (r == kCuSuccess && pfn != nullptr && *pfn != nullptr) *pfn = wrap_proc(sym, ver, *pfn);
   return r;
 }
-CuResult proc_v2(ProcV2Fn real, const char* sym, void** pfn, int ver, unsigned long long flags,
-                 int* status) noexcept {
+CuResult hook_proc_v2(CuResult (*real)(const char*, void**, int, unsigned long long, int*),
+                      const char* sym, void** pfn, int ver, unsigned long long flags,
+                      int* status) noexcept {
   CuResult r = real(sym, pfn, ver, flags, status);
   if (r == kCuSuccess && pfn != nullptr && *pfn != nullptr && (status == nullptr || *status == 0)) {
     *pfn = wrap_proc(sym, ver, *pfn);
@@ -136,176 +154,52 @@ CuResult proc_v2(ProcV2Fn real, const char* sym, void** pfn, int ver, unsigned l
   return r;
 }
 
-template <int K>
-CuResult t_ctx_release(int dev) noexcept {
-  return primary_ctx_release(real_of<CtxReleaseFn>(kPrimaryCtxRelease, K), dev);
-}
+// ---- Thunks: one per (hook, slot); each calls the real pointer of its slot. -------------------
 
-// Note [Foreign out of memory]
-// Memory the cache does not serve (cudaMallocAsync pools, cuMemCreate, managed, pitched, arrays)
-// comes from the same device: while the cache holds freed blocks, such a request may fail where
-// the plain program would have succeeded. Each route is wrapped: on CUDA_ERROR_OUT_OF_MEMORY the
-// cache of the current device is synchronised and given back, and the call is made once more.
-template <Hook H, typename... A>
-struct OomRoute {
-  template <int K>
-  static CuResult thunk(A... a) noexcept {
-    auto real = real_of<CuResult (*)(A...)>(H, K);
-    CuResult r = real(a...);
-    if (r == cuda_api::kCuOutOfMemory && release_for_foreign_oom() != 0) r = real(a...);
-    return r;
+#define CA_HOOK_THUNK(name, proc, since, impl, params, args, ...)          \
+  template <int K>                                                        \
+  CuResult thunk_##name params noexcept {                                 \
+    return impl(real_of<CuResult (*)(__VA_ARGS__)>(k##name, K), CA_STRIP args); \
   }
-  static CuResult exported(void* f, A... a) noexcept {
-    auto real = reinterpret_cast<CuResult (*)(A...)>(f);
-    CuResult r = real(a...);
-    if (r == cuda_api::kCuOutOfMemory && release_for_foreign_oom() != 0) r = real(a...);
-    return r;
-  }
-};
+CA_CUDA_DRIVER_HOOKS(CA_HOOK_THUNK)
+#undef CA_HOOK_THUNK
 
-template <int K>
-CuResult t_mem_alloc(DevicePtr* p, size_t n) noexcept {
-  return drv_mem_alloc(real_of<MemAllocFn>(kMemAlloc, K), p, n);
-}
-template <int K>
-CuResult t_mem_free(DevicePtr p) noexcept {
-  return drv_mem_free(real_of<MemFreeFn>(kMemFree, K), p);
-}
-template <int K>
-CuResult t_mem_alloc_host(void** p, size_t n) noexcept {
-  return drv_mem_alloc_host(real_of<MemAllocHostFn>(kMemAllocHost, K), p, n);
-}
-template <int K>
-CuResult t_mem_host_alloc(void** p, size_t n, unsigned flags) noexcept {
-  return drv_mem_host_alloc(real_of<MemHostAllocFn>(kMemHostAlloc, K), p, n, flags);
-}
-template <int K>
-CuResult t_mem_free_host(void* p) noexcept {
-  return drv_mem_free_host(real_of<MemFreeHostFn>(kMemFreeHost, K), p);
-}
-template <int K>
-CuResult t_mem_get_info(size_t* f, size_t* t) noexcept {
-  return drv_mem_get_info(real_of<MemGetInfoFn>(kMemGetInfo, K), f, t);
-}
-template <int K>
-CuResult t_stream_create(Stream* s, unsigned flags) noexcept {
-  return stream_create(real_of<StreamCreateFn>(kStreamCreate, K), s, flags);
-}
-template <int K>
-CuResult t_stream_create_prio(Stream* s, unsigned flags, int prio) noexcept {
-  return stream_create_prio(real_of<StreamCreatePrioFn>(kStreamCreateWithPriority, K), s, flags,
-                            prio);
-}
-template <int K>
-CuResult t_stream_destroy(Stream s) noexcept {
-  return stream_destroy(real_of<StreamDestroyFn>(kStreamDestroy, K), s);
-}
-template <int K>
-CuResult t_begin_capture(Stream s, int mode) noexcept {
-  return begin_capture(real_of<BeginCaptureFn>(kBeginCapture, K), s, mode);
-}
-template <int K>
-CuResult t_end_capture(Stream s, void** graph) noexcept {
-  return end_capture(real_of<EndCaptureFn>(kEndCapture, K), s, graph);
-}
-template <int K>
-CuResult t_ipc_get(void* handle, DevicePtr p) noexcept {
-  return ipc_get(real_of<IpcGetFn>(kIpcGetMemHandle, K), handle, p);
-}
-template <int K>
-CuResult t_ctx_reset(int dev) noexcept {
-  return primary_ctx_reset(real_of<CtxResetFn>(kPrimaryCtxReset, K), dev);
-}
-template <int K>
-CuResult t_ctx_destroy(Context ctx) noexcept {
-  return ctx_destroy(real_of<CtxDestroyFn>(kCtxDestroy, K), ctx);
-}
-template <int K>
-CuResult t_proc(const char* sym, void** pfn, int ver, unsigned long long flags) noexcept {
-  return proc(real_of<ProcFn>(kGetProcAddress, K), sym, pfn, ver, flags);
-}
-template <int K>
-CuResult t_proc_v2(const char* sym, void** pfn, int ver, unsigned long long flags,
-                   int* status) noexcept {
-  return proc_v2(real_of<ProcV2Fn>(kGetProcAddressV2, K), sym, pfn, ver, flags, status);
-}
-
-#define CA_THUNKS(fn)                                                              \
-  {                                                                                \
-    reinterpret_cast<void*>(&fn<0>), reinterpret_cast<void*>(&fn<1>),              \
-        reinterpret_cast<void*>(&fn<2>), reinterpret_cast<void*>(&fn<3>)           \
-  }
 void* const kThunks[kNumHooks][kSlots] = {
-    CA_THUNKS(t_mem_alloc),      CA_THUNKS(t_mem_free),         CA_THUNKS(t_mem_alloc_host),
-    CA_THUNKS(t_mem_host_alloc), CA_THUNKS(t_mem_free_host),    CA_THUNKS(t_mem_get_info),
-    CA_THUNKS(t_stream_create),  CA_THUNKS(t_stream_create_prio), CA_THUNKS(t_stream_destroy),
-    CA_THUNKS(t_begin_capture),  CA_THUNKS(t_end_capture),      CA_THUNKS(t_ipc_get),
-    CA_THUNKS(t_ctx_reset),      CA_THUNKS(t_ctx_destroy),      CA_THUNKS(t_proc),
-    CA_THUNKS(t_proc_v2),        CA_THUNKS(t_ctx_release),
-#define CA_OOM_THUNKS(name, proc, since, params, args, ...)                  \
-  {reinterpret_cast<void*>(&OomRoute<k##name, __VA_ARGS__>::template thunk<0>), \
-   reinterpret_cast<void*>(&OomRoute<k##name, __VA_ARGS__>::template thunk<1>), \
-   reinterpret_cast<void*>(&OomRoute<k##name, __VA_ARGS__>::template thunk<2>), \
-   reinterpret_cast<void*>(&OomRoute<k##name, __VA_ARGS__>::template thunk<3>)},
-    CA_CUDA_OOM_ROUTES(CA_OOM_THUNKS)
-#undef CA_OOM_THUNKS
+#define CA_HOOK_THUNKS(name, proc, since, impl, params, args, ...)                      \
+  {reinterpret_cast<void*>(&thunk_##name<0>), reinterpret_cast<void*>(&thunk_##name<1>), \
+   reinterpret_cast<void*>(&thunk_##name<2>), reinterpret_cast<void*>(&thunk_##name<3>)},
+    CA_CUDA_DRIVER_HOOKS(CA_HOOK_THUNKS)
+#undef CA_HOOK_THUNKS
 };
-#undef CA_THUNKS
 
 // ---- Name tables ----------------------------------------------------------------------------
 
-struct ProcName {
-  const char* name;   // the base name cuGetProcAddress is asked for
-  Hook hook;
-  int min_version;    // below it the driver returns an older signature: left alone
+struct HookName {
+  const char* exact;  // the export of libcuda.so.1
+  const char* proc;   // the base name cuGetProcAddress is asked for ("" for itself)
+  int since;          // below it cuGetProcAddress returns an older signature: left alone
 };
-constexpr ProcName kProcNames[] = {
-    {"cuMemAlloc", kMemAlloc, 3020},         {"cuMemFree", kMemFree, 3020},
-    {"cuMemAllocHost", kMemAllocHost, 3020}, {"cuMemHostAlloc", kMemHostAlloc, 0},
-    {"cuMemFreeHost", kMemFreeHost, 0},      {"cuMemGetInfo", kMemGetInfo, 3020},
-    {"cuStreamCreate", kStreamCreate, 0},    {"cuStreamCreateWithPriority", kStreamCreateWithPriority, 0},
-    {"cuStreamDestroy", kStreamDestroy, 4000}, {"cuStreamBeginCapture", kBeginCapture, 10010},
-    {"cuStreamEndCapture", kEndCapture, 0},  {"cuIpcGetMemHandle", kIpcGetMemHandle, 0},
-    {"cuDevicePrimaryCtxReset", kPrimaryCtxReset, 0},  // _v2 (11000) has the same signature
-    {"cuCtxDestroy", kCtxDestroy, 0},                   // _v2 (4000) has the same signature
-    {"cuDevicePrimaryCtxRelease", kPrimaryCtxRelease, 0},  // _v2 (11000): same signature
-#define CA_OOM_PROC(name, proc, since, params, args, ...) {proc, k##name, since},
-    CA_CUDA_OOM_ROUTES(CA_OOM_PROC)
-#undef CA_OOM_PROC
+constexpr HookName kHookNames[kNumHooks] = {
+#define CA_HOOK_NAME(name, proc, since, impl, params, args, ...) {#name, proc, since},
+    CA_CUDA_DRIVER_HOOKS(CA_HOOK_NAME)
+#undef CA_HOOK_NAME
 };
 
-struct DlsymName {
-  const char* name;   // the exact (versioned) export of libcuda.so.1
+// Other exports of libcuda.so.1 with the signature of a hook: per-thread-default-stream
+// variants, and unversioned names whose signature did not change.
+struct Alias {
+  const char* name;
   Hook hook;
 };
-constexpr DlsymName kDlsymNames[] = {
-    {"cuMemAlloc_v2", kMemAlloc},
-    {"cuMemFree_v2", kMemFree},
-    {"cuMemAllocHost_v2", kMemAllocHost},
-    {"cuMemHostAlloc", kMemHostAlloc},
-    {"cuMemFreeHost", kMemFreeHost},
-    {"cuMemGetInfo_v2", kMemGetInfo},
-    {"cuStreamCreate", kStreamCreate},
-    {"cuStreamCreateWithPriority", kStreamCreateWithPriority},
-    {"cuStreamDestroy_v2", kStreamDestroy},
-    {"cuStreamBeginCapture_v2", kBeginCapture},
-    {"cuStreamBeginCapture_v2_ptsz", kBeginCapture},
-    {"cuStreamEndCapture", kEndCapture},
-    {"cuStreamEndCapture_ptsz", kEndCapture},
-    {"cuIpcGetMemHandle", kIpcGetMemHandle},
-    {"cuDevicePrimaryCtxReset", kPrimaryCtxReset},
-    {"cuDevicePrimaryCtxReset_v2", kPrimaryCtxReset},
-    {"cuCtxDestroy", kCtxDestroy},
-    {"cuCtxDestroy_v2", kCtxDestroy},
-    {"cuGetProcAddress", kGetProcAddress},
-    {"cuGetProcAddress_v2", kGetProcAddressV2},
-    {"cuDevicePrimaryCtxRelease", kPrimaryCtxRelease},
-    {"cuDevicePrimaryCtxRelease_v2", kPrimaryCtxRelease},
-#define CA_OOM_DLSYM(name, proc, since, params, args, ...) {#name, k##name},
-    CA_CUDA_OOM_ROUTES(CA_OOM_DLSYM)
-#undef CA_OOM_DLSYM
-    {"cuMemAllocAsync_ptsz", kcuMemAllocAsync},  // the per-thread-stream variants: same types
+constexpr Alias kDlsymAliases[] = {
+    {"cuStreamBeginCapture_v2_ptsz", kcuStreamBeginCapture_v2},
+    {"cuStreamBeginCaptureToGraph_ptsz", kcuStreamBeginCaptureToGraph},
+    {"cuStreamEndCapture_ptsz", kcuStreamEndCapture},
+    {"cuMemAllocAsync_ptsz", kcuMemAllocAsync},
     {"cuMemAllocFromPoolAsync_ptsz", kcuMemAllocFromPoolAsync},
+    {"cuDevicePrimaryCtxReset", kcuDevicePrimaryCtxReset_v2},
+    {"cuDevicePrimaryCtxRelease", kcuDevicePrimaryCtxRelease_v2},
+    {"cuCtxDestroy", kcuCtxDestroy_v2},
 };
 
 bool same(const char* a, const char* b) noexcept {
@@ -315,13 +209,16 @@ bool same(const char* a, const char* b) noexcept {
 }
 
 int dlsym_hook_of(const char* name) noexcept {
-  for (const DlsymName& n : kDlsymNames) {
-    if (same(n.name, name)) return n.hook;
+  for (int h = 0; h < kNumHooks; ++h) {
+    if (same(kHookNames[h].exact, name)) return h;
+  }
+  for (const Alias& a : kDlsymAliases) {
+    if (same(a.name, name)) return a.hook;
   }
   return -1;
 }
 
-void* wrap(Hook hook, void* real) noexcept {
+void* wrap(int hook, void* real) noexcept {
   for (int k = 0; k < kSlots; ++k) {
     if (kThunks[hook][k] == real) return real;  // already ours
   }
@@ -338,13 +235,38 @@ void* wrap(Hook hook, void* real) noexcept {
   return real;  // more variants than slots: leave this one unwrapped
 }
 
+// True when `real` is the driver's own export of the hook's exact name or its per-thread
+// variants (Note [cuGetProcAddress versions]).
+bool is_known_export(int hook, void* real) noexcept {
+  Dl_info info;
+  if (dladdr(real, &info) == 0 || info.dli_fname == nullptr) return false;
+  void* h = dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
+  if (h == nullptr) return false;
+  char name[96];
+  const char* exact = kHookNames[hook].exact;
+  bool found = false;
+  for (const char* suffix : {"", "_ptsz", "_ptds"}) {
+    size_t n = 0;
+    for (const char* c = exact; *c != '\0' && n + 1 < sizeof name; ++c) name[n++] = *c;
+    for (const char* c = suffix; *c != '\0' && n + 1 < sizeof name; ++c) name[n++] = *c;
+    name[n] = '\0';
+    if (cuda_api::real_dlsym()(h, name) == real) found = true;
+  }
+  dlclose(h);
+  return found;
+}
+
 void* wrap_proc(const char* symbol, int cuda_version, void* real) noexcept {
   if (symbol == nullptr || options().cuda == 0) return real;
   if (same(symbol, "cuGetProcAddress")) {
-    return wrap(cuda_version >= 12000 ? kGetProcAddressV2 : kGetProcAddress, real);
+    return wrap(cuda_version >= 12000 ? kcuGetProcAddress_v2 : kcuGetProcAddress, real);
   }
-  for (const ProcName& n : kProcNames) {
-    if (same(n.name, symbol)) return cuda_version >= n.min_version ? wrap(n.hook, real) : real;
+  for (int h = 0; h < kNumHooks; ++h) {
+    const HookName& n = kHookNames[h];
+    if (n.proc[0] == '\0' || !same(n.proc, symbol)) continue;
+    if (cuda_version < n.since) return real;
+    if (cuda_version > kCheckedCudaVersion && !is_known_export(h, real)) return real;
+    return wrap(h, real);
   }
   return real;
 }
@@ -353,9 +275,7 @@ void* dlsym_wrapped(void* handle, const char* name) noexcept {
   t_in_dlsym = true;
   void* r = cuda_api::real_dlsym()(handle, name);
   int hook = dlsym_hook_of(name);
-  if (r != nullptr && hook >= 0 && cuda_api::in_driver_library(r)) {
-    r = wrap(static_cast<Hook>(hook), r);
-  }
+  if (r != nullptr && hook >= 0 && cuda_api::in_driver_library(r)) r = wrap(hook, r);
   t_in_dlsym = false;
   return r;
 }
@@ -363,18 +283,6 @@ void* dlsym_wrapped(void* handle, const char* name) noexcept {
 void* dlsym_unavailable(void*, const char*) noexcept { return nullptr; }
 
 // ---- Exported entry points ------------------------------------------------------------------
-
-const char* const kExportNames[kNumHooks] = {
-    "cuMemAlloc_v2",      "cuMemFree_v2",        "cuMemAllocHost_v2",
-    "cuMemHostAlloc",     "cuMemFreeHost",       "cuMemGetInfo_v2",
-    "cuStreamCreate",     "cuStreamCreateWithPriority", "cuStreamDestroy_v2",
-    "cuStreamBeginCapture_v2", "cuStreamEndCapture", "cuIpcGetMemHandle",
-    "cuDevicePrimaryCtxReset_v2", "cuCtxDestroy_v2",
-    "cuGetProcAddress",   "cuGetProcAddress_v2", "cuDevicePrimaryCtxRelease_v2",
-#define CA_OOM_EXPORT(name, proc, since, params, args, ...) #name,
-    CA_CUDA_OOM_ROUTES(CA_OOM_EXPORT)
-#undef CA_OOM_EXPORT
-};
 
 // The driver's own entry point behind one of our exports (libcuda.so.1 is loaded: the program
 // linked it). nullptr if it is not.
@@ -384,7 +292,7 @@ Fn export_real(Hook hook) noexcept {
   if (f == nullptr) {
     void* h = dlopen("libcuda.so.1", RTLD_NOLOAD | RTLD_LAZY);
     if (h == nullptr) return nullptr;
-    f = cuda_api::real_dlsym()(h, kExportNames[hook]);
+    f = cuda_api::real_dlsym()(h, kHookNames[hook].exact);
     g_export_real[hook].store(f, std::memory_order_release);
   }
   return reinterpret_cast<Fn>(f);
@@ -394,87 +302,13 @@ constexpr CuResult kNoDriver = cuda_api::kCuNotInitialized;
 
 }  // namespace
 
-CuResult exported_mem_alloc(DevicePtr* p, size_t size) noexcept {
-  auto real = export_real<MemAllocFn>(kMemAlloc);
-  return real != nullptr ? drv_mem_alloc(real, p, size) : kNoDriver;
-}
-CuResult exported_mem_free(DevicePtr p) noexcept {
-  auto real = export_real<MemFreeFn>(kMemFree);
-  return real != nullptr ? drv_mem_free(real, p) : kNoDriver;
-}
-CuResult exported_mem_alloc_host(void** p, size_t size) noexcept {
-  auto real = export_real<MemAllocHostFn>(kMemAllocHost);
-  return real != nullptr ? drv_mem_alloc_host(real, p, size) : kNoDriver;
-}
-CuResult exported_mem_host_alloc(void** p, size_t size, unsigned flags) noexcept {
-  auto real = export_real<MemHostAllocFn>(kMemHostAlloc);
-  return real != nullptr ? drv_mem_host_alloc(real, p, size, flags) : kNoDriver;
-}
-CuResult exported_mem_free_host(void* p) noexcept {
-  auto real = export_real<MemFreeHostFn>(kMemFreeHost);
-  return real != nullptr ? drv_mem_free_host(real, p) : kNoDriver;
-}
-CuResult exported_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept {
-  auto real = export_real<MemGetInfoFn>(kMemGetInfo);
-  return real != nullptr ? drv_mem_get_info(real, free_bytes, total_bytes) : kNoDriver;
-}
-CuResult exported_stream_create(Stream* s, unsigned flags) noexcept {
-  auto real = export_real<StreamCreateFn>(kStreamCreate);
-  return real != nullptr ? stream_create(real, s, flags) : kNoDriver;
-}
-CuResult exported_stream_create_with_priority(Stream* s, unsigned flags, int priority) noexcept {
-  auto real = export_real<StreamCreatePrioFn>(kStreamCreateWithPriority);
-  return real != nullptr ? stream_create_prio(real, s, flags, priority) : kNoDriver;
-}
-CuResult exported_stream_destroy(Stream s) noexcept {
-  auto real = export_real<StreamDestroyFn>(kStreamDestroy);
-  return real != nullptr ? stream_destroy(real, s) : kNoDriver;
-}
-CuResult exported_stream_begin_capture(Stream s, int mode) noexcept {
-  auto real = export_real<BeginCaptureFn>(kBeginCapture);
-  return real != nullptr ? begin_capture(real, s, mode) : kNoDriver;
-}
-CuResult exported_stream_end_capture(Stream s, void** graph) noexcept {
-  auto real = export_real<EndCaptureFn>(kEndCapture);
-  return real != nullptr ? end_capture(real, s, graph) : kNoDriver;
-}
-CuResult exported_ipc_get_mem_handle(void* handle, DevicePtr p) noexcept {
-  auto real = export_real<IpcGetFn>(kIpcGetMemHandle);
-  return real != nullptr ? ipc_get(real, handle, p) : kNoDriver;
-}
-CuResult exported_primary_ctx_reset(int dev) noexcept {
-  auto real = export_real<CtxResetFn>(kPrimaryCtxReset);
-  return real != nullptr ? primary_ctx_reset(real, dev) : kNoDriver;
-}
-CuResult exported_primary_ctx_release(int dev) noexcept {
-  auto real = export_real<CtxReleaseFn>(kPrimaryCtxRelease);
-  return real != nullptr ? primary_ctx_release(real, dev) : kNoDriver;
-}
-#define CA_STRIP(...) __VA_ARGS__
-#define CA_OOM_EXPORTED(name, proc, since, params, args, ...)                                 \
-  CuResult exported_##name params noexcept {                                                  \
-    void* f = export_real<void*>(k##name);                                                    \
-    return f != nullptr ? OomRoute<k##name, __VA_ARGS__>::exported(f, CA_STRIP args)          \
-                        : kNoDriver;                                                          \
+#define CA_HOOK_EXPORTED(name, proc, since, impl, params, args, ...)       \
+  CuResult exported_##name params noexcept {                              \
+    auto real = export_real<CuResult (*)(__VA_ARGS__)>(k##name);          \
+    return real != nullptr ? impl(real, CA_STRIP args) : kNoDriver;       \
   }
-CA_CUDA_OOM_ROUTES(CA_OOM_EXPORTED)
-#undef CA_OOM_EXPORTED
-#undef CA_STRIP
-
-CuResult exported_ctx_destroy(Context ctx) noexcept {
-  auto real = export_real<CtxDestroyFn>(kCtxDestroy);
-  return real != nullptr ? ctx_destroy(real, ctx) : kNoDriver;
-}
-CuResult exported_get_proc_address(const char* symbol, void** pfn, int cuda_version,
-                                   unsigned long long flags) noexcept {
-  auto real = export_real<ProcFn>(kGetProcAddress);
-  return real != nullptr ? proc(real, symbol, pfn, cuda_version, flags) : kNoDriver;
-}
-CuResult exported_get_proc_address_v2(const char* symbol, void** pfn, int cuda_version,
-                                      unsigned long long flags, int* status) noexcept {
-  auto real = export_real<ProcV2Fn>(kGetProcAddressV2);
-  return real != nullptr ? proc_v2(real, symbol, pfn, cuda_version, flags, status) : kNoDriver;
-}
+CA_CUDA_DRIVER_HOOKS(CA_HOOK_EXPORTED)
+#undef CA_HOOK_EXPORTED
 
 }  // namespace cachealloc::cuda
 
