@@ -35,7 +35,14 @@ enum class OptionKind : uint8_t { kSize, kBool };
   X(cuda, "CACHEALLOC_CUDA", kBool, 1, 0, 1,                                                      \
     "Cache CUDA device and pinned host memory; 0 passes every CUDA call through untouched.")      \
   X(cuda_cache_bytes, "CACHEALLOC_CUDA_CACHE_BYTES", kSize, 0, 0, 1ull << 50,                     \
-    "Budget for cached device memory per device; 0 means a quarter of the device's memory.")
+    "Budget for cached device memory per context, and for pinned host memory; 0 means a quarter "\
+    "of the device's memory (pinned: 1/16 of physical memory).")                                  \
+  X(cuda_free_sync, "CACHEALLOC_CUDA_FREE_SYNC", kBool, 0, 0, 1,                                  \
+    "cudaFree/cuMemFree of a cached block synchronise the device as CUDA's own free does, and "   \
+    "return an earlier kernel's error.")                                                          \
+  X(cuda_scrub, "CACHEALLOC_CUDA_SCRUB", kBool, 0, 0, 1,                                          \
+    "Fill device and pinned blocks reused from the cache with 0xcb (finds reads of memory the "   \
+    "program never wrote).")
 
 struct Options {
 #define CA_OPTION_FIELD(field, env, kind, def, lo, hi, doc) uint64_t field = def;

@@ -1,18 +1,21 @@
-// block_table.h - every device and pinned block cachealloc handed out, indexed by address.
+// block_table.h - every device and pinned block a DeviceCache handed out, indexed by address.
 //
-// Data structures: a fixed array of Block records (kMaxBlocks, mapped once with os::map_aligned,
-// touched lazily) with a free list through `next`, and an open-addressing hash index
-// (address -> block id, linear probing, backward-shift deletion) of twice that many slots.
+// Data structures: a fixed array of Block records (kMaxBlocks, mapped on first insert with
+// os::map_aligned, touched lazily) with a free list through `next`, and an open-addressing hash
+// index (address -> block id, linear probing, backward-shift deletion) of twice that many slots.
 // Block id 0 is never used, so 0 means "none".
 //
-// Who may call: device_pool.cpp and cuda_front.cpp. SYNCHRONIZATION: the index and the free list
-// are protected by the table's own lock, taken inside insert/find/erase only. The fields of a
-// Block other than `addr` belong to its pool and are read and written under that pool's lock.
-// A lookup therefore re-checks `addr` and `state` once it holds the pool lock.
+// Who may call: the DeviceCache that owns the table (device_cache.cpp, device_pool.cpp,
+// fence.cpp). SYNCHRONIZATION: the index and the free list are protected by the table's own lock,
+// taken inside insert/find/erase only. The fields of a Block other than `addr` belong to its pool
+// and are read and written under that pool's lock. A lookup therefore re-checks `addr` and
+// `state` once it holds the pool lock.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "util/spin_lock.h"
 
 namespace cachealloc::cuda {
 
@@ -23,10 +26,10 @@ enum class Origin : uint8_t { kRuntimeDevice, kDriverDevice, kRuntimeHost, kDriv
 
 struct Block {
   uint64_t addr;
-  uint64_t size;        // the rounded size really allocated
+  uint64_t size;        // the size really allocated
   uint64_t fence;       // pending: the fence that covers its free (0: none recorded yet)
   uint32_t prev, next;  // the pool's pending or ready list (free list when kFree)
-  uint32_t bprev, bnext;  // the pool's per-layout ready list
+  uint32_t bprev, bnext;  // the pool's per-bucket ready list
   uint32_t refcount;
   uint32_t host_flags;  // cudaHostAlloc / cuMemHostAlloc flags of pinned blocks
   uint16_t pool;
@@ -41,15 +44,34 @@ static_assert(sizeof(Block) == 56);
 inline constexpr uint32_t kNoBlock = 0;
 inline constexpr uint32_t kMaxBlocks = uint32_t{1} << 18;
 
-// A new block record for `addr` (state kFree, other fields zero), or kNoBlock when the table is
-// full or its memory could not be mapped (the caller then passes the allocation through).
-uint32_t table_insert(uint64_t addr) noexcept;
-// The id of the block at `addr`, or kNoBlock.
-uint32_t table_find(uint64_t addr) noexcept;
-// Removes `id` from the index and recycles the record.
-void table_erase(uint32_t id) noexcept;
-Block& table_block(uint32_t id) noexcept;
-// One past the highest id ever handed out (ids below it may be scanned with table_block).
-uint32_t table_limit() noexcept;
+class BlockTable {
+ public:
+  constexpr BlockTable() noexcept = default;
+  BlockTable(const BlockTable&) = delete;
+  BlockTable& operator=(const BlockTable&) = delete;
+
+  // A new block record for `addr` (state kFree, other fields zero), or kNoBlock when the table is
+  // full or its memory could not be mapped (the caller then passes the allocation through).
+  uint32_t insert(uint64_t addr) noexcept;
+  // The id of the block at `addr`, or kNoBlock.
+  uint32_t find(uint64_t addr) noexcept;
+  // Removes `id` from the index and recycles the record.
+  void erase(uint32_t id) noexcept;
+  Block& block(uint32_t id) noexcept { return blocks_[id]; }
+  // One past the highest id ever handed out (ids below it may be scanned with block()).
+  uint32_t limit() noexcept;
+  // Gives the mappings back (tests; the process-wide table lives as long as the process).
+  void unmap() noexcept;
+
+ private:
+  bool ensure_mapped() noexcept;
+
+  SpinLock lock_;
+  Block* blocks_ = nullptr;
+  uint32_t* index_ = nullptr;  // block ids; 0 = empty
+  uint32_t free_head_ = kNoBlock;
+  uint32_t high_water_ = 1;    // ids below this have been handed out at least once
+  bool map_failed_ = false;
+};
 
 }  // namespace cachealloc::cuda

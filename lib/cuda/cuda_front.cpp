@@ -1,12 +1,15 @@
 // cuda_front.cpp - see cuda_front.h.
 //
-// The allocation path, for every API:  pass-through checks -> pool of the current device or
-// context -> pool_take (hit) -> real allocation of the rounded size (miss) -> on out-of-memory,
-// Note [OOM retry] -> register the block. Free: pool_free, else the real free.
+// The allocation path, for every API:  pass-through checks -> the pool of the current context ->
+// take (hit) -> real allocation (miss; Note [OOM retry]) -> register the block. Free: the cache's
+// free, else the real free.
 //
 // Note [OOM retry]
-// When the real allocation fails for lack of memory the cache may be holding what is missing:
-//   1. reclaim completed frees (fence + poll) and take a ready block of the layout if one appeared;
+// The cache may be holding what a real allocation needs:
+//   0. before a real device allocation, when the device has less free memory than the request,
+//      reclaim first (steps 2-3), so the real call does not fail (a failed runtime call would also
+//      leave an error for cudaGetLastError);
+//   1. when it fails all the same, reclaim completed frees (fence + poll) and take a ready block;
 //   2. really free every ready block of the pool (LRU order) and retry;
 //   3. synchronise, really free everything cached on the device, and retry;
 //   4. above 1 MiB, ask for the exact size instead of the 2 MiB granule (Note [Device layouts]):
@@ -14,16 +17,16 @@
 // and only then return the error. When a retry succeeds through the runtime, the runtime's last
 // error (set by the failed attempt) is cleared, so cudaGetLastError() does not report an error
 // the program never saw; but only when no error was pending before the first attempt, so an
-// earlier kernel's error is never swallowed. During a capture steps 1-3 do nothing (Note [Capture]).
+// earlier kernel's error is never swallowed. During a capture steps 0-3 do nothing (Note
+// [Capture] in device_pool.cpp).
 #include "cuda/cuda_front.h"
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include "config/options.h"
 #include "core/allocator.h"
-#include "cuda/device_pool.h"
-#include "cuda/stream_registry.h"
 
 namespace cachealloc::cuda {
 namespace {
@@ -40,59 +43,82 @@ bool cacheable(size_t size) noexcept { return enabled() && size != 0 && size <= 
 
 void count_passthrough() noexcept { g_passthrough.fetch_add(1, std::memory_order_relaxed); }
 
-// Allocates `rounded` bytes for `pool`: cache, then `real(&addr)` with Note [OOM retry].
-// `oom` is the out-of-memory code of the API; `ok` its success code.
-// Before a real device allocation: when the device has less free memory than the request, give
-// cached blocks back first (Note [OOM retry]), so the real call does not fail for memory the cache
-// holds (a failed runtime call would also leave an error for cudaGetLastError).
-void make_room(uint16_t pool, size_t n) noexcept {
-  const cuda_api::Driver* d = cuda_api::driver();
+// Every intercepted allocation or free is a slow call: the statistics publisher gets its chance
+// (it publishes at most every few milliseconds), so device counters reach the segment even in a
+// program that rarely calls malloc's slow paths.
+template <typename R>
+R ticked(R result) noexcept {
+  stats_tick_now();
+  return result;
+}
+
+}  // namespace
+
+cuda_api::Context CudaFront::current_context() noexcept {
+  const cuda_api::Driver* d = c_.driver();
+  cuda_api::Context ctx = nullptr;
+  if (d == nullptr || d->ctx_get_current(&ctx) != cuda_api::kCuSuccess) return nullptr;
+  return ctx;
+}
+
+void CudaFront::make_room(uint16_t pool, size_t n) noexcept {
+  const cuda_api::Driver* d = c_.driver();
   size_t free_bytes = 0, total = 0;
   if (d == nullptr || d->mem_get_info(&free_bytes, &total) != cuda_api::kCuSuccess ||
       free_bytes >= n) {
     return;
   }
-  pool_count_oom_retry(pool);
-  if (pool_trim(pool) != 0 && d->mem_get_info(&free_bytes, &total) == cuda_api::kCuSuccess &&
+  c_.count_oom_retry(pool);
+  if (c_.trim(pool) != 0 && d->mem_get_info(&free_bytes, &total) == cuda_api::kCuSuccess &&
       free_bytes >= n) {
     return;
   }
-  int dev = pool_device(pool);
-  if (dev >= 0) pool_clear_device(dev);
+  int dev = c_.device_of(pool);
+  if (dev >= 0) c_.clear_device(dev);
 }
 
-// `*size` is the rounded size on entry and the size really allocated on return.
+// CACHEALLOC_CUDA_SCRUB: a reused block is filled with 0xcb, so a program that reads memory it
+// never wrote sees a value fresh memory would not hold (a debugging aid, off by default).
+void CudaFront::scrub(uint64_t addr, size_t size, bool host) noexcept {
+  if (host) {
+    std::memset(reinterpret_cast<void*>(addr), 0xcb, size);
+    return;
+  }
+  const cuda_api::Driver* d = c_.driver();
+  if (d != nullptr && d->memset_d8 != nullptr) d->memset_d8(addr, 0xcb, size);
+}
+
+// CACHEALLOC_CUDA_FREE_SYNC: a cached free waits for the device as CUDA's own free does, and
+// reports what the synchronisation reports (an earlier kernel's error).
+CuResult CudaFront::free_sync() noexcept {
+  const cuda_api::Driver* d = c_.driver();
+  if (d == nullptr || c_.streams().capture_active()) return cuda_api::kCuSuccess;
+  return d->ctx_synchronize();
+}
+
+// `*size` is the rounded size on entry and the size really allocated (or of the block reused) on
+// return.
 template <typename Real>
-int cached_alloc(uint16_t pool, bool host, size_t* size, size_t exact, unsigned flags, int oom,
-                 uint64_t* addr, bool* from_cache, bool* retried, Real real) noexcept {
+int CudaFront::cached_alloc(uint16_t pool, bool host, size_t* size, size_t exact, unsigned flags,
+                            int oom, uint64_t* addr, bool* from_cache, bool* retried,
+                            Real real) noexcept {
   *retried = false;
   size_t rounded = *size;
-  uint32_t id = pool_take(pool, rounded, flags);
-  if (id != kNoBlock) {
-    *addr = table_block(id).addr;
-    *size = table_block(id).size;
-    *from_cache = true;
-    return 0;
-  }
-  *from_cache = false;
+  *from_cache = c_.take(pool, rounded, flags, addr, size) != kNoBlock;
+  if (*from_cache) return 0;
   if (!host) make_room(pool, rounded);
   int e = real(addr, rounded);
   if (e != oom) return e;
   *retried = true;
-  pool_count_oom_retry(pool);
-  id = pool_take(pool, rounded, flags);
-  if (id != kNoBlock) {
-    *addr = table_block(id).addr;
-    *size = table_block(id).size;
-    *from_cache = true;
-    return 0;
-  }
-  if (pool_trim(pool) != 0) {
+  c_.count_oom_retry(pool);
+  *from_cache = c_.take(pool, rounded, flags, addr, size) != kNoBlock;
+  if (*from_cache) return 0;
+  if (c_.trim(pool) != 0) {
     e = real(addr, rounded);
     if (e != oom) return e;
   }
-  int dev = pool_device(pool);
-  if (dev >= 0 && pool_clear_device(dev) != 0) {
+  int dev = c_.device_of(pool);
+  if (dev >= 0 && c_.clear_device(dev) != 0) {
     e = real(addr, rounded);
     if (e != oom) return e;
   }
@@ -103,17 +129,12 @@ int cached_alloc(uint16_t pool, bool host, size_t* size, size_t exact, unsigned 
   return e;
 }
 
-cuda_api::Context current_context() noexcept {
-  const cuda_api::Driver* d = cuda_api::driver();
-  cuda_api::Context ctx = nullptr;
-  if (d == nullptr || d->ctx_get_current(&ctx) != cuda_api::kCuSuccess) return nullptr;
-  return ctx;
-}
+// ---- Runtime API ------------------------------------------------------------------------------
 
-// Runtime allocation of device (host == false) or pinned host memory. The pool is the current
-// context's (a non-primary context current on this thread gets its own), shared with the driver.
-RtError rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
-  const cuda_api::Runtime* rt = cuda_api::runtime();
+// The pool is the current context's (a non-primary context current on this thread gets its own),
+// shared with the driver.
+RtError CudaFront::rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
+  const cuda_api::Runtime* rt = c_.runtime();
   if (rt == nullptr) return cuda_api::kRtInitializationError;  // no runtime to forward to
   auto real_once = [&](void** out, size_t n) {
     RuntimeCallScope scope;
@@ -130,7 +151,7 @@ RtError rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
     rt->free(nullptr);
     ctx = current_context();
   }
-  uint16_t pool = ctx != nullptr ? pool_for_context(ctx, host) : kNoPool;
+  uint16_t pool = c_.pool_for_context(ctx, host);
   if (pool == kNoPool) {  // no context (no device), or no pool left
     count_passthrough();
     return real_once(p, size);
@@ -144,8 +165,8 @@ RtError rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
     RuntimeCallScope scope;
     error_pending = rt->peek_at_last_error() != cuda_api::kRtSuccess;
   }
-  RtError e = cached_alloc(pool, host, &rounded, size, flags, cuda_api::kRtMemoryAllocation, &addr,
-                           &from_cache, &retried, [&](uint64_t* out, size_t n) {
+  RtError e = cached_alloc(pool, host, &rounded, size, flags, cuda_api::kRtMemoryAllocation,
+                           &addr, &from_cache, &retried, [&](uint64_t* out, size_t n) {
                              void* q = nullptr;
                              RtError r = real_once(&q, n);
                              *out = reinterpret_cast<uint64_t>(q);
@@ -158,19 +179,28 @@ RtError rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
     RuntimeCallScope scope;
     rt->get_last_error();
   }
-  if (from_cache) return e;
-  pool_add_live(pool, addr, rounded, host ? Origin::kRuntimeHost : Origin::kRuntimeDevice, flags);
+  if (from_cache) {
+    if (options().cuda_scrub != 0) scrub(addr, rounded, host);
+    return e;
+  }
+  c_.add_live(pool, addr, rounded, host ? Origin::kRuntimeHost : Origin::kRuntimeDevice, flags);
   return e;
 }
 
-RtError rt_release(void* p, bool host) noexcept {
-  const cuda_api::Runtime* rt = cuda_api::runtime();
+RtError CudaFront::rt_release(void* p, bool host) noexcept {
+  const cuda_api::Runtime* rt = c_.runtime();
   if (rt == nullptr) return cuda_api::kRtInitializationError;
   if (p != nullptr && enabled()) {
-    switch (pool_free(reinterpret_cast<uint64_t>(p), host)) {
+    switch (c_.free(reinterpret_cast<uint64_t>(p), host)) {
       case FreeResult::kNotOurs: break;
       case FreeResult::kDoubleFree: return cuda_api::kRtInvalidValue;
-      default: return cuda_api::kRtSuccess;
+      default:
+        if (options().cuda_free_sync != 0 && rt->device_synchronize != nullptr &&
+            !c_.streams().capture_active()) {
+          RuntimeCallScope scope;
+          return rt->device_synchronize();
+        }
+        return cuda_api::kRtSuccess;
     }
   }
   count_passthrough();
@@ -178,64 +208,8 @@ RtError rt_release(void* p, bool host) noexcept {
   return host ? rt->free_host(p) : rt->free(p);
 }
 
-template <typename Real>
-CuResult drv_alloc(uint64_t* addr, size_t size, bool host, unsigned flags, Real real) noexcept {
-  if (cuda_api::in_runtime_call() || !cacheable(size)) {
-    if (!cuda_api::in_runtime_call()) count_passthrough();
-    return real(addr, size);
-  }
-  cuda_api::Context ctx = current_context();
-  uint16_t pool = ctx != nullptr ? pool_for_context(ctx, host) : kNoPool;
-  if (pool == kNoPool) {
-    count_passthrough();
-    return real(addr, size);
-  }
-  size_t rounded = round_size(size);
-  bool from_cache = false;
-  bool retried = false;
-  CuResult r = cached_alloc(pool, host, &rounded, size, flags, cuda_api::kCuOutOfMemory, addr,
-                            &from_cache, &retried,
-                            [&](uint64_t* out, size_t n) { return real(out, n); });
-  if (r == cuda_api::kCuSuccess && !from_cache) {
-    pool_add_live(pool, *addr, rounded, host ? Origin::kDriverHost : Origin::kDriverDevice, flags);
-  }
-  stats_tick_now();
-  return r;
-}
-
-// Driver free: kNotOurs means the real function decides.
-bool drv_release(uint64_t addr, bool host, CuResult* out) noexcept {
-  if (cuda_api::in_runtime_call() || addr == 0 || !enabled()) return false;
-  switch (pool_free(addr, host)) {
-    case FreeResult::kNotOurs: count_passthrough(); return false;
-    case FreeResult::kDoubleFree: *out = cuda_api::kCuInvalidValue; return true;
-    default: *out = cuda_api::kCuSuccess; stats_tick_now(); return true;
-  }
-}
-
-// Every intercepted allocation or free is a slow call: the statistics publisher gets its chance
-// (it publishes at most every few milliseconds), so device counters reach the segment even in a
-// program that rarely calls malloc's slow paths.
-template <typename R>
-R ticked(R result) noexcept {
-  stats_tick_now();
-  return result;
-}
-
-}  // namespace
-
-// ---- Runtime API ------------------------------------------------------------------------------
-
-RtError rt_malloc(void** p, size_t size) noexcept { return ticked(rt_alloc(p, size, false, 0)); }
-RtError rt_free(void* p) noexcept { return ticked(rt_release(p, false)); }
-RtError rt_malloc_host(void** p, size_t size) noexcept { return ticked(rt_alloc(p, size, true, 0)); }
-RtError rt_host_alloc(void** p, size_t size, unsigned flags) noexcept {
-  return ticked(rt_alloc(p, size, true, flags));
-}
-RtError rt_free_host(void* p) noexcept { return ticked(rt_release(p, true)); }
-
-RtError rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept {
-  const cuda_api::Runtime* rt = cuda_api::runtime();
+RtError CudaFront::rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept {
+  const cuda_api::Runtime* rt = c_.runtime();
   if (rt == nullptr) return cuda_api::kRtInitializationError;
   RtError e;
   {
@@ -248,23 +222,63 @@ RtError rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept {
     return e;
   }
   // Cached bytes are free for the program: the next allocation reuses or releases them.
-  *free_bytes += pool_cached_device_bytes(dev);
+  *free_bytes += c_.cached_device_bytes(dev);
   if (total_bytes != nullptr && *free_bytes > *total_bytes) *free_bytes = *total_bytes;
   return e;
 }
 
-RtError rt_device_reset() noexcept {
-  const cuda_api::Runtime* rt = cuda_api::runtime();
+RtError CudaFront::rt_device_reset() noexcept {
+  const cuda_api::Runtime* rt = c_.runtime();
   if (rt == nullptr) return cuda_api::kRtInitializationError;
   int dev = 0;
-  if (rt->get_device(&dev) == cuda_api::kRtSuccess) pool_drop_device(dev);
+  if (rt->get_device(&dev) == cuda_api::kRtSuccess) c_.drop_device(dev);
   RuntimeCallScope scope;
   return rt->device_reset();
 }
 
 // ---- Driver API -------------------------------------------------------------------------------
 
-CuResult drv_mem_alloc(MemAllocFn real, DevicePtr* p, size_t size) noexcept {
+template <typename Real>
+CuResult CudaFront::drv_alloc(uint64_t* addr, size_t size, bool host, unsigned flags,
+                              Real real) noexcept {
+  if (cuda_api::in_runtime_call() || !cacheable(size)) {
+    if (!cuda_api::in_runtime_call()) count_passthrough();
+    return real(addr, size);
+  }
+  uint16_t pool = c_.pool_for_context(current_context(), host);
+  if (pool == kNoPool) {
+    count_passthrough();
+    return real(addr, size);
+  }
+  size_t rounded = round_size(size);
+  bool from_cache = false;
+  bool retried = false;
+  CuResult r = cached_alloc(pool, host, &rounded, size, flags, cuda_api::kCuOutOfMemory, addr,
+                            &from_cache, &retried,
+                            [&](uint64_t* out, size_t n) { return real(out, n); });
+  if (r == cuda_api::kCuSuccess) {
+    if (!from_cache) {
+      c_.add_live(pool, *addr, rounded, host ? Origin::kDriverHost : Origin::kDriverDevice, flags);
+    } else if (options().cuda_scrub != 0) {
+      scrub(*addr, rounded, host);
+    }
+  }
+  return r;
+}
+
+// Driver free: false means the real function decides.
+bool CudaFront::drv_release(uint64_t addr, bool host, CuResult* out) noexcept {
+  if (cuda_api::in_runtime_call() || addr == 0 || !enabled()) return false;
+  switch (c_.free(addr, host)) {
+    case FreeResult::kNotOurs: count_passthrough(); return false;
+    case FreeResult::kDoubleFree: *out = cuda_api::kCuInvalidValue; return true;
+    default:
+      *out = options().cuda_free_sync != 0 ? free_sync() : cuda_api::kCuSuccess;
+      return true;
+  }
+}
+
+CuResult CudaFront::mem_alloc(MemAllocFn real, DevicePtr* p, size_t size) noexcept {
   if (p == nullptr) return real(p, size);
   uint64_t addr = 0;
   CuResult r = drv_alloc(&addr, size, false, 0, [&](uint64_t* out, size_t n) {
@@ -277,13 +291,13 @@ CuResult drv_mem_alloc(MemAllocFn real, DevicePtr* p, size_t size) noexcept {
   return r;
 }
 
-CuResult drv_mem_free(MemFreeFn real, DevicePtr p) noexcept {
+CuResult CudaFront::mem_free(MemFreeFn real, DevicePtr p) noexcept {
   CuResult r;
   if (drv_release(p, false, &r)) return r;
   return real(p);
 }
 
-CuResult drv_mem_alloc_host(MemAllocHostFn real, void** p, size_t size) noexcept {
+CuResult CudaFront::mem_alloc_host(MemAllocHostFn real, void** p, size_t size) noexcept {
   if (p == nullptr) return real(p, size);
   uint64_t addr = 0;
   CuResult r = drv_alloc(&addr, size, true, 0, [&](uint64_t* out, size_t n) {
@@ -296,7 +310,8 @@ CuResult drv_mem_alloc_host(MemAllocHostFn real, void** p, size_t size) noexcept
   return r;
 }
 
-CuResult drv_mem_host_alloc(MemHostAllocFn real, void** p, size_t size, unsigned flags) noexcept {
+CuResult CudaFront::mem_host_alloc(MemHostAllocFn real, void** p, size_t size,
+                                   unsigned flags) noexcept {
   if (p == nullptr) return real(p, size, flags);
   uint64_t addr = 0;
   CuResult r = drv_alloc(&addr, size, true, flags, [&](uint64_t* out, size_t n) {
@@ -309,56 +324,106 @@ CuResult drv_mem_host_alloc(MemHostAllocFn real, void** p, size_t size, unsigned
   return r;
 }
 
-CuResult drv_mem_free_host(MemFreeHostFn real, void* p) noexcept {
+CuResult CudaFront::mem_free_host(MemFreeHostFn real, void* p) noexcept {
   CuResult r;
   if (drv_release(reinterpret_cast<uint64_t>(p), true, &r)) return r;
   return real(p);
 }
 
-CuResult drv_mem_get_info(MemGetInfoFn real, size_t* free_bytes, size_t* total_bytes) noexcept {
+CuResult CudaFront::mem_get_info(MemGetInfoFn real, size_t* free_bytes,
+                                 size_t* total_bytes) noexcept {
   CuResult r = real(free_bytes, total_bytes);
   if (r != cuda_api::kCuSuccess || free_bytes == nullptr || cuda_api::in_runtime_call() ||
       !enabled()) {
     return r;
   }
-  const cuda_api::Driver* d = cuda_api::driver();
+  const cuda_api::Driver* d = c_.driver();
   int dev = -1;
   if (d == nullptr || d->ctx_get_device(&dev) != cuda_api::kCuSuccess) return r;
-  *free_bytes += pool_cached_device_bytes(dev);
+  *free_bytes += c_.cached_device_bytes(dev);
   if (total_bytes != nullptr && *free_bytes > *total_bytes) *free_bytes = *total_bytes;
   return r;
 }
 
 // ---- C API ------------------------------------------------------------------------------------
 
-int retain(void* p) noexcept {
+int CudaFront::retain(void* p) noexcept {
   if (p == nullptr) return EINVAL;
-  return pool_retain(reinterpret_cast<uint64_t>(p));
+  return c_.retain(reinterpret_cast<uint64_t>(p));
 }
 
-int release(void* p) noexcept {
+int CudaFront::release(void* p) noexcept {
   if (p == nullptr) return EINVAL;
-  switch (pool_release_any(reinterpret_cast<uint64_t>(p))) {
+  switch (c_.release_any(reinterpret_cast<uint64_t>(p))) {
     case FreeResult::kNotOurs:
     case FreeResult::kDoubleFree: return EINVAL;
     default: return 0;
   }
 }
 
-size_t clear(int device) noexcept { return pool_clear_device(device); }
+size_t CudaFront::clear(int device) noexcept { return c_.clear_device(device); }
 
-size_t release_for_foreign_oom() noexcept {
+int CudaFront::owns(const void* p) noexcept {
+  return p != nullptr && c_.owns_live(reinterpret_cast<uint64_t>(p)) ? 1 : 0;
+}
+
+size_t CudaFront::release_for_foreign_oom() noexcept {
   if (!enabled()) return 0;
-  const cuda_api::Driver* d = cuda_api::driver();
+  const cuda_api::Driver* d = c_.driver();
   int dev = -1;
   if (d == nullptr || d->ctx_get_device(&dev) != cuda_api::kCuSuccess) return 0;
-  return pool_clear_device(dev);
+  return c_.clear_device(dev);
 }
 
-int owns(const void* p) noexcept {
-  return p != nullptr && pool_owns_live(reinterpret_cast<uint64_t>(p)) ? 1 : 0;
+// ---- The process-wide front -------------------------------------------------------------------
+
+namespace {
+CudaFront front() noexcept { return CudaFront(process_cache()); }
+}  // namespace
+
+RtError rt_malloc(void** p, size_t size) noexcept {
+  return ticked(front().rt_alloc(p, size, false, 0));
+}
+RtError rt_free(void* p) noexcept { return ticked(front().rt_release(p, false)); }
+RtError rt_malloc_host(void** p, size_t size) noexcept {
+  return ticked(front().rt_alloc(p, size, true, 0));
+}
+RtError rt_host_alloc(void** p, size_t size, unsigned flags) noexcept {
+  return ticked(front().rt_alloc(p, size, true, flags));
+}
+RtError rt_free_host(void* p) noexcept { return ticked(front().rt_release(p, true)); }
+RtError rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept {
+  return front().rt_mem_get_info(free_bytes, total_bytes);
+}
+RtError rt_device_reset() noexcept { return front().rt_device_reset(); }
+
+CuResult drv_mem_alloc(MemAllocFn real, DevicePtr* p, size_t size) noexcept {
+  return ticked(front().mem_alloc(real, p, size));
+}
+CuResult drv_mem_free(MemFreeFn real, DevicePtr p) noexcept {
+  return ticked(front().mem_free(real, p));
+}
+CuResult drv_mem_alloc_host(MemAllocHostFn real, void** p, size_t size) noexcept {
+  return ticked(front().mem_alloc_host(real, p, size));
+}
+CuResult drv_mem_host_alloc(MemHostAllocFn real, void** p, size_t size, unsigned flags) noexcept {
+  return ticked(front().mem_host_alloc(real, p, size, flags));
+}
+CuResult drv_mem_free_host(MemFreeHostFn real, void* p) noexcept {
+  return ticked(front().mem_free_host(real, p));
+}
+CuResult drv_mem_get_info(MemGetInfoFn real, size_t* free_bytes, size_t* total_bytes) noexcept {
+  return front().mem_get_info(real, free_bytes, total_bytes);
 }
 
+int retain(void* p) noexcept { return front().retain(p); }
+int release(void* p) noexcept { return front().release(p); }
+size_t clear(int device) noexcept { return front().clear(device); }
+int owns(const void* p) noexcept { return front().owns(p); }
+size_t release_for_foreign_oom() noexcept { return front().release_for_foreign_oom(); }
+void counters(int device, bool host, PoolCounters* out) noexcept {
+  process_cache().counters(device, host, out);
+}
 uint64_t passthrough_count() noexcept { return g_passthrough.load(std::memory_order_relaxed); }
 
 }  // namespace cachealloc::cuda

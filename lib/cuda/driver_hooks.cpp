@@ -8,8 +8,7 @@
 
 #include "config/options.h"
 #include "cuda/cuda_front.h"
-#include "cuda/device_pool.h"
-#include "cuda/stream_registry.h"
+#include "cuda/device_cache.h"
 
 #define CA_STRIP(...) __VA_ARGS__
 
@@ -42,6 +41,14 @@ void* wrap_proc(const char* symbol, int cuda_version, void* real) noexcept;
 template <typename T>
 using Same = std::type_identity_t<T>;
 
+StreamRegistry& streams() noexcept { return process_cache().streams(); }
+
+void note_stream_created(Stream s, unsigned flags) noexcept {
+  Context ctx = nullptr;
+  if (const cuda_api::Driver* d = cuda_api::driver()) d->ctx_get_current(&ctx);
+  streams().note_created(s, ctx, flags);
+}
+
 CuResult hook_stream_create(CuResult (*real)(Stream*, unsigned), Stream* s, unsigned f) noexcept {
   CuResult r = real(s, f);
   if (r == kCuSuccess && s != nullptr) note_stream_created(*s, f);
@@ -54,20 +61,20 @@ CuResult hook_stream_create_prio(CuResult (*real)(Stream*, unsigned, int), Strea
   return r;
 }
 CuResult hook_stream_destroy(CuResult (*real)(Stream), Stream s) noexcept {
-  StreamsLock streams;  // no fence records on s while it is destroyed
-  note_stream_destroyed_locked(s);
+  StreamsLock lock(streams());  // no fence records on s while it is destroyed
+  streams().note_destroyed_locked(s);
   return real(s);
 }
 // Note [Capture gate] in stream_registry.h: the capture is counted (and fence work drained)
 // before it really begins.
 template <typename... A>
 CuResult hook_begin_capture_any(CuResult (*real)(Stream, A...), Stream s, Same<A>... a) noexcept {
-  capture_enter();
+  streams().capture_enter();
   CuResult r = real(s, a...);
   if (r == kCuSuccess) {
-    capture_started(s);
+    streams().capture_started(s);
   } else {
-    capture_aborted();
+    streams().capture_aborted();
   }
   return r;
 }
@@ -81,12 +88,12 @@ CuResult hook_begin_capture_to_graph(
 }
 CuResult hook_end_capture(CuResult (*real)(Stream, void**), Stream s, void** graph) noexcept {
   CuResult r = real(s, graph);
-  note_capture_end(s);  // the capture is over whatever the result (a no-op if s was not capturing)
+  streams().capture_ended(s);  // the capture is over whatever the result (a no-op if s was not capturing)
   return r;
 }
 CuResult hook_ipc_get(CuResult (*real)(void*, DevicePtr), void* handle, DevicePtr p) noexcept {
   CuResult r = real(handle, p);
-  if (r == kCuSuccess) pool_mark_ipc(p);  // Note: exported blocks are never cached
+  if (r == kCuSuccess) process_cache().mark_ipc(p);  // Note: exported blocks are never cached
   return r;
 }
 // The reset frees every allocation of the device's primary context: forget its blocks, or the
@@ -94,7 +101,7 @@ CuResult hook_ipc_get(CuResult (*real)(void*, DevicePtr), void* handle, DevicePt
 // here; the shared runtime's reaches rt_device_reset first, and dropping twice is harmless).
 CuResult hook_primary_ctx_reset(CuResult (*real)(int), int dev) noexcept {
   CuResult r = real(dev);
-  if (r == kCuSuccess) pool_drop_device(dev);
+  if (r == kCuSuccess) process_cache().drop_device(dev);
   return r;
 }
 // Releasing the last reference of a primary context resets it (Numba's cuda.close(), PyCUDA's
@@ -110,8 +117,7 @@ CuResult hook_primary_ctx_release(CuResult (*real)(int), int dev) noexcept {
   unsigned flags = 0;
   int active = 1;
   if (d->primary_ctx_get_state(dev, &flags, &active) == kCuSuccess && active == 0) {
-    pool_drop_context(ctx);
-    forget_streams_of(ctx);
+    process_cache().drop_context(ctx);
   }
   return r;
 }
@@ -119,10 +125,7 @@ CuResult hook_primary_ctx_release(CuResult (*real)(int), int dev) noexcept {
 // handle.
 CuResult hook_ctx_destroy(CuResult (*real)(Context), Context ctx) noexcept {
   CuResult r = real(ctx);
-  if (r == kCuSuccess) {
-    pool_drop_context(ctx);
-    forget_streams_of(ctx);
-  }
+  if (r == kCuSuccess) process_cache().drop_context(ctx);
   return r;
 }
 

@@ -98,6 +98,7 @@ const Runtime* runtime() noexcept {
             bind(h, "cudaGetLastError", &t.get_last_error) &&
             bind(h, "cudaPeekAtLastError", &t.peek_at_last_error);
   if (!ok) return nullptr;
+  bind(h, "cudaDeviceSynchronize", &t.device_synchronize);  // optional
   g_runtime = t;
   g_runtime_ptr.store(&g_runtime, std::memory_order_release);
   return &g_runtime;
@@ -131,6 +132,7 @@ const Driver* driver() noexcept {
             bind(h, "cuDevicePrimaryCtxGetState", &t.primary_ctx_get_state);
   if (!ok) return nullptr;
   bind(h, "cuCtxRecordEvent", &t.ctx_record_event);  // optional
+  bind(h, "cuMemsetD8_v2", &t.memset_d8);            // optional
   g_driver = t;
   g_driver_ptr.store(&g_driver, std::memory_order_release);
   return &g_driver;

@@ -57,6 +57,7 @@ struct Runtime {
   RtError (*get_device)(int* device);
   RtError (*get_last_error)();
   RtError (*peek_at_last_error)();  // cudaPeekAtLastError
+  RtError (*device_synchronize)();  // cudaDeviceSynchronize (optional)
 };
 
 // Signatures of the driver functions (the exact versioned exports of libcuda.so.1).
@@ -82,6 +83,8 @@ struct Driver {
   CuResult (*primary_ctx_get_state)(Device dev, unsigned* flags, int* active);
   // Optional (nullptr on drivers before CUDA 12.5): an event capturing all work of a context.
   CuResult (*ctx_record_event)(Context ctx, Event ev);                 // cuCtxRecordEvent
+  // Optional: CACHEALLOC_CUDA_SCRUB fills reused blocks with it.
+  CuResult (*memset_d8)(DevicePtr p, unsigned char v, size_t n);       // cuMemsetD8_v2
 };
 
 const Runtime* runtime() noexcept;

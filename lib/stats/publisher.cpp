@@ -49,7 +49,7 @@ void build_locked() noexcept {
   g_heap.snapshot(&g_snapshot);
   ++g.publish_count;
   build_image(g.id, g_snapshot, g.publish_count, &g.peak, &g_image);
-  set_device_rows(g_devices, cuda::pool_reports(g_devices, CA_STATS_DEVICE_CAPACITY), &g_image);
+  set_device_rows(g_devices, cuda::process_cache().reports(g_devices, CA_STATS_DEVICE_CAPACITY), &g_image);
 }
 
 bool open_segment_locked() noexcept {

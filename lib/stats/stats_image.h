@@ -13,7 +13,7 @@
 
 #include "cachealloc/stats_abi.h"
 #include "core/heap_stats.h"
-#include "cuda/device_pool.h"
+#include "cuda/device_cache.h"
 
 namespace cachealloc::stats {
 

@@ -2,7 +2,6 @@
 #include "cachealloc/cuda.h"
 
 #include "cuda/cuda_front.h"
-#include "cuda/device_pool.h"
 
 namespace cf = cachealloc::cuda;
 
@@ -15,7 +14,7 @@ CA_EXPORT int ca_cuda_owns(const void* p) { return cf::owns(p); }
 CA_EXPORT int ca_cuda_get_stats(int device, int pinned, ca_cuda_stats* out) {
   if (out == nullptr) return 22;  // EINVAL
   cf::PoolCounters c;
-  cf::pool_counters(device, pinned != 0, &c);
+  cf::counters(device, pinned != 0, &c);
   *out = {c.reserved, c.cached, c.live, c.hits, c.misses, c.syncs_forced, c.oom_retries,
           c.evictions, cf::passthrough_count()};
   return 0;
