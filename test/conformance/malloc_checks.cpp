@@ -215,10 +215,31 @@ TEST_CASE("posix_memalign rejects bad alignments with EINVAL", "[memalign]") {
   CHECK(posix_memalign(&p, sizeof(void*), 64) == 0);
   CHECK(p != nullptr);
   free(p);
-  CHECK(posix_memalign(&p, 64, opaque(SIZE_MAX - 4096)) == ENOMEM);
 }
 
-TEST_CASE("aligned_alloc and memalign reject bad alignments with NULL and EINVAL", "[memalign]") {
+// As glibc, mimalloc and tcmalloc: the ENOMEM is in errno too (programs and glibc's tests read
+// it); EINVAL and success leave errno alone.
+TEST_CASE("posix_memalign sets errno to ENOMEM when it returns ENOMEM", "[memalign]") {
+  void* p = nullptr;
+  for (size_t n : {SIZE_MAX - 4096, SIZE_MAX / 2 + 1, SIZE_MAX}) {
+    INFO("size " << n);
+    errno = 0;
+    CHECK(posix_memalign(&p, 64, opaque(n)) == ENOMEM);
+    int err = errno;
+    CHECK(err == ENOMEM);
+  }
+  errno = EDOM;
+  CHECK(posix_memalign(&p, opaque(size_t{24}), 64) == EINVAL);
+  int err = errno;
+  CHECK(err == EDOM);
+  errno = EDOM;
+  REQUIRE(posix_memalign(&p, 64, 64) == 0);
+  err = errno;
+  CHECK(err == EDOM);
+  free(p);
+}
+
+TEST_CASE("aligned_alloc rejects bad alignments with NULL and EINVAL", "[memalign]") {
   for (size_t a : {size_t{3}, size_t{12}, size_t{24}, size_t{48}, size_t{1000}, size_t{4097},
                    SIZE_MAX / 2 + 2}) {
     INFO("alignment " << a);
@@ -228,12 +249,38 @@ TEST_CASE("aligned_alloc and memalign reject bad alignments with NULL and EINVAL
     CHECK(p == nullptr);
     CHECK(err == EINVAL);
     free(p);
+  }
+}
+
+// As glibc (and tcmalloc): memalign is the lenient one. An alignment that is not a power of two
+// is rounded up to the next one; only one past the largest power of two is EINVAL.
+TEST_CASE("memalign rounds an alignment that is not a power of two up to the next one", "[memalign]") {
+  for (size_t a : {size_t{3}, size_t{12}, size_t{24}, size_t{48}, size_t{1000}, size_t{4097},
+                   size_t{100000}}) {
+    size_t want = 16;
+    while (want < a) want *= 2;
+    for (size_t n : {size_t{1}, size_t{64}, size_t{5000}, kLargeThreshold + 1}) {
+      INFO("alignment " << a << " (rounded to " << want << "), size " << n);
+      errno = EDOM;
+      void* p = memalign(opaque(a), opaque(n));
+      int err = errno;
+      REQUIRE(p != nullptr);
+      CHECK(err == EDOM);
+      CHECK(aligned_to(p, want));
+      CHECK(malloc_usable_size(p) >= n);
+      CHECK(ca().owns(p) == 1);
+      fill_pattern(p, n, a);
+      CHECK(check_pattern(p, n, a) == n);
+      free(p);
+    }
+  }
+  for (size_t a : {SIZE_MAX / 2 + 2, SIZE_MAX}) {
+    INFO("alignment " << a);
     errno = 0;
-    p = memalign(opaque(a), 64);
-    err = errno;
+    void* p = memalign(opaque(a), 64);
+    int err = errno;
     CHECK(p == nullptr);
     CHECK(err == EINVAL);
-    free(p);
   }
 }
 
