@@ -13,6 +13,7 @@
 // the watchdog alarm as a failure, never as a hung test. usage: fork_stdio [seconds]
 #include "preload_support.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -58,6 +59,7 @@ void reader() {
       g_lines.fetch_add(1, std::memory_order_relaxed);
     }
     free(line);
+    sched_yield();  // lets fflush(NULL), and so the forking threads, get the FILE lock now and then
   }
   fclose(f);
 }
