@@ -12,7 +12,9 @@
 #include "core/allocator.h"
 
 #include <atomic>
+#include <bit>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <pthread.h>
 #include <unistd.h>
@@ -157,12 +159,16 @@ void* api_reallocarray(void* p, size_t n, size_t size) noexcept {
   return api_realloc(p, total);
 }
 
+// As glibc: ENOMEM is also left in errno (programs read it); EINVAL and success leave errno alone.
 int api_posix_memalign(void** out, size_t align, size_t n) noexcept {
   if (!is_power_of_two(align) || align % sizeof(void*) != 0) return EINVAL;
   int saved = errno;
   void* p = malloc_slow(n, align, false);
+  if (p == nullptr) {
+    errno = ENOMEM;
+    return ENOMEM;
+  }
   errno = saved;
-  if (p == nullptr) return ENOMEM;
   *out = p;
   return 0;
 }
@@ -175,9 +181,16 @@ void* api_aligned_alloc(size_t align, size_t n) noexcept {
   return malloc_slow(n, align, false);
 }
 
-// As glibc: an alignment of 0 means the default; other non-powers of two are EINVAL.
+// As glibc (and tcmalloc), memalign is lenient where aligned_alloc and posix_memalign are strict:
+// an alignment up to the default (0 included) is the default, one that is not a power of two is
+// rounded up to the next power of two, and only one with no power of two above it is EINVAL.
 void* api_memalign(size_t align, size_t n) noexcept {
-  return api_aligned_alloc(align == 0 ? kMinAlign : align, n);
+  if (align <= kMinAlign) return malloc_slow(n, 0, false);
+  if (align > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return malloc_slow(n, std::bit_ceil(align), false);
 }
 
 void* api_valloc(size_t n) noexcept { return malloc_slow(n, static_cast<size_t>(getpagesize()), false); }

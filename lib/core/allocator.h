@@ -48,9 +48,10 @@ extern constinit thread_local ThreadCache* t_cache;
 void* api_calloc(size_t n, size_t size) noexcept;
 void* api_realloc(void* p, size_t n) noexcept;
 void* api_reallocarray(void* p, size_t n, size_t size) noexcept;
-// 0 or EINVAL/ENOMEM, like posix_memalign (errno untouched).
+// 0 or EINVAL/ENOMEM, like posix_memalign; ENOMEM is also stored in errno (as glibc does).
 int api_posix_memalign(void** out, size_t align, size_t n) noexcept;
 void* api_aligned_alloc(size_t align, size_t n) noexcept;  // EINVAL for a bad alignment
+// Lenient, as glibc: a non-power-of-two alignment is rounded up to the next power of two.
 void* api_memalign(size_t align, size_t n) noexcept;
 void* api_valloc(size_t n) noexcept;
 void* api_pvalloc(size_t n) noexcept;
