@@ -43,6 +43,23 @@ uint32_t thread_id() noexcept;
 // Monotonic clock in nanoseconds.
 uint64_t now_ns() noexcept;
 
+// ---- fork (Note [Fork], core/fork.cpp) ----
+// True while the process has only ever had one thread: glibc's __libc_single_threaded (2.32+),
+// the same test glibc's fork uses to skip its own locks. False when unknown (older glibc), so
+// callers then take their locks as before. Async-signal-safe (one byte load).
+bool single_threaded() noexcept;
+
+// glibc's stdio list lock (_IO_list_lock), the lock fork() itself takes after the pthread_atfork
+// prepare handlers and before its malloc locks. It is recursive, so fork's own acquisition nests
+// inside one taken here. Every function is a no-op when libc does not export it.
+//   stdio_list_lock:   takes it (prepare, before the allocator's locks).
+//   stdio_list_unlock: releases one level (fork parent, after glibc released its own level).
+//   stdio_list_reset:  re-creates it unlocked (fork child only; idempotent: glibc's fork resets
+//                      it too in a multi-threaded parent's child).
+void stdio_list_lock() noexcept;
+void stdio_list_unlock() noexcept;
+void stdio_list_reset() noexcept;
+
 // Fault injection for tests: when set, map_aligned and decommit fail (map_aligned sets ENOMEM)
 // for the next `n` calls, or forever with a negative value. 0 turns it off.
 void inject_map_failures(long n) noexcept;

@@ -10,7 +10,20 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define CA_HAVE_SINGLE_THREADED 1
+#endif
+
 extern "C" char** environ;
+
+// glibc exports these (GLIBC_2.2.5) without declaring them in any header. Weak, so that a libc
+// without them leaves null pointers and the stdio_list_* functions do nothing.
+extern "C" {
+[[gnu::weak]] void _IO_list_lock(void);
+[[gnu::weak]] void _IO_list_unlock(void);
+[[gnu::weak]] void _IO_list_resetlock(void);
+}
 
 namespace cachealloc::os {
 namespace {
@@ -23,6 +36,26 @@ bool injected_failure() noexcept {
   return true;
 }
 }  // namespace
+
+bool single_threaded() noexcept {
+#ifdef CA_HAVE_SINGLE_THREADED
+  return __libc_single_threaded != 0;
+#else
+  return false;
+#endif
+}
+
+void stdio_list_lock() noexcept {
+  if (&_IO_list_lock != nullptr) _IO_list_lock();
+}
+
+void stdio_list_unlock() noexcept {
+  if (&_IO_list_unlock != nullptr) _IO_list_unlock();
+}
+
+void stdio_list_reset() noexcept {
+  if (&_IO_list_resetlock != nullptr) _IO_list_resetlock();
+}
 
 void inject_map_failures(long n) noexcept { g_map_failures.store(n, std::memory_order_relaxed); }
 
