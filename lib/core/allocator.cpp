@@ -1,4 +1,4 @@
-// allocator.cpp - the process-wide Heap, lazy initialisation, thread caches and fork.
+// allocator.cpp - the process-wide Heap, lazy initialisation and thread caches (fork: fork.cpp).
 //
 // Note [Boot cache]
 // Under LD_PRELOAD, malloc runs before any constructor, maybe before libc has set up `environ`,
@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config/options.h"
+#include "core/fork.h"
 #include "core/large_source.h"
 #include "core/page_source.h"
 #include "util/diagnostics.h"
@@ -34,7 +35,6 @@ namespace {
 constinit OsPageSource g_os_pages;
 constinit MimallocSource g_mimalloc;
 constinit std::atomic<int> g_init_state{0};  // 0 none, 1 running, 2 done
-constinit std::atomic<bool> g_atfork_done{false};
 constinit pthread_key_t g_cache_key = 0;
 constinit thread_local bool t_dead = false;
 constinit thread_local bool t_creating = false;
@@ -69,9 +69,6 @@ void on_thread_exit(void* value) {
   stats_tick_slow();
 }
 
-void before_fork() { g_heap.lock_all(); }
-void after_fork() { g_heap.unlock_all(); }
-
 [[gnu::cold, gnu::noinline]] void init_slow() {
   int expected = 0;
   if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
@@ -84,11 +81,8 @@ void after_fork() { g_heap.unlock_all(); }
   } else {
     while (g_init_state.load(std::memory_order_acquire) != 2) sched_yield();
   }
-  // Registered after the state is "done": pthread_atfork may itself call malloc.
-  bool registered = false;
-  if (g_atfork_done.compare_exchange_strong(registered, true)) {
-    pthread_atfork(&before_fork, &after_fork, &after_fork);
-  }
+  // After the state is "done": pthread_atfork may itself call malloc. Note [Fork] in fork.cpp.
+  install_fork_handlers();
 }
 
 bool is_power_of_two(size_t a) { return a != 0 && (a & (a - 1)) == 0; }

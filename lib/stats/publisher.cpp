@@ -3,10 +3,10 @@
 
 #include <atomic>
 #include <cerrno>
-#include <pthread.h>
 
 #include "config/options.h"
 #include "core/allocator.h"
+#include "core/fork.h"
 #include "core/heap_stats.h"
 #include "platform/os.h"
 #include "platform/shm.h"
@@ -24,6 +24,11 @@ struct State {
   std::atomic<bool> enabled{false};    // a segment is open or wanted (read by tick without lock)
   std::atomic<uint64_t> next_publish_ns{0};  // os::now_ns() before which tick() does nothing
   bool want_segment = false;           // create the segment at the next publication
+  // Set by a fork child that could not take `lock` (Note [Fork]: a single-threaded parent forked
+  // from a signal handler that interrupted a publication); the lock's next holder adopts the
+  // child's identity (adopt_fork_child_locked) before anything else.
+  std::atomic<bool> fork_pending{false};
+  std::atomic<uint64_t> fork_time_ns{0};  // os::realtime_ns() in the child, for start_time_ns
   bool stopped = false;
   bool show_summary = false;
   bool verbose = false;
@@ -67,8 +72,28 @@ bool open_segment_locked() noexcept {
   return false;
 }
 
+// In a fork child: drop the parent's segment (not ours to write or remove) and become a new
+// process. Async-signal-safe: it runs in the child handler when the lock is free there.
+void adopt_fork_child_locked() noexcept {
+  g.fork_pending.store(false, std::memory_order_relaxed);
+  bool had = g.segment.is_open() || g.want_segment;
+  g.segment.forget();
+  g.want_segment = had;
+  g.enabled.store(had, std::memory_order_relaxed);
+  g.id.flags |= CA_STATS_FLAG_FORKED;
+  g.id.pid = os::process_id();
+  g.id.start_time_ns = g.fork_time_ns.load(std::memory_order_relaxed);
+  g.publish_count = 0;
+}
+
+// Every holder of g.lock that reads or writes the state calls this first.
+void settle_fork_locked() noexcept {
+  if (g.fork_pending.load(std::memory_order_relaxed)) adopt_fork_child_locked();
+}
+
 // Publishes if a segment is (or can be) open. False when there is none.
 bool publish_locked() noexcept {
+  settle_fork_locked();
   if (g.stopped) return false;
   if (!g.segment.is_open() && !(g.want_segment && open_segment_locked())) return false;
   build_locked();
@@ -88,24 +113,28 @@ void tick() noexcept {
   g.lock.unlock();
 }
 
-void before_fork() { g.lock.lock(); }
-void after_fork_parent() { g.lock.unlock(); }
-// Only async-signal-safe work here: the child may be the copy of a multithreaded parent.
-void after_fork_child() {
-  g.lock.reset_after_fork();
-  bool had = g.segment.is_open() || g.want_segment;
-  g.segment.forget();  // the parent's object: not ours to write or remove
-  g.want_segment = had;
-  g.enabled.store(had, std::memory_order_relaxed);
-  g.id.flags |= CA_STATS_FLAG_FORKED;
-  g.id.pid = os::process_id();
-  g.id.start_time_ns = os::realtime_ns();
-  g.publish_count = 0;
+// The stats layer's part of the one fork sequence (Note [Fork], core/fork.cpp): ForkLayer::kStats,
+// first in prepare, last in parent and child.
+void fork_prepare() noexcept { g.lock.lock(); }
+void fork_parent() noexcept { g.lock.unlock(); }
+// Only async-signal-safe work here: the child may be the copy of a multithreaded parent, or of a
+// single-threaded one that forked from a signal handler.
+void fork_child(bool locked) noexcept {
+  if (locked) g.lock.reset_after_fork();  // prepare took it; otherwise it is not ours to reset
+  g.fork_time_ns.store(os::realtime_ns(), std::memory_order_relaxed);
   // The child's segment appears at its first publication after kForkGraceNs (or at
   // ca_stats_flush): short-lived children, which usually leave by exec() or _exit() and so would
   // leave their segment behind, never create one.
   g.next_publish_ns.store(os::now_ns() + kForkGraceNs, std::memory_order_relaxed);
+  g.fork_pending.store(true, std::memory_order_relaxed);
+  // Free unless a single-threaded parent forked from a handler that interrupted a publication:
+  // then that publication, when the handler returns, leaves the adoption to the next holder.
+  if (g.lock.try_lock()) {
+    adopt_fork_child_locked();
+    g.lock.unlock();
+  }
 }
+constinit const ForkHooks kForkHooks{&fork_prepare, &fork_parent, &fork_child};
 
 }  // namespace
 
@@ -125,7 +154,7 @@ void start() noexcept {
     publish_locked();
     set_stats_tick(&tick);
   }
-  pthread_atfork(&before_fork, &after_fork_parent, &after_fork_child);
+  set_fork_hooks(ForkLayer::kStats, &kForkHooks);
 }
 
 int flush() noexcept {
@@ -141,6 +170,7 @@ void stop() noexcept {
   int saved = errno;
   {
     LockGuard guard(g.lock);
+    settle_fork_locked();
     if (g.stopped) return;  // nothing here has touched errno yet
     g.enabled.store(false, std::memory_order_relaxed);
     if (g.segment.is_open() || g.show_summary) build_locked();

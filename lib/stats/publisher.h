@@ -17,8 +17,9 @@
 // would otherwise leave stale segments behind: neither runs exit handlers); at normal exit the segment is removed, and with CACHEALLOC_SHOW_STATS=1 a summary is
 // printed to stderr (even with CACHEALLOC_STATS=0).
 //
-// SYNCHRONIZATION: one SpinLock serialises publications; it is taken around fork() (prepare) so
-// the child never inherits it held. It is a leaf above the heap's locks: a publication takes the
+// SYNCHRONIZATION: one SpinLock serialises publications. Around fork() it is the first lock of the
+// one fork sequence (ForkLayer::kStats, Note [Fork] in core/fork.cpp): taken in a multi-threaded
+// parent before everything else, so the child never inherits it held by a lost thread. It is a leaf above the heap's locks: a publication takes the
 // heap's registry lock (Heap::snapshot) while holding it, and the heap never calls back under its
 // own locks (the tick runs after the slow path released them). The CUDA pools' locks are only
 // try-locked (cuda::pool_reports): CUDA may call malloc while one of them is held.
@@ -31,7 +32,7 @@ namespace cachealloc::stats {
 inline constexpr uint64_t kPublishIntervalNs = 5'000'000;  // 5 ms
 inline constexpr uint64_t kForkGraceNs = 1'000'000'000;    // a fork child's first publication
 
-// Library constructor: reads the options, creates the segment, installs the tick, fork handlers.
+// Library constructor: reads the options, creates the segment, installs the tick and fork hooks.
 void start() noexcept;
 // Publishes now (creating the segment in a fork child that has none yet). 0, or ENOENT when
 // statistics are off or the segment could not be created.

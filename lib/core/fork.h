@@ -1,0 +1,44 @@
+// fork.h - the one fork sequence: every lock cachealloc holds across fork(), in one written order.
+//
+// The core registers a single pthread_atfork handler triple (install_fork_handlers, from its lazy
+// initialisation); nothing else in lib/ calls pthread_atfork. The layers above the core that own
+// locks (stats now, cuda later) cannot be called from here (includes only go downward), so each
+// gives the core its hooks with set_fork_hooks, into a slot whose position in ForkLayer is its
+// place in the order. The whole sequence, and why it is in that order, is Note [Fork] in fork.cpp.
+//
+// SYNCHRONIZATION: the slots are atomics (a layer may register while another thread forks). The
+// record of what prepare did is written and read only by the forking thread, between glibc's
+// prepare and parent/child handlers; glibc's atfork lock keeps two forks from overlapping.
+#pragma once
+
+namespace cachealloc {
+
+// The layers above the core whose locks are held across fork, in the order their prepare hooks
+// run. Parent and child hooks run in the reverse order. All of them run before the stdio list lock
+// and the heap's locks are taken in prepare (and after those are released in parent and child).
+enum class ForkLayer : unsigned {
+  kStats = 0,  // lib/stats: the publication lock (whose holder reads the device pools and heap)
+  kCuda = 1,   // lib/cuda: the device pools' locks. Hook point: nothing is registered here yet.
+  kCount = 2,
+};
+
+struct ForkHooks {
+  // Multi-threaded parent only: take the layer's locks (may not allocate while holding them).
+  void (*prepare)() noexcept;
+  // Multi-threaded parent only: release what prepare took.
+  void (*parent)() noexcept;
+  // Every child, async-signal-safe work only. `locked`: prepare ran, so the layer holds its locks
+  // (re-create them). Otherwise the parent was single-threaded, possibly forking from a signal
+  // handler that interrupted this very layer: leave the locks alone, they belong to that code.
+  void (*child)(bool locked) noexcept;
+};
+
+// Registers (or, with nullptr, removes) a layer's hooks. `hooks` must outlive the process
+// (a constinit object). The next fork uses them.
+void set_fork_hooks(ForkLayer layer, const ForkHooks* hooks) noexcept;
+
+// Registers the sequence with pthread_atfork, once. Called by the core's lazy initialisation,
+// after the heap works (pthread_atfork may allocate).
+void install_fork_handlers() noexcept;
+
+}  // namespace cachealloc
