@@ -16,8 +16,10 @@
 // The sequence, in a multi-threaded process (glibc 2.34 and later; 2.36 here):
 //   glibc       atfork lock; prepare handlers, last registered first: the application's (they
 //               were registered after our first malloc, so they may allocate and use stdio)
-//   prepare     1. ForkLayer hooks in order: kStats (publication lock), kCuda (device pools; a
-//                  CUDA call under a pool lock may use stdio, so before the list lock)
+//   prepare     1. ForkLayer hooks in order: kCuda (the DeviceCache: registry -> pools ->
+//                  block table -> streams -> captures; a thread under a pool lock may call malloc,
+//                  which publishes, and CUDA may use stdio, so before the publication lock and the
+//                  list lock), kStats (publication lock)
 //               2. glibc's stdio list lock, level 1 (os::stdio_list_lock)
 //               3. Heap::lock_all: thread registry -> CentralPool[0..95] -> SlabSource ->
 //                  LargeCache -> RefcountTable shards -> MetaPool<ThreadCache> -> large records ->

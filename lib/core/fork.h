@@ -2,7 +2,7 @@
 //
 // The core registers a single pthread_atfork handler triple (install_fork_handlers, from its lazy
 // initialisation); nothing else in lib/ calls pthread_atfork. The layers above the core that own
-// locks (stats now, cuda later) cannot be called from here (includes only go downward), so each
+// locks (stats, cuda) cannot be called from here (includes only go downward), so each
 // gives the core its hooks with set_fork_hooks, into a slot whose position in ForkLayer is its
 // place in the order. The whole sequence, and why it is in that order, is Note [Fork] in fork.cpp.
 //
@@ -17,8 +17,10 @@ namespace cachealloc {
 // run. Parent and child hooks run in the reverse order. All of them run before the stdio list lock
 // and the heap's locks are taken in prepare (and after those are released in parent and child).
 enum class ForkLayer : unsigned {
-  kStats = 0,  // lib/stats: the publication lock (whose holder reads the device pools and heap)
-  kCuda = 1,   // lib/cuda: the device pools' locks. Hook point: nothing is registered here yet.
+  // lib/cuda: the DeviceCache's locks (registry, pools, block table, streams). First: a thread
+  // holding a pool lock may call malloc, and so publish (the publication lock).
+  kCuda = 0,
+  kStats = 1,  // lib/stats: the publication lock (its holder reads the heap; device pools lock-free)
   kCount = 2,
 };
 

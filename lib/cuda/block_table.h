@@ -62,6 +62,7 @@ class BlockTable {
   uint32_t limit() noexcept;
   // Gives the mappings back (tests; the process-wide table lives as long as the process).
   void unmap() noexcept;
+  SpinLock& lock_for_fork() noexcept { return lock_; }
 
  private:
   bool ensure_mapped() noexcept;

@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "config/options.h"
+#include "core/fork.h"
 #include "cuda/fence.h"
 #include "platform/os.h"
 
@@ -432,10 +433,55 @@ void DeviceCache::unmap_for_testing() noexcept {
   blocks_.unmap();
 }
 
+void DeviceCache::lock_all() noexcept {
+  registry_lock_.lock();
+  size_t np = num_pools_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < np; ++i) pools_[i].lock.lock();
+  blocks_.lock_for_fork().lock();
+  streams_.stream_lock_for_fork().lock();
+  streams_.capture_lock_for_fork().lock();
+}
+
+void DeviceCache::unlock_all() noexcept {
+  streams_.capture_lock_for_fork().unlock();
+  streams_.stream_lock_for_fork().unlock();
+  blocks_.lock_for_fork().unlock();
+  size_t np = num_pools_.load(std::memory_order_acquire);
+  for (size_t i = np; i-- > 0;) pools_[i].lock.unlock();
+  registry_lock_.unlock();
+}
+
+void DeviceCache::reset_locks_after_fork() noexcept {
+  streams_.capture_lock_for_fork().reset_after_fork();
+  streams_.stream_lock_for_fork().reset_after_fork();
+  blocks_.lock_for_fork().reset_after_fork();
+  size_t np = num_pools_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < np; ++i) pools_[i].lock.reset_after_fork();
+  registry_lock_.reset_after_fork();
+}
+
 namespace {
 constinit DeviceCache g_process_cache{&cuda_api::driver, &cuda_api::runtime};
+
+void fork_prepare() noexcept { g_process_cache.lock_all(); }
+void fork_parent() noexcept { g_process_cache.unlock_all(); }
+// A child of a multi-threaded parent re-creates the locks prepare took. A single-threaded
+// parent's child leaves them alone (a signal handler may have interrupted a pool operation).
+// CUDA itself cannot be used in a child, but the child's statistics and frees still reach here.
+void fork_child(bool locked) noexcept {
+  if (locked) g_process_cache.reset_locks_after_fork();
+}
+constinit const ForkHooks kForkHooks{&fork_prepare, &fork_parent, &fork_child};
+constinit std::atomic<bool> g_fork_hooks_set{false};
 }  // namespace
 
-DeviceCache& process_cache() noexcept { return g_process_cache; }
+DeviceCache& process_cache() noexcept {
+  // The cache joins the fork sequence the first time it is used.
+  if (!g_fork_hooks_set.load(std::memory_order_acquire) &&
+      !g_fork_hooks_set.exchange(true, std::memory_order_acq_rel)) {
+    set_fork_hooks(ForkLayer::kCuda, &kForkHooks);
+  }
+  return g_process_cache;
+}
 
 }  // namespace cachealloc::cuda

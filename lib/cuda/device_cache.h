@@ -105,6 +105,12 @@ class DeviceCache {
   // Tests: gives every mapping back. Nothing may use the cache afterwards.
   void unmap_for_testing() noexcept;
 
+  // fork (Note [Fork] in core/fork.cpp, slot ForkLayer::kCuda): every lock of the cache, in the
+  // lock order (registry -> pools in index order -> block table -> stream table -> captures).
+  void lock_all() noexcept;
+  void unlock_all() noexcept;
+  void reset_locks_after_fork() noexcept;
+
  private:
   bool ensure_pools() noexcept;
   uint16_t create_pool(bool host, cuda_api::Context ctx) noexcept;

@@ -63,6 +63,8 @@ class StreamRegistry {
   bool capture_active() const noexcept {
     return capture_count_.load(std::memory_order_relaxed) > 0;
   }
+  SpinLock& stream_lock_for_fork() noexcept { return stream_lock_; }
+  SpinLock& capture_lock_for_fork() noexcept { return capture_lock_; }
 
  private:
   friend class StreamsLock;

@@ -5,7 +5,11 @@
 // LD_PRELOAD=libcachealloc.so with the environment the case needs (capacity, budget, a driver
 // without cuCtxRecordEvent). tools/gpu/probe.cu tries the same scenarios on a real GPU.
 #include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -234,6 +238,43 @@ void capture_race() {
   CHECK_EQ(stub_counters().capture_violations, 0u);
 }
 
+// 15. fork while other threads allocate and free device memory: the DeviceCache's locks are in
+// the fork sequence (ForkLayer::kCuda), so the child never inherits a held pool or table lock.
+void fork_with_pools() {
+  std::signal(SIGALRM, [](int) {
+    const char msg[] = "FAIL: fork_with_pools: a fork (parent or child) deadlocked for 30 s\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(1);
+  });
+  alarm(30);  // a deadlock fails the test instead of hanging CI
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 2; ++t) {
+    workers.emplace_back([&] {
+      while (!stop.load()) {
+        void* p = dmalloc(4096 + 512 * (std::rand() % 8));
+        CHECK_EQ(cudaFree(p), cudaSuccess);
+      }
+    });
+  }
+  for (int i = 0; i < 200; ++i) {
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      void* m = std::malloc(100);
+      std::free(m);
+      ca_cuda_stats s{};
+      cachealloc_fn<int (*)(int, int, ca_cuda_stats*)>("ca_cuda_get_stats")(-1, 0, &s);
+      _exit(0);
+    }
+    int status = 0;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  stop = true;
+  for (std::thread& w : workers) w.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -247,6 +288,7 @@ int main(int argc, char** argv) {
   else if (c == "foreign_oom") foreign_oom();
   else if (c == "sticky_error") sticky_error();
   else if (c == "capture_race") capture_race();
+  else if (c == "fork_with_pools") fork_with_pools();
   else return 2;
   return 0;
 }
