@@ -10,6 +10,7 @@
 // violation, since cachealloc must never do it. Built with -Bsymbolic so cuGetProcAddress returns
 // this library's own functions even when libcachealloc.so exports the same names.
 #include <cstdlib>
+#include <unistd.h>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -93,6 +94,13 @@ bool unsafe_during_capture() {
   }
   if (any) ++g_c.capture_violations;
   return any;
+}
+
+// STUBCU_SLOW_EVENTS=1: event and fence calls take 200 us before they look at the captures, as a
+// real driver call takes time (widens the window a capture can begin in).
+void maybe_slow() {
+  static const bool slow = std::getenv("STUBCU_SLOW_EVENTS") != nullptr;
+  if (slow) usleep(200);
 }
 
 size_t env_capacity() {
@@ -199,7 +207,10 @@ STUB_EXPORT CUresult cuCtxGetDevice(int* d) {
 }
 STUB_EXPORT CUresult cuCtxSynchronize() {
   std::lock_guard<std::recursive_mutex> l(g_mu);
-  if (unsafe_during_capture()) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (unsafe_during_capture()) {
+    ++g_c.fence_violations;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
   ++g_c.syncs;
   run_all();
   return CUDA_SUCCESS;
@@ -332,11 +343,15 @@ STUB_EXPORT CUresult cuEventCreate(CUevent* ev, unsigned) {
   return CUDA_SUCCESS;
 }
 STUB_EXPORT CUresult cuEventRecord(CUevent ev, CUstream s) {
+  maybe_slow();
   std::lock_guard<std::recursive_mutex> l(g_mu);
   auto* e = reinterpret_cast<EventRec*>(ev);
   StreamRec* rec = stream_of(s);
   ++g_c.event_records;
-  if (rec->capturing) ++g_c.capture_violations;
+  if (rec->capturing) {
+    ++g_c.capture_violations;
+    ++g_c.fence_violations;
+  }
   e->waits.clear();
   e->waits.push_back({rec, rec->enqueued});
   if (rec == &g_legacy) {  // implicit synchronisation with blocking streams
@@ -350,9 +365,13 @@ STUB_EXPORT CUresult cuEventRecord(CUevent ev, CUstream s) {
 // All the work of the context, every stream. STUBCU_NO_CTX_EVENT=1 plays a driver older than
 // CUDA 12.5 (cachealloc then falls back to its per-stream fence).
 STUB_EXPORT CUresult cuCtxRecordEvent(CUcontext, CUevent ev) {
+  maybe_slow();
   std::lock_guard<std::recursive_mutex> l(g_mu);
   if (std::getenv("STUBCU_NO_CTX_EVENT") != nullptr) return 801;  // CUDA_ERROR_NOT_SUPPORTED
-  if (unsafe_during_capture()) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (unsafe_during_capture()) {
+    ++g_c.fence_violations;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
   ++g_c.event_records;
   auto* e = reinterpret_cast<EventRec*>(ev);
   e->waits.clear();
@@ -362,8 +381,12 @@ STUB_EXPORT CUresult cuCtxRecordEvent(CUcontext, CUevent ev) {
   return CUDA_SUCCESS;
 }
 STUB_EXPORT CUresult cuEventQuery(CUevent ev) {
+  maybe_slow();
   std::lock_guard<std::recursive_mutex> l(g_mu);
-  if (unsafe_during_capture()) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (unsafe_during_capture()) {
+    ++g_c.fence_violations;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
   ++g_c.event_queries;
   for (auto& [s, seq] : reinterpret_cast<EventRec*>(ev)->waits) {
     bool alive = s == &g_legacy || s == &g_per_thread || g_streams.count(s) != 0;
@@ -373,7 +396,10 @@ STUB_EXPORT CUresult cuEventQuery(CUevent ev) {
 }
 STUB_EXPORT CUresult cuEventSynchronize(CUevent ev) {
   std::lock_guard<std::recursive_mutex> l(g_mu);
-  if (unsafe_during_capture()) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (unsafe_during_capture()) {
+    ++g_c.fence_violations;
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
   for (auto& [s, seq] : reinterpret_cast<EventRec*>(ev)->waits) {
     bool alive = s == &g_legacy || s == &g_per_thread || g_streams.count(s) != 0;
     if (alive) run(s);
