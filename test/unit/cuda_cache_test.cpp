@@ -1,0 +1,325 @@
+// cuda_cache_test.cpp - DeviceCache and CudaFront over the in-process fake device: reuse after
+// pending work (both fences), budget, capture, stale records, contexts ending, out of memory,
+// errors, the options, and threads.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "cuda_fixture.h"
+#include "platform/os.h"
+
+using namespace cachealloc;
+using namespace cachealloc::cuda;
+using namespace cachealloc::test;
+
+namespace {
+bool all_bytes(const void* p, int v, size_t n) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i) {
+    if (b[i] != static_cast<unsigned char>(v)) return false;
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("cache: a freed block waits for work on any stream of its context (context event)",
+          "[cuda][cache]") {
+  CudaFixture f;
+  // A non-blocking stream the cache never saw created (as the runtime's may be).
+  cuda_api::Stream s = f.dev.new_stream(cuda_api::kStreamNonBlocking);
+  uint64_t a = f.alloc(4096);
+  REQUIRE(a != 0);
+  f.dev.launch(s, f.ptr(a), 0x5a, 4096);
+  REQUIRE(f.free(a) == cuda_api::kCuSuccess);
+  uint64_t b = f.alloc(4096);  // the kernel has not run: a must not come back
+  REQUIRE(b != a);
+  REQUIRE(f.dev.c.ctx_events >= 1);
+  f.dev.complete(s);
+  REQUIRE(all_bytes(f.ptr(a), 0x5a, 4096));
+  uint64_t c = f.alloc(4096);
+  REQUIRE(c == a);
+  REQUIRE(f.counters().hits == 1);
+  REQUIRE(f.counters().syncs_forced == 0);
+  REQUIRE(f.dev.c.violations == 0);
+}
+
+TEST_CASE("cache: the older fence covers registered non-blocking streams, and synchronises past 15",
+          "[cuda][cache]") {
+  CudaFixture f(/*ctx_events=*/false);
+  std::vector<cuda_api::Stream> st;
+  for (int i = 0; i < 3; ++i) {
+    st.push_back(f.dev.new_stream(cuda_api::kStreamNonBlocking));
+    f.cache->streams().note_created(st.back(), f.ctx, cuda_api::kStreamNonBlocking);
+  }
+  uint64_t a = f.alloc(4096);
+  f.dev.launch(st[2], f.ptr(a), 1, 4096);
+  f.free(a);
+  REQUIRE(f.alloc(4096) != a);
+  REQUIRE(f.dev.c.event_records == 4);  // legacy + 3 streams
+  f.dev.complete(st[2]);
+  REQUIRE(f.alloc(4096) == a);
+  REQUIRE(f.counters().syncs_forced == 0);
+  // 20 registered streams: the fence is one synchronisation, applied when the pool polls.
+  for (int i = 0; i < 17; ++i) {
+    st.push_back(f.dev.new_stream(cuda_api::kStreamNonBlocking));
+    f.cache->streams().note_created(st.back(), f.ctx, cuda_api::kStreamNonBlocking);
+  }
+  uint64_t x = f.alloc(8192);
+  f.dev.launch(st[19], f.ptr(x), 7, 8192);
+  f.free(x);
+  uint64_t y = f.alloc(8192);
+  REQUIRE(y == x);
+  REQUIRE(all_bytes(f.ptr(x), 7, 8192));  // the synchronisation ran the kernel first
+  REQUIRE(f.counters().syncs_forced == 1);
+}
+
+TEST_CASE("cache: past the budget the least recently freed blocks are really freed",
+          "[cuda][cache]") {
+  CudaFixture f(true, 1 * kMiB);
+  uint64_t b[4];
+  for (uint64_t& p : b) p = f.alloc(512 * 1024);
+  for (uint64_t p : b) {
+    f.free(p);
+    REQUIRE(f.counters().cached <= kMiB);
+  }
+  REQUIRE(f.counters().evictions == 2);
+  REQUIRE_FALSE(f.dev.owns_device(b[0]));
+  REQUIRE_FALSE(f.dev.owns_device(b[1]));
+  REQUIRE(f.dev.owns_device(b[2]));
+  PoolCounters c = f.counters();
+  REQUIRE(c.reserved == c.live + c.cached);
+}
+
+TEST_CASE("cache: during a global capture nothing is fenced, synchronised or really freed",
+          "[cuda][cache][capture]") {
+  CudaFixture f(true, 1 * kMiB);
+  cuda_api::Stream s = f.dev.new_stream(cuda_api::kStreamNonBlocking);
+  uint64_t a[3];
+  for (uint64_t& p : a) p = f.alloc(512 * 1024);
+  for (uint64_t p : a) f.free(p);  // 1 MiB cached, ready
+  uint64_t d = f.alloc(256 * 1024);
+  uint64_t frees = f.dev.c.device_frees;
+  f.cache->streams().capture_enter();
+  f.dev.begin_capture(s, 0);
+  f.cache->streams().capture_started(s);
+  REQUIRE(f.free(d) == cuda_api::kCuSuccess);  // over the budget
+  uint64_t e = f.alloc(512 * 1024);            // a ready block: still served
+  REQUIRE((e == a[1] || e == a[2]));
+  uint64_t g = f.alloc(256 * 1024);  // d is pending: a real allocation, no fence
+  REQUIRE(g != d);
+  REQUIRE(f.front.clear(-1) == 0);
+  REQUIRE(f.dev.c.device_frees == frees);
+  REQUIRE(f.dev.c.violations == 0);
+  f.dev.end_capture(s);
+  f.cache->streams().capture_ended(s);
+  f.free(e);
+  f.free(g);
+  REQUIRE(f.counters().cached <= kMiB);  // the budget holds again at the next free
+}
+
+TEST_CASE("cache: a real allocation at a recorded address retires the stale record",
+          "[cuda][cache]") {
+  CudaFixture f;
+  uint64_t a = f.alloc(4096);
+  f.free(a);  // cached
+  uint16_t pool = f.cache->pool_for_context(f.ctx, false);
+  // CUDA freed it behind our back (a reset we did not see) and hands the address out again.
+  REQUIRE(f.cache->add_live(pool, a, 8192, Origin::kDriverDevice, 0));
+  PoolCounters c = f.counters();
+  REQUIRE(c.live == 8192);
+  REQUIRE(c.cached == 0);
+  REQUIRE(c.reserved == 8192);
+  REQUIRE(f.cache->owns_live(a));
+}
+
+TEST_CASE("cache: a destroyed context's pool forgets its blocks and is reused",
+          "[cuda][cache]") {
+  CudaFixture f;
+  uint64_t a = f.alloc(4096);
+  uint64_t b = f.alloc(4096);
+  f.free(a);
+  f.cache->drop_context(f.ctx);
+  PoolCounters c = f.counters();
+  REQUIRE(c.live == 0);
+  REQUIRE(c.cached == 0);
+  REQUIRE_FALSE(f.cache->owns_live(b));
+  cuda_api::Context other = f.dev.new_context();
+  uint64_t d = f.alloc(4096);
+  REQUIRE(d != 0);
+  REQUIRE(f.cache->pool_for_context(other, false) == f.cache->pool_for_context(other, false));
+  REQUIRE(f.counters().live == 4096);
+}
+
+TEST_CASE("cache: near-fit reuse above 1 MiB, never more than a quarter larger", "[cuda][cache]") {
+  CudaFixture f;
+  uint64_t a = f.alloc(10 * kMiB);
+  f.free(a);
+  f.dev.complete_all();
+  REQUIRE(f.alloc(7 * kMiB) == a);  // 8 MiB rounded: 10 <= 8 + 2
+  f.free(a);
+  uint64_t b = f.alloc(5 * kMiB);  // 6 MiB: 10 > 7.5
+  REQUIRE(b != a);
+}
+
+TEST_CASE("cache: reports agree with the counters and need no lock", "[cuda][cache][stats]") {
+  CudaFixture f;
+  uint64_t a = f.alloc(4096);
+  f.alloc(8192);
+  f.free(a);
+  DeviceReport r[4];
+  size_t n = f.cache->reports(r, 4);
+  REQUIRE(n == 1);
+  PoolCounters c = f.counters();
+  REQUIRE(r[0].device == 0);
+  REQUIRE(r[0].c.live == c.live);
+  REQUIRE(r[0].c.cached == c.cached);
+  REQUIRE(r[0].c.misses == 2);
+  REQUIRE(r[0].budget == 64 * kMiB);
+}
+
+TEST_CASE("front: out of memory gives the cache back first, then falls back to the exact size",
+          "[cuda][front][oom]") {
+  CudaFixture f(true, 1024 * kMiB);
+  f.dev.capacity = 35 * kMiB;
+  uint64_t a = f.alloc(20 * kMiB);
+  f.free(a);  // cached: only 15 MiB free for real
+  uint64_t b = f.alloc(30 * kMiB);
+  REQUIRE(b != 0);
+  REQUIRE(f.counters().oom_retries >= 1);
+  REQUIRE(f.counters().evictions == 1);
+  f.free(b);
+  f.front.clear(-1);
+  // 34.5 MiB rounds to 36, which does not exist: the exact size does.
+  uint64_t c = f.alloc(34 * kMiB + 512 * 1024);
+  REQUIRE(c != 0);
+  REQUIRE(f.dev.device[c] == 34 * kMiB + 512 * 1024);
+  f.dev.fail_next = 1000;
+  REQUIRE(f.alloc(4096) == 0);  // nothing helps: CUDA's error comes back
+  f.dev.fail_next = 0;
+}
+
+TEST_CASE("front: an allocation that needs the cache's memory keeps an earlier runtime error",
+          "[cuda][front][oom]") {
+  CudaFixture f(true, 1024 * kMiB);
+  f.dev.capacity = 4 * kMiB;
+  void* a = nullptr;
+  REQUIRE(f.front.rt_alloc(&a, 2 * kMiB, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_release(a, false) == cuda_api::kRtSuccess);
+  f.dev.last_error = cuda_api::kRtInvalidValue;  // an earlier failure the program has not read
+  void* b = nullptr;
+  REQUIRE(f.front.rt_alloc(&b, 3 * kMiB, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.dev.last_error == cuda_api::kRtInvalidValue);
+}
+
+TEST_CASE("front: a retry after a real out-of-memory error clears that error only",
+          "[cuda][front][oom]") {
+  CudaFixture f(true, 1024 * kMiB);
+  void* x = nullptr;
+  REQUIRE(f.front.rt_alloc(&x, 2 * kMiB, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_release(x, false) == cuda_api::kRtSuccess);  // cached: what the retry frees
+  f.dev.fail_next = 1;
+  void* c = nullptr;
+  REQUIRE(f.front.rt_alloc(&c, 1 * kMiB, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.dev.last_error == 0);
+  REQUIRE(f.counters().oom_retries == 1);
+}
+
+TEST_CASE("front: double free and foreign pointers", "[cuda][front]") {
+  CudaFixture f;
+  uint64_t a = f.alloc(4096);
+  REQUIRE(f.free(a) == cuda_api::kCuSuccess);
+  REQUIRE(f.free(a) == cuda_api::kCuInvalidValue);
+  cuda_api::DevicePtr raw = 0;
+  REQUIRE(FakeDevice::driver_table()->mem_alloc(&raw, 4096) == cuda_api::kCuSuccess);
+  REQUIRE(f.free(raw) == cuda_api::kCuSuccess);  // not ours: the real free
+  REQUIRE_FALSE(f.dev.owns_device(raw));
+  REQUIRE(f.front.retain(f.ptr(a)) == EINVAL);
+}
+
+TEST_CASE("front: CACHEALLOC_CUDA_FREE_SYNC and CACHEALLOC_CUDA_SCRUB", "[cuda][front][options]") {
+  CudaFixture f;
+  mutable_options().cuda_free_sync = 1;
+  mutable_options().cuda_scrub = 1;
+  cuda_api::Stream s = f.dev.new_stream(cuda_api::kStreamNonBlocking);
+  uint64_t a = f.alloc(4096);
+  f.dev.launch(s, f.ptr(a), 0x11, 4096);
+  uint64_t syncs = f.dev.c.syncs;
+  REQUIRE(f.free(a) == cuda_api::kCuSuccess);
+  REQUIRE(f.dev.c.syncs == syncs + 1);  // the free waited, as CUDA's does
+  REQUIRE(all_bytes(f.ptr(a), 0x11, 4096));
+  uint64_t b = f.alloc(4096);
+  REQUIRE(b == a);
+  REQUIRE(all_bytes(f.ptr(b), 0xcb, 4096));  // scrubbed on reuse
+}
+
+TEST_CASE("front: pinned blocks by flags, a pool of their own, budget from host RAM",
+          "[cuda][front][pinned]") {
+  CudaFixture f(true, 0);  // budgets from the defaults
+  void* a = nullptr;
+  REQUIRE(f.front.rt_alloc(&a, 1000, true, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_release(a, true) == cuda_api::kRtSuccess);
+  void* b = nullptr;
+  REQUIRE(f.front.rt_alloc(&b, 1000, true, 1) == cuda_api::kRtSuccess);  // other flags
+  REQUIRE(b != a);
+  f.dev.complete_all();
+  void* c = nullptr;
+  REQUIRE(f.front.rt_alloc(&c, 900, true, 0) == cuda_api::kRtSuccess);
+  REQUIRE(c == a);
+  DeviceReport r[4];
+  size_t n = f.cache->reports(r, 4);
+  REQUIRE(n == 1);
+  REQUIRE(r[0].host);
+  REQUIRE(r[0].budget == os::physical_memory() / 16);
+  REQUIRE(f.counters(true).hits == 1);
+  REQUIRE(f.counters(false).misses == 0);
+}
+
+TEST_CASE("front: threads allocate and free while another begins and ends captures",
+          "[cuda][front][concurrency]") {
+  CudaFixture f;
+  cuda_api::Stream cs = f.dev.new_stream(cuda_api::kStreamNonBlocking);
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};  // Catch's REQUIRE is not for other threads
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 3; ++t) {
+    workers.emplace_back([&, t] {
+      f.dev.set_current(f.ctx);
+      cuda_api::Stream s = f.dev.new_stream(cuda_api::kStreamNonBlocking);
+      std::vector<uint64_t> mine;
+      for (int i = 0; !stop.load() || i < 2000; ++i) {
+        if (mine.size() < 8) {
+          uint64_t p = f.alloc(4096 * (1 + (i + t) % 4));
+          if (p != 0) {
+            f.dev.launch(s, f.ptr(p), t, 64);
+            mine.push_back(p);
+          }
+        } else {
+          if (f.free(mine.back()) != cuda_api::kCuSuccess) ++errors;
+          mine.pop_back();
+        }
+        if (i % 16 == 0) f.dev.complete(s);
+        if (i > 20000) break;
+      }
+      for (uint64_t p : mine) {
+        if (f.free(p) != cuda_api::kCuSuccess) ++errors;
+      }
+    });
+  }
+  for (int i = 0; i < 500; ++i) {
+    f.cache->streams().capture_enter();
+    f.dev.begin_capture(cs, 0);
+    f.cache->streams().capture_started(cs);
+    f.dev.end_capture(cs);
+    f.cache->streams().capture_ended(cs);
+  }
+  stop = true;
+  for (std::thread& w : workers) w.join();
+  REQUIRE(errors.load() == 0);
+  PoolCounters c = f.counters();
+  REQUIRE(c.live == 0);
+  REQUIRE(c.reserved == c.cached);
+  REQUIRE(f.dev.c.violations == 0);
+}
