@@ -42,7 +42,7 @@ typedef struct ca_cuda_stats {
   uint64_t hits;         /* allocations served from the cache */
   uint64_t misses;       /* allocations that went to CUDA */
   uint64_t syncs_forced; /* fallback device synchronisations */
-  uint64_t oom_retries;  /* CUDA out-of-memory errors retried after reclaiming */
+  uint64_t oom_retries;  /* allocations that ran short of device memory and reclaimed the cache */
   uint64_t evictions;    /* cached blocks really freed (budget, OOM, clear) */
   uint64_t passthrough;  /* process-wide: calls passed to CUDA untouched */
 } ca_cuda_stats;
