@@ -81,12 +81,6 @@ __global__ void sum(const uint32_t* p, size_t n, unsigned long long* out) {
   atomicAdd(out, local);
 }
 
-__global__ void spin(long long cycles) {
-  long long start = clock64();
-  while (clock64() - start < cycles) {
-  }
-}
-
 unsigned long long expected_sum(size_t n, uint32_t v) {
   unsigned long long s = 0;
   for (size_t i = 0; i < n; ++i) s += static_cast<uint32_t>(v + static_cast<uint32_t>(i));
@@ -304,47 +298,46 @@ int nonprimary_ctx(const char* name) {
 }
 
 // ---- 8: another thread's cache work while a global capture begins (cachealloc only) ----------
+// Run with CACHEALLOC_CUDA_CACHE_BYTES=64M. The worker only frees (a real cudaMalloc from a
+// global-mode thread during a capture is prohibited with or without the cache): each free takes
+// the cache over its budget, so the cache fences, polls and really frees, and must never do so
+// while the other thread's global capture runs (Note [Capture gate]).
 int capture_race(const char* name) {
   if (g_ca == nullptr) return ok(name, "n/a");
-  cudaStream_t cs;
+  cudaStream_t cs, ws;
   RT(name, cudaStreamCreateWithFlags(&cs, cudaStreamNonBlocking));
+  RT(name, cudaStreamCreateWithFlags(&ws, cudaStreamNonBlocking));
   uint32_t* target = nullptr;
   RT(name, cudaMalloc(&target, 4096));
-  std::atomic<bool> stop{false};
+  const int kBlocks = 3000;
+  std::vector<uint32_t*> blocks(kBlocks);
+  for (uint32_t*& p : blocks) RT(name, cudaMalloc(&p, size_t{1} << 20));
+  std::atomic<bool> go{false};
   std::atomic<long> worker_errors{0};
   std::thread worker([&] {
-    // Cached work only: allocations of one size freed while a kernel is queued on a stream of
-    // this thread, so the cache keeps fencing and polling.
-    cudaStream_t ws;
-    if (cudaStreamCreateWithFlags(&ws, cudaStreamNonBlocking) != cudaSuccess) {
-      ++worker_errors;
-      return;
+    while (!go.load()) {
     }
-    while (!stop.load()) {
-      uint32_t* p = nullptr;
-      if (cudaMalloc(&p, size_t{1} << 20) != cudaSuccess) {
-        ++worker_errors;
-        continue;
-      }
+    for (uint32_t* p : blocks) {
       fill<<<8, 128, 0, ws>>>(p, 1024, 3, 1);
       if (cudaFree(p) != cudaSuccess) ++worker_errors;
     }
   });
-  const int kCaptures = 300;
-  int invalid = 0;
-  for (int i = 0; i < kCaptures; ++i) {
+  go = true;
+  int invalid = 0, captures = 0;
+  for (; captures < 300; ++captures) {
     cudaGraph_t g = nullptr;
     if (cudaStreamBeginCapture(cs, cudaStreamCaptureModeGlobal) != cudaSuccess) {
       ++invalid;
       continue;
     }
-    fill<<<8, 128, 0, cs>>>(target, 1024, i, 1);
+    fill<<<8, 128, 0, cs>>>(target, 1024, captures, 1);
     if (cudaStreamEndCapture(cs, &g) != cudaSuccess) ++invalid;
     if (g != nullptr) cudaGraphDestroy(g);
     cudaGetLastError();
   }
-  stop = true;
   worker.join();
+  RT(name, cudaDeviceSynchronize());
+  if (worker_errors != 0) fail(name, std::to_string(worker_errors.load()) + " worker frees failed");
   if (invalid != 0) fail(name, std::to_string(invalid) + " of 300 captures invalidated");
   return ok(name, "captures=300");
 }

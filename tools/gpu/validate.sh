@@ -60,7 +60,7 @@ probe=$BUILD/tools/gpu/cachealloc-gpu-probe
 if [ -x "$probe" ] && scenarios=$("$probe" --list 2>/dev/null); then
   for s in $scenarios; do
     extra=()
-    [ "$s" = capture_free ] && extra=(CACHEALLOC_CUDA_CACHE_BYTES=64M)
+    case $s in capture_free | capture_race) extra=(CACHEALLOC_CUDA_CACHE_BYTES=64M) ;; esac
     plain=$(timeout 60 "$probe" "$s" 2>&1 | tail -n 1); prc=${PIPESTATUS[0]}
     pre=$(env LD_PRELOAD="$LIB" "${extra[@]}" timeout 60 "$probe" "$s" 2>&1 | tail -n 1); crc=${PIPESTATUS[0]}
     if [ "$prc" -eq 77 ]; then row "probe $s" skipped "no device"; continue; fi
