@@ -37,7 +37,7 @@ struct Block {
   BlockState state;
   Origin origin;
   bool ipc;             // exported with cuIpcGetMemHandle: never cached
-  uint8_t reserved;
+  uint8_t runtime;      // runtime-allocated blocks: the runtime's index (cuda_api::runtime_at)
 };
 static_assert(sizeof(Block) == 56);
 

@@ -133,8 +133,10 @@ int CudaFront::cached_alloc(uint16_t pool, bool host, size_t* size, size_t exact
 
 // The pool is the current context's (a non-primary context current on this thread gets its own),
 // shared with the driver.
-RtError CudaFront::rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept {
-  const cuda_api::Runtime* rt = c_.runtime();
+RtError CudaFront::rt_alloc(const void* caller, void** p, size_t size, bool host,
+                            unsigned flags) noexcept {
+  uint8_t rt_index = 0;
+  const cuda_api::Runtime* rt = c_.runtime_for(caller, &rt_index);
   if (rt == nullptr) return cuda_api::kRtInitializationError;  // no runtime to forward to
   auto real_once = [&](void** out, size_t n) {
     RuntimeCallScope scope;
@@ -183,12 +185,14 @@ RtError CudaFront::rt_alloc(void** p, size_t size, bool host, unsigned flags) no
     if (options().cuda_scrub != 0) scrub(addr, rounded, host);
     return e;
   }
-  c_.add_live(pool, addr, rounded, host ? Origin::kRuntimeHost : Origin::kRuntimeDevice, flags);
+  c_.add_live(pool, addr, rounded, host ? Origin::kRuntimeHost : Origin::kRuntimeDevice, flags,
+              rt_index);
   return e;
 }
 
-RtError CudaFront::rt_release(void* p, bool host) noexcept {
-  const cuda_api::Runtime* rt = c_.runtime();
+RtError CudaFront::rt_release(const void* caller, void* p, bool host) noexcept {
+  uint8_t rt_index = 0;
+  const cuda_api::Runtime* rt = c_.runtime_for(caller, &rt_index);
   if (rt == nullptr) return cuda_api::kRtInitializationError;
   if (p != nullptr && enabled()) {
     switch (c_.free(reinterpret_cast<uint64_t>(p), host)) {
@@ -208,8 +212,10 @@ RtError CudaFront::rt_release(void* p, bool host) noexcept {
   return host ? rt->free_host(p) : rt->free(p);
 }
 
-RtError CudaFront::rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept {
-  const cuda_api::Runtime* rt = c_.runtime();
+RtError CudaFront::rt_mem_get_info(const void* caller, size_t* free_bytes,
+                                   size_t* total_bytes) noexcept {
+  uint8_t rt_index = 0;
+  const cuda_api::Runtime* rt = c_.runtime_for(caller, &rt_index);
   if (rt == nullptr) return cuda_api::kRtInitializationError;
   RtError e;
   {
@@ -227,8 +233,9 @@ RtError CudaFront::rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noex
   return e;
 }
 
-RtError CudaFront::rt_device_reset() noexcept {
-  const cuda_api::Runtime* rt = c_.runtime();
+RtError CudaFront::rt_device_reset(const void* caller) noexcept {
+  uint8_t rt_index = 0;
+  const cuda_api::Runtime* rt = c_.runtime_for(caller, &rt_index);
   if (rt == nullptr) return cuda_api::kRtInitializationError;
   int dev = 0;
   if (rt->get_device(&dev) == cuda_api::kRtSuccess) c_.drop_device(dev);
@@ -381,21 +388,25 @@ namespace {
 CudaFront front() noexcept { return CudaFront(process_cache()); }
 }  // namespace
 
-RtError rt_malloc(void** p, size_t size) noexcept {
-  return ticked(front().rt_alloc(p, size, false, 0));
+RtError rt_malloc(const void* caller, void** p, size_t size) noexcept {
+  return ticked(front().rt_alloc(caller, p, size, false, 0));
 }
-RtError rt_free(void* p) noexcept { return ticked(front().rt_release(p, false)); }
-RtError rt_malloc_host(void** p, size_t size) noexcept {
-  return ticked(front().rt_alloc(p, size, true, 0));
+RtError rt_free(const void* caller, void* p) noexcept {
+  return ticked(front().rt_release(caller, p, false));
 }
-RtError rt_host_alloc(void** p, size_t size, unsigned flags) noexcept {
-  return ticked(front().rt_alloc(p, size, true, flags));
+RtError rt_malloc_host(const void* caller, void** p, size_t size) noexcept {
+  return ticked(front().rt_alloc(caller, p, size, true, 0));
 }
-RtError rt_free_host(void* p) noexcept { return ticked(front().rt_release(p, true)); }
-RtError rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept {
-  return front().rt_mem_get_info(free_bytes, total_bytes);
+RtError rt_host_alloc(const void* caller, void** p, size_t size, unsigned flags) noexcept {
+  return ticked(front().rt_alloc(caller, p, size, true, flags));
 }
-RtError rt_device_reset() noexcept { return front().rt_device_reset(); }
+RtError rt_free_host(const void* caller, void* p) noexcept {
+  return ticked(front().rt_release(caller, p, true));
+}
+RtError rt_mem_get_info(const void* caller, size_t* free_bytes, size_t* total_bytes) noexcept {
+  return front().rt_mem_get_info(caller, free_bytes, total_bytes);
+}
+RtError rt_device_reset(const void* caller) noexcept { return front().rt_device_reset(caller); }
 
 CuResult drv_mem_alloc(MemAllocFn real, DevicePtr* p, size_t size) noexcept {
   return ticked(front().mem_alloc(real, p, size));

@@ -35,10 +35,12 @@ class CudaFront {
   explicit CudaFront(DeviceCache& cache) noexcept : c_(cache) {}
 
   // ---- Runtime API (host: pinned memory; flags: cudaHostAlloc's) ----------------------------
-  RtError rt_alloc(void** p, size_t size, bool host, unsigned flags) noexcept;
-  RtError rt_release(void* p, bool host) noexcept;
-  RtError rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept;
-  RtError rt_device_reset() noexcept;
+  // `caller`: the return address of the exported function, which picks the runtime (Note
+  // [Runtime per caller] in cuda_api.h).
+  RtError rt_alloc(const void* caller, void** p, size_t size, bool host, unsigned flags) noexcept;
+  RtError rt_release(const void* caller, void* p, bool host) noexcept;
+  RtError rt_mem_get_info(const void* caller, size_t* free_bytes, size_t* total_bytes) noexcept;
+  RtError rt_device_reset(const void* caller) noexcept;
 
   // ---- Driver API -----------------------------------------------------------------------------
   CuResult mem_alloc(MemAllocFn real, DevicePtr* p, size_t size) noexcept;
@@ -73,13 +75,14 @@ class CudaFront {
 };
 
 // ---- The process-wide front (the exported symbols and hooks) ---------------------------------
-RtError rt_malloc(void** p, size_t size) noexcept;
-RtError rt_free(void* p) noexcept;
-RtError rt_malloc_host(void** p, size_t size) noexcept;
-RtError rt_host_alloc(void** p, size_t size, unsigned flags) noexcept;
-RtError rt_free_host(void* p) noexcept;
-RtError rt_mem_get_info(size_t* free_bytes, size_t* total_bytes) noexcept;
-RtError rt_device_reset() noexcept;
+// `caller`: __builtin_return_address(0) of the exported function.
+RtError rt_malloc(const void* caller, void** p, size_t size) noexcept;
+RtError rt_free(const void* caller, void* p) noexcept;
+RtError rt_malloc_host(const void* caller, void** p, size_t size) noexcept;
+RtError rt_host_alloc(const void* caller, void** p, size_t size, unsigned flags) noexcept;
+RtError rt_free_host(const void* caller, void* p) noexcept;
+RtError rt_mem_get_info(const void* caller, size_t* free_bytes, size_t* total_bytes) noexcept;
+RtError rt_device_reset(const void* caller) noexcept;
 
 CuResult drv_mem_alloc(MemAllocFn real, DevicePtr* p, size_t size) noexcept;
 CuResult drv_mem_free(MemFreeFn real, DevicePtr p) noexcept;

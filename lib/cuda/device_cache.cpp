@@ -130,7 +130,7 @@ void DeviceCache::forget_stale(uint64_t addr) noexcept {
 }
 
 bool DeviceCache::add_live(uint16_t id, uint64_t addr, size_t size, Origin origin,
-                           unsigned host_flags) noexcept {
+                           unsigned host_flags, uint8_t runtime) noexcept {
   Pool& p = pools_[id];
   if (blocks_.find(addr) != kNoBlock) forget_stale(addr);
   uint32_t bid = blocks_.insert(addr);
@@ -144,6 +144,7 @@ bool DeviceCache::add_live(uint16_t id, uint64_t addr, size_t size, Origin origi
   b.pool = id;
   b.bucket = static_cast<uint16_t>(bucket_of(size));
   b.origin = origin;
+  b.runtime = runtime;
   b.state = BlockState::kLive;
   p.c.live += size;
   p.c.reserved += size;
@@ -187,7 +188,7 @@ FreeResult DeviceCache::free_locked(Pool& p, uint32_t id) noexcept {
   if ((b.ipc || options().cuda == 0) && !streams_.capture_active()) {
     // Blocks exported through IPC may be mapped by another process: never reuse them. (During a
     // capture they wait in the pending list, and find_ready never hands them out.)
-    victims[n++] = {b.addr, b.origin};
+    victims[n++] = {b.addr, b.origin, b.runtime};
     pool_forget_block(p, blocks_, id);
     r = FreeResult::kReleased;
   } else {
@@ -219,13 +220,12 @@ FreeResult DeviceCache::release_any(uint64_t addr) noexcept {
 // The real free of each victim, with no lock held.
 void DeviceCache::release_victims(const Victim* v, size_t n) noexcept {
   if (n == 0) return;
-  const cuda_api::Runtime* rt = nullptr;
   const cuda_api::Driver* d = driver();
   for (size_t i = 0; i < n; ++i) {
     switch (v[i].origin) {
       case Origin::kRuntimeDevice:
       case Origin::kRuntimeHost: {
-        if (rt == nullptr) rt = runtime();
+        const cuda_api::Runtime* rt = runtime_at(v[i].runtime);  // the one that allocated it
         if (rt == nullptr) break;
         cuda_api::RuntimeCallScope scope;
         if (v[i].origin == Origin::kRuntimeDevice) {
@@ -461,7 +461,8 @@ void DeviceCache::reset_locks_after_fork() noexcept {
 }
 
 namespace {
-constinit DeviceCache g_process_cache{&cuda_api::driver, &cuda_api::runtime};
+constinit DeviceCache g_process_cache{&cuda_api::driver, &cuda_api::runtime_for,
+                                      &cuda_api::runtime_at};
 
 void fork_prepare() noexcept { g_process_cache.lock_all(); }
 void fork_parent() noexcept { g_process_cache.unlock_all(); }

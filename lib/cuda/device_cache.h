@@ -41,17 +41,23 @@ struct DeviceReport {
 class DeviceCache {
  public:
   using DriverSource = const cuda_api::Driver* (*)() noexcept;
-  using RuntimeSource = const cuda_api::Runtime* (*)() noexcept;
+  // The runtime serving a calling object (Note [Runtime per caller] in cuda_api.h), and the
+  // runtime of an index that gave.
+  using RuntimeFor = const cuda_api::Runtime* (*)(const void* caller, uint8_t* index) noexcept;
+  using RuntimeAt = const cuda_api::Runtime* (*)(uint8_t index) noexcept;
   static constexpr size_t kMaxPools = 64;
 
-  constexpr DeviceCache(DriverSource driver, RuntimeSource runtime) noexcept
-      : driver_source_(driver), runtime_source_(runtime) {}
+  constexpr DeviceCache(DriverSource driver, RuntimeFor runtime_for, RuntimeAt runtime_at) noexcept
+      : driver_source_(driver), runtime_for_(runtime_for), runtime_at_(runtime_at) {}
   DeviceCache(const DeviceCache&) = delete;
   DeviceCache& operator=(const DeviceCache&) = delete;
 
   // The CUDA tables (nullptr while the program has no driver / no shared runtime).
   const cuda_api::Driver* driver() const noexcept { return driver_source_(); }
-  const cuda_api::Runtime* runtime() const noexcept { return runtime_source_(); }
+  const cuda_api::Runtime* runtime_for(const void* caller, uint8_t* index) const noexcept {
+    return runtime_for_(caller, index);
+  }
+  const cuda_api::Runtime* runtime_at(uint8_t index) const noexcept { return runtime_at_(index); }
   StreamRegistry& streams() noexcept { return streams_; }
 
   // ---- Pools --------------------------------------------------------------------------------
@@ -70,8 +76,8 @@ class DeviceCache {
   // address belongs to memory freed behind our back (a context reset we did not see): it is
   // forgotten first. False when the table is full: the block is then handed out untracked, and
   // its free passes through.
-  bool add_live(uint16_t pool, uint64_t addr, size_t size, Origin origin,
-                unsigned host_flags) noexcept;
+  bool add_live(uint16_t pool, uint64_t addr, size_t size, Origin origin, unsigned host_flags,
+                uint8_t runtime = 0) noexcept;
   // Drops one owner of the block at addr. `host` says which kind the caller's API frees; a block
   // of the other kind is kNotOurs (the real function then reports the misuse as CUDA does).
   FreeResult free(uint64_t addr, bool host) noexcept;
@@ -125,7 +131,8 @@ class DeviceCache {
   void release_victims(const Victim* v, size_t n) noexcept;
 
   DriverSource driver_source_;
-  RuntimeSource runtime_source_;
+  RuntimeFor runtime_for_;
+  RuntimeAt runtime_at_;
   SpinLock registry_lock_;
   Pool* pools_ = nullptr;
   std::atomic<size_t> num_pools_{0};

@@ -116,7 +116,7 @@ size_t pool_evict_ready(Pool& p, BlockTable& t, uint64_t target, Victim* out, si
     p.c.cached -= b.size;
     p.c.reserved -= b.size;
     ++p.c.evictions;
-    out[n++] = {b.addr, b.origin};
+    out[n++] = {b.addr, b.origin, b.runtime};
     t.erase(id);
   }
   return n;

@@ -92,6 +92,7 @@ struct PoolEnv {
 struct Victim {
   uint64_t addr;
   Origin origin;
+  uint8_t runtime;  // Block::runtime
 };
 
 // ---- Pool operations. Pre: p.lock held. -------------------------------------------------------

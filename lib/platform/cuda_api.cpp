@@ -82,6 +82,130 @@ DlsymFn real_dlsym() noexcept {
   return f;
 }
 
+namespace {
+
+// Binds every runtime function from `h` (a dlopen handle or RTLD_NEXT). False if one is missing.
+bool bind_runtime(void* h, Runtime* t) noexcept {
+  bool ok = bind(h, "cudaMalloc", &t->malloc) && bind(h, "cudaFree", &t->free) &&
+            bind(h, "cudaMallocHost", &t->malloc_host) &&
+            bind(h, "cudaHostAlloc", &t->host_alloc) && bind(h, "cudaFreeHost", &t->free_host) &&
+            bind(h, "cudaMemGetInfo", &t->mem_get_info) &&
+            bind(h, "cudaDeviceReset", &t->device_reset) &&
+            bind(h, "cudaGetDevice", &t->get_device) &&
+            bind(h, "cudaGetLastError", &t->get_last_error) &&
+            bind(h, "cudaPeekAtLastError", &t->peek_at_last_error);
+  if (ok) bind(h, "cudaDeviceSynchronize", &t->device_synchronize);  // optional
+  return ok;
+}
+
+// Runtimes found per calling object (Note [Runtime per caller]); slot 0 is unused (runtime()).
+// An entry is written once, under g_callers_lock, before g_num_callers publishes it. The object
+// stays referenced (the dlopen handle is kept), so its address range never changes meaning.
+struct CallerRuntime {
+  uintptr_t lo, hi;  // the object's loaded segments
+  Runtime table;
+  bool own;          // the object resolves cudaMalloc to a runtime of its own
+};
+constinit CallerRuntime g_callers[kMaxRuntimes] = {};
+constinit std::atomic<uint8_t> g_num_callers{1};
+constinit SpinLock g_callers_lock;
+
+const void* self_base() noexcept {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<const void*>(&self_base), &info) == 0) return nullptr;
+  return info.dli_fbase;
+}
+
+struct RangeQuery {
+  uintptr_t addr;
+  uintptr_t lo, hi;
+};
+// dl_iterate_phdr callback: the PT_LOAD span of the object that contains q->addr.
+int find_range(dl_phdr_info* info, size_t, void* arg) noexcept {
+  auto* q = static_cast<RangeQuery*>(arg);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    uintptr_t s = info->dlpi_addr + ph.p_vaddr;
+    if (s < lo) lo = s;
+    if (s + ph.p_memsz > hi) hi = s + ph.p_memsz;
+  }
+  if (q->addr < lo || q->addr >= hi) return 0;
+  q->lo = lo;
+  q->hi = hi;
+  return 1;
+}
+
+// Pre: entries [1, n) published. The entry whose object holds addr, or 0.
+uint8_t lookup(uintptr_t addr, uint8_t n) noexcept {
+  for (uint8_t i = 1; i < n; ++i) {
+    if (addr >= g_callers[i].lo && addr < g_callers[i].hi) return i;
+  }
+  return 0;
+}
+
+}  // namespace
+
+const Runtime* runtime_at(uint8_t index) noexcept {
+  if (index == 0 || index >= g_num_callers.load(std::memory_order_acquire)) return runtime();
+  return g_callers[index].own ? &g_callers[index].table : runtime();
+}
+
+const Runtime* runtime_for(const void* caller, uint8_t* index) noexcept {
+  *index = 0;
+  auto addr = reinterpret_cast<uintptr_t>(caller);
+  uint8_t i = lookup(addr, g_num_callers.load(std::memory_order_acquire));
+  if (i == 0) {
+    LockGuard guard(g_callers_lock);
+    uint8_t n = g_num_callers.load(std::memory_order_relaxed);
+    i = lookup(addr, n);
+    if (i == 0) {
+      RangeQuery q{addr, 0, 0};
+      Dl_info info;
+      if (n == kMaxRuntimes || caller == nullptr || dladdr(caller, &info) == 0 ||
+          dl_iterate_phdr(&find_range, &q) == 0) {
+        return runtime();  // unknown caller, or more objects than slots
+      }
+      CallerRuntime& c = g_callers[n];
+      c.lo = q.lo;
+      c.hi = q.hi;
+      c.own = false;
+      // Without cachealloc the call would bind to the first cudaMalloc of the global scope after
+      // us (RTLD_NEXT: runtime()), and only failing that to one in the object's own local scope.
+      const char* name = info.dli_fname;
+      void* h = real_dlsym()(RTLD_NEXT, "cudaMalloc") != nullptr
+                    ? nullptr
+                    : dlopen(name != nullptr && name[0] != '\0' ? name : nullptr,
+                             RTLD_NOLOAD | RTLD_LAZY);
+      if (h != nullptr) {
+        void* f = real_dlsym()(h, "cudaMalloc");
+        Dl_info fi;
+        if (f != nullptr && dladdr(f, &fi) != 0 && fi.dli_fbase != self_base()) {
+          c.own = bind_runtime(h, &c.table);
+        }
+      }
+      i = n;
+      g_num_callers.store(static_cast<uint8_t>(n + 1), std::memory_order_release);
+    }
+  }
+  if (!g_callers[i].own) {
+    // A tail call leaves the caller's caller as the return address (`return cudaFree(p);` in a
+    // wrapper). With no global runtime, the first object's own runtime is the best guess.
+    if (const Runtime* r = runtime()) return r;
+    uint8_t n = g_num_callers.load(std::memory_order_acquire);
+    for (uint8_t k = 1; k < n; ++k) {
+      if (g_callers[k].own) {
+        *index = k;
+        return &g_callers[k].table;
+      }
+    }
+    return nullptr;
+  }
+  *index = i;
+  return &g_callers[i].table;
+}
+
 const Runtime* runtime() noexcept {
   const Runtime* r = g_runtime_ptr.load(std::memory_order_acquire);
   if (r != nullptr) return r;
@@ -91,14 +215,7 @@ const Runtime* runtime() noexcept {
   void* h = runtime_handle();
   if (h == nullptr) return nullptr;
   Runtime t{};
-  bool ok = bind(h, "cudaMalloc", &t.malloc) && bind(h, "cudaFree", &t.free) &&
-            bind(h, "cudaMallocHost", &t.malloc_host) && bind(h, "cudaHostAlloc", &t.host_alloc) &&
-            bind(h, "cudaFreeHost", &t.free_host) && bind(h, "cudaMemGetInfo", &t.mem_get_info) &&
-            bind(h, "cudaDeviceReset", &t.device_reset) && bind(h, "cudaGetDevice", &t.get_device) &&
-            bind(h, "cudaGetLastError", &t.get_last_error) &&
-            bind(h, "cudaPeekAtLastError", &t.peek_at_last_error);
-  if (!ok) return nullptr;
-  bind(h, "cudaDeviceSynchronize", &t.device_synchronize);  // optional
+  if (!bind_runtime(h, &t)) return nullptr;
   g_runtime = t;
   g_runtime_ptr.store(&g_runtime, std::memory_order_release);
   return &g_runtime;

@@ -90,6 +90,24 @@ struct Driver {
 const Runtime* runtime() noexcept;
 const Driver* driver() noexcept;
 
+// Note [Runtime per caller]
+// The exported cudaMalloc & co. interpose every object's calls, and not every object would have
+// reached the runtime RTLD_NEXT finds: a library built by nvcc with the static runtime (and no
+// --exclude-libs) exports its own copy, and when it was loaded RTLD_LOCAL (a Python extension,
+// say) and the global scope has no runtime, RTLD_NEXT finds nothing at all. So the exported
+// functions pass their return address, and the call goes where the dynamic linker would have
+// bound it without cachealloc: the global scope's runtime after us (runtime()) when there is one
+// (also for a second runtime whose other calls bind there too), else the runtime the calling
+// object's own handle resolves `cudaMalloc` to (it and its dependencies), else runtime()'s
+// fallback, else the first runtime of its own any object had (a tail call `return cudaFree(p);`
+// in a wrapper leaves the wrapper's caller as the return address). The answer is cached per object, by address range (the object stays referenced), in a
+// small table; a block remembers the index of the runtime that allocated it, so it goes back
+// there. runtime_for returns nullptr when there is none; *index is 0 for runtime().
+inline constexpr uint8_t kMaxRuntimes = 16;
+const Runtime* runtime_for(const void* caller, uint8_t* index) noexcept;
+// The table of an index runtime_for gave (0: runtime()).
+const Runtime* runtime_at(uint8_t index) noexcept;
+
 // The libc dlsym (found with dlvsym, never through the exported interposer). Calling it through
 // this pointer makes RTLD_NEXT relative to cachealloc itself.
 using DlsymFn = void* (*)(void* handle, const char* name);

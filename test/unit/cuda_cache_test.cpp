@@ -206,11 +206,11 @@ TEST_CASE("front: an allocation that needs the cache's memory keeps an earlier r
   CudaFixture f(true, 1024 * kMiB);
   f.dev.capacity = 4 * kMiB;
   void* a = nullptr;
-  REQUIRE(f.front.rt_alloc(&a, 2 * kMiB, false, 0) == cuda_api::kRtSuccess);
-  REQUIRE(f.front.rt_release(a, false) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_alloc(nullptr, &a, 2 * kMiB, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_release(nullptr, a, false) == cuda_api::kRtSuccess);
   f.dev.last_error = cuda_api::kRtInvalidValue;  // an earlier failure the program has not read
   void* b = nullptr;
-  REQUIRE(f.front.rt_alloc(&b, 3 * kMiB, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_alloc(nullptr, &b, 3 * kMiB, false, 0) == cuda_api::kRtSuccess);
   REQUIRE(f.dev.last_error == cuda_api::kRtInvalidValue);
 }
 
@@ -218,11 +218,11 @@ TEST_CASE("front: a retry after a real out-of-memory error clears that error onl
           "[cuda][front][oom]") {
   CudaFixture f(true, 1024 * kMiB);
   void* x = nullptr;
-  REQUIRE(f.front.rt_alloc(&x, 2 * kMiB, false, 0) == cuda_api::kRtSuccess);
-  REQUIRE(f.front.rt_release(x, false) == cuda_api::kRtSuccess);  // cached: what the retry frees
+  REQUIRE(f.front.rt_alloc(nullptr, &x, 2 * kMiB, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_release(nullptr, x, false) == cuda_api::kRtSuccess);  // cached: what the retry frees
   f.dev.fail_next = 1;
   void* c = nullptr;
-  REQUIRE(f.front.rt_alloc(&c, 1 * kMiB, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_alloc(nullptr, &c, 1 * kMiB, false, 0) == cuda_api::kRtSuccess);
   REQUIRE(f.dev.last_error == 0);
   REQUIRE(f.counters().oom_retries == 1);
 }
@@ -259,14 +259,14 @@ TEST_CASE("front: pinned blocks by flags, a pool of their own, budget from host 
           "[cuda][front][pinned]") {
   CudaFixture f(true, 0);  // budgets from the defaults
   void* a = nullptr;
-  REQUIRE(f.front.rt_alloc(&a, 1000, true, 0) == cuda_api::kRtSuccess);
-  REQUIRE(f.front.rt_release(a, true) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_alloc(nullptr, &a, 1000, true, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_release(nullptr, a, true) == cuda_api::kRtSuccess);
   void* b = nullptr;
-  REQUIRE(f.front.rt_alloc(&b, 1000, true, 1) == cuda_api::kRtSuccess);  // other flags
+  REQUIRE(f.front.rt_alloc(nullptr, &b, 1000, true, 1) == cuda_api::kRtSuccess);  // other flags
   REQUIRE(b != a);
   f.dev.complete_all();
   void* c = nullptr;
-  REQUIRE(f.front.rt_alloc(&c, 900, true, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_alloc(nullptr, &c, 900, true, 0) == cuda_api::kRtSuccess);
   REQUIRE(c == a);
   DeviceReport r[4];
   size_t n = f.cache->reports(r, 4);

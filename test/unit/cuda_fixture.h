@@ -17,7 +17,8 @@ struct CudaFixture {
   explicit CudaFixture(bool ctx_events = true, uint64_t budget = 64 * kMiB)
       : dev(FakeDevice::instance()),
         cache(std::make_unique<cuda::DeviceCache>(&FakeDevice::driver_table,
-                                                  &FakeDevice::runtime_table)),
+                                                  &FakeDevice::runtime_for,
+                                                  &FakeDevice::runtime_at)),
         front(*cache) {
     dev.reset(ctx_events);
     saved = options();
