@@ -286,6 +286,30 @@ void fork_with_pools() {
   for (std::thread& w : workers) w.join();
 }
 
+// 15. cuGetProcAddress for a CUDA version newer than the hook table was checked against: a
+// pointer that is not the driver's export of the known name (a future _v3 with a new signature)
+// comes back unwrapped; the known signature of a checked version is wrapped.
+void proc_versions() {
+  auto gpa = drv<CUresult (*)(const char*, void**, int, unsigned long long, int*)>(
+      "cuGetProcAddress_v2");
+  CHECK_EQ(cudaFree(nullptr), cudaSuccess);  // a context
+  void* now = nullptr;
+  void* future = nullptr;
+  int status = 0;
+  CHECK_EQ(gpa("cuMemAlloc", &now, 13000, 0, &status), CUDA_SUCCESS);
+  CHECK_EQ(gpa("cuMemAlloc", &future, 14000, 0, &status), CUDA_SUCCESS);
+  void* stub = dlsym(dlopen("libcuda.so.1", RTLD_NOLOAD | RTLD_LAZY), "cuMemAlloc_v3_future");
+  CHECK(future == stub);  // not wrapped
+  CUdeviceptr a = 0;
+  CHECK_EQ(reinterpret_cast<CUresult (*)(CUdeviceptr*, size_t)>(now)(&a, 4096), CUDA_SUCCESS);
+  CHECK_EQ(ca_owns(reinterpret_cast<void*>(a)), 1);  // wrapped: the cache handed it out
+  CUdeviceptr d = 0;
+  auto v3 = reinterpret_cast<CUresult (*)(CUdeviceptr*, size_t, unsigned long long)>(future);
+  CHECK_EQ(v3(&d, 4096, 0), CUDA_SUCCESS);
+  CHECK_EQ(stub_counters().future_calls, 1u);
+  CHECK_EQ(ca_owns(reinterpret_cast<void*>(d)), 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -300,6 +324,7 @@ int main(int argc, char** argv) {
   else if (c == "sticky_error") sticky_error();
   else if (c == "capture_race") capture_race();
   else if (c == "fork_with_pools") fork_with_pools();
+  else if (c == "proc_versions") proc_versions();
   else return 2;
   return 0;
 }

@@ -73,6 +73,7 @@ class FakeDevice {
     c = Counters{};
     has_ctx_events = ctx_events;
     last_error = 0;
+    fail_push = false;
   }
   // A new context, made current on this thread.
   ca::Context new_context() {
@@ -142,6 +143,7 @@ class FakeDevice {
   size_t capacity = size_t{1} << 30;
   int fail_next = 0;
   bool has_ctx_events = true;
+  bool fail_push = false;  // cuCtxPushCurrent fails (a context being torn down)
   Counters c;
   int last_error = 0;  // the runtime's
   uintptr_t next_ctx = 0x1000;
@@ -242,6 +244,7 @@ class FakeDevice {
       return ca::kCuSuccess;
     };
     d.ctx_push_current = [](ca::Context ctx) noexcept {
+      if (instance().fail_push) return 201;
       t_stack.push_back(t_current);
       t_current = ctx;
       return ca::kCuSuccess;

@@ -180,6 +180,41 @@ TEST_CASE("cache: reports agree with the counters and need no lock", "[cuda][cac
   REQUIRE(r[0].budget == 64 * kMiB);
 }
 
+TEST_CASE("front: one pool per context, shared by the runtime and the driver",
+          "[cuda][front]") {
+  CudaFixture f;
+  void* a = nullptr;
+  REQUIRE(f.front.rt_alloc(nullptr, &a, 4096, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.front.rt_release(nullptr, a, false) == cuda_api::kRtSuccess);
+  f.dev.complete_all();
+  REQUIRE(f.alloc(4096) == reinterpret_cast<uint64_t>(a));  // the driver reuses the runtime's
+  f.free(reinterpret_cast<uint64_t>(a));
+  // Another context current on this thread: its own pool, never the first context's block.
+  f.dev.new_context();
+  void* b = nullptr;
+  REQUIRE(f.front.rt_alloc(nullptr, &b, 4096, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(b != a);
+  DeviceReport r[4];
+  REQUIRE(f.cache->reports(r, 4) == 1);  // one device row over the two pools
+  REQUIRE(r[0].budget == 2 * 64 * kMiB);
+}
+
+TEST_CASE("fence: when the pool's context cannot be made current, nothing is recorded",
+          "[cuda][fence]") {
+  CudaFixture f(true, 1 * kMiB);
+  uint64_t a[3];
+  for (uint64_t& p : a) p = f.alloc(512 * 1024);
+  f.free(a[0]);
+  f.free(a[1]);  // 1 MiB pending, unfenced
+  f.dev.new_context();  // this thread now runs another context...
+  f.dev.fail_push = true;  // ...and the first one cannot be pushed
+  uint64_t events = f.dev.c.ctx_events + f.dev.c.event_records;
+  REQUIRE(f.free(a[2]) == cuda_api::kCuSuccess);  // over the budget: the pool would fence
+  REQUIRE(f.dev.c.ctx_events + f.dev.c.event_records == events);  // not in the wrong context
+  REQUIRE(f.dev.c.device_frees == 0);  // and nothing pending was freed
+  f.dev.fail_push = false;
+}
+
 TEST_CASE("front: out of memory gives the cache back first, then falls back to the exact size",
           "[cuda][front][oom]") {
   CudaFixture f(true, 1024 * kMiB);

@@ -420,6 +420,12 @@ STUB_EXPORT CUresult cuIpcGetMemHandle(void* handle, CUdeviceptr p) {
   return CUDA_SUCCESS;
 }
 
+// A made-up future signature: (pointer, size, flags); counted in future_calls.
+STUB_EXPORT CUresult cuMemAlloc_v3_future(CUdeviceptr* p, size_t n, unsigned long long) {
+  ++g_c.future_calls;
+  return alloc_common(reinterpret_cast<void**>(p), n, true);
+}
+
 // ---- cuGetProcAddress -------------------------------------------------------------------------
 static CUresult old_signature_stub() { return CUDA_ERROR_NOT_FOUND; }
 
@@ -472,6 +478,13 @@ STUB_EXPORT CUresult cuGetProcAddress_v2(const char* sym, void** pfn, int ver,
   };
   (void)flags;
   if (pfn == nullptr || sym == nullptr) return CUDA_ERROR_INVALID_VALUE;
+  // A future driver: "cuMemAlloc" at version 14000 is a _v3 with a new signature, exported under
+  // a name cachealloc does not know. cachealloc must hand it back unwrapped.
+  if (ver >= 14000 && std::strcmp(sym, "cuMemAlloc") == 0) {
+    *pfn = (void*)&cuMemAlloc_v3_future;
+    if (status != nullptr) *status = 0;
+    return CUDA_SUCCESS;
+  }
   for (const Entry& e : kTable) {
     if (std::strcmp(e.name, sym) != 0) continue;
     if (std::strcmp(sym, "cuGetProcAddress") == 0 && ver < 12000) {
