@@ -71,3 +71,19 @@ inline void stub_launch(CUstream s, void* dst, int value, size_t n) {
 inline void stub_complete(CUstream s) { stub_fn<void (*)(CUstream)>("stubcu_complete")(s); }
 inline void stub_fail_allocs(int n) { stub_fn<void (*)(int)>("stubcu_fail_allocs")(n); }
 inline void* stub_raw_alloc(size_t n) { return stub_fn<void* (*)(size_t)>("stubcu_raw_alloc")(n); }
+
+// A runtime allocation that must succeed (programs linked with the stub runtime).
+inline void* dmalloc(size_t n) {
+  void* p = nullptr;
+  CHECK_EQ(cudaMalloc(&p, n), cudaSuccess);
+  CHECK(p != nullptr);
+  return p;
+}
+
+inline bool all_bytes(const void* p, int value, size_t n) {
+  const unsigned char* b = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i) {
+    if (b[i] != static_cast<unsigned char>(value)) return false;
+  }
+  return true;
+}

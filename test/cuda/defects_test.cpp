@@ -21,21 +21,6 @@ namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-void* dmalloc(size_t n) {
-  void* p = nullptr;
-  CHECK_EQ(cudaMalloc(&p, n), cudaSuccess);
-  CHECK(p != nullptr);
-  return p;
-}
-
-bool all_bytes(const void* p, int value, size_t n) {
-  const unsigned char* b = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i) {
-    if (b[i] != static_cast<unsigned char>(value)) return false;
-  }
-  return true;
-}
-
 // Driver entry points as a program linked with -lcuda reaches them: cachealloc's exports where
 // it has them, else the driver's own. The driver is loaded (as -lcuda would) first.
 template <typename Fn>

@@ -14,21 +14,6 @@
 
 namespace {
 
-void* dmalloc(size_t n) {
-  void* p = nullptr;
-  CHECK_EQ(cudaMalloc(&p, n), cudaSuccess);
-  CHECK(p != nullptr);
-  return p;
-}
-
-bool all_bytes(const void* p, int value, size_t n) {
-  const unsigned char* b = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i) {
-    if (b[i] != static_cast<unsigned char>(value)) return false;
-  }
-  return true;
-}
-
 void hit_miss() {
   void* a = dmalloc(1000);
   CHECK_EQ(cudaFree(a), cudaSuccess);
