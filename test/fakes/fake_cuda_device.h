@@ -66,6 +66,8 @@ class FakeDevice {
     host.clear();
     for (StreamRec* s : streams) delete s;
     streams.clear();
+    for (EventRec* e : events) delete e;  // the events a dropped cache never destroyed
+    events.clear();
     legacy.clear();
     used = 0;
     capacity = size_t{1} << 30;
@@ -138,6 +140,7 @@ class FakeDevice {
   std::recursive_mutex mu;
   std::map<uint64_t, size_t> device, host;
   std::set<StreamRec*> streams;
+  std::set<EventRec*> events;
   std::map<ca::Context, StreamRec> legacy;  // each context's legacy default stream
   size_t used = 0;
   size_t capacity = size_t{1} << 30;
@@ -277,7 +280,11 @@ class FakeDevice {
       return ca::kCuSuccess;
     };
     d.event_create = [](ca::Event* ev, unsigned) noexcept {
-      *ev = reinterpret_cast<ca::Event>(new EventRec);
+      FakeDevice& x = instance();
+      std::lock_guard<std::recursive_mutex> l(x.mu);
+      auto* e = new EventRec;
+      x.events.insert(e);
+      *ev = reinterpret_cast<ca::Event>(e);
       return ca::kCuSuccess;
     };
     d.event_record = [](ca::Event ev, ca::Stream s) noexcept -> ca::CuResult {
@@ -312,6 +319,9 @@ class FakeDevice {
       return ca::kCuSuccess;
     };
     d.event_destroy = [](ca::Event ev) noexcept {
+      FakeDevice& x = instance();
+      std::lock_guard<std::recursive_mutex> l(x.mu);
+      x.events.erase(reinterpret_cast<EventRec*>(ev));
       delete reinterpret_cast<EventRec*>(ev);
       return ca::kCuSuccess;
     };

@@ -28,6 +28,7 @@ struct CudaFixture {
   }
   ~CudaFixture() {
     cache->unmap_for_testing();
+    dev.reset();  // the device memory and events the dropped cache still held
     mutable_options() = saved;
     FakeDevice::t_current = nullptr;
   }
