@@ -17,12 +17,13 @@
 // would otherwise leave stale segments behind: neither runs exit handlers); at normal exit the segment is removed, and with CACHEALLOC_SHOW_STATS=1 a summary is
 // printed to stderr (even with CACHEALLOC_STATS=0).
 //
-// SYNCHRONIZATION: one SpinLock serialises publications. Around fork() it is the first lock of the
-// one fork sequence (ForkLayer::kStats, Note [Fork] in core/fork.cpp): taken in a multi-threaded
-// parent before everything else, so the child never inherits it held by a lost thread. It is a leaf above the heap's locks: a publication takes the
-// heap's registry lock (Heap::snapshot) while holding it, and the heap never calls back under its
-// own locks (the tick runs after the slow path released them). The CUDA pools' locks are only
-// try-locked (cuda::pool_reports): CUDA may call malloc while one of them is held.
+// SYNCHRONIZATION: one SpinLock serialises publications. Around fork() it is taken in the one fork
+// sequence (ForkLayer::kStats, Note [Fork] in core/fork.cpp) after the CUDA cache's locks, so the
+// child never inherits it held by a lost thread. It is a leaf above the heap's locks: a
+// publication takes the heap's registry lock (Heap::snapshot) while holding it, and the heap never
+// calls back under its own locks (the tick runs after the slow path released them). The CUDA
+// pools are read without their locks (DeviceCache::reports, Note [Pool snapshots]): CUDA may call
+// malloc, and so publish, while one of them is held.
 #pragma once
 
 #include <cstdint>
