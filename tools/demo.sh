@@ -18,6 +18,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+if ! ninja -C build -n 2>/dev/null | grep -q "no work to do"; then
+  echo "== building into build/ (a few minutes on 2 cores, quiet while it works)"
+fi
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 echo "== built build/preload/libcachealloc.so"
