@@ -54,6 +54,8 @@ uint32_t BlockTable::insert(uint64_t addr) noexcept {
   }
   blocks_[id] = Block{};
   blocks_[id].addr = addr;
+  // No pool yet: a pool_drop scanning the table meanwhile never takes it for one of its own.
+  blocks_[id].pool = 0xffff;
   uint32_t s = slot_of(addr);
   while (index_[s] != 0) s = (s + 1) & kSlotMask;
   index_[s] = id;

@@ -80,6 +80,8 @@ void CudaFront::make_room(uint16_t pool, size_t n) noexcept {
 // CACHEALLOC_CUDA_SCRUB: a reused block is filled with 0xcb, so a program that reads memory it
 // never wrote sees a value fresh memory would not hold (a debugging aid, off by default).
 void CudaFront::scrub(uint64_t addr, size_t size, bool host) noexcept {
+  FenceWindow window(c_.streams());  // a synchronous memset is no work for a capture's time
+  if (!window.open()) return;
   if (host) {
     std::memset(reinterpret_cast<void*>(addr), 0xcb, size);
     return;
@@ -92,7 +94,8 @@ void CudaFront::scrub(uint64_t addr, size_t size, bool host) noexcept {
 // reports what the synchronisation reports (an earlier kernel's error).
 CuResult CudaFront::free_sync() noexcept {
   const cuda_api::Driver* d = c_.driver();
-  if (d == nullptr || c_.streams().capture_active()) return cuda_api::kCuSuccess;
+  FenceWindow window(c_.streams());
+  if (d == nullptr || !window.open()) return cuda_api::kCuSuccess;
   return d->ctx_synchronize();
 }
 
@@ -199,8 +202,9 @@ RtError CudaFront::rt_release(const void* caller, void* p, bool host) noexcept {
       case FreeResult::kNotOurs: break;
       case FreeResult::kDoubleFree: return cuda_api::kRtInvalidValue;
       default:
-        if (options().cuda_free_sync != 0 && rt->device_synchronize != nullptr &&
-            !c_.streams().capture_active()) {
+        if (options().cuda_free_sync != 0 && rt->device_synchronize != nullptr) {
+          FenceWindow window(c_.streams());
+          if (!window.open()) return cuda_api::kRtSuccess;
           RuntimeCallScope scope;
           return rt->device_synchronize();
         }
@@ -233,14 +237,22 @@ RtError CudaFront::rt_mem_get_info(const void* caller, size_t* free_bytes,
   return e;
 }
 
+// The reset destroys the device's primary context (not contexts made with cuCtxCreate): forget
+// that context's blocks, which the reset frees.
 RtError CudaFront::rt_device_reset(const void* caller) noexcept {
   uint8_t rt_index = 0;
   const cuda_api::Runtime* rt = c_.runtime_for(caller, &rt_index);
   if (rt == nullptr) return cuda_api::kRtInitializationError;
   int dev = 0;
-  if (rt->get_device(&dev) == cuda_api::kRtSuccess) c_.drop_device(dev);
-  RuntimeCallScope scope;
-  return rt->device_reset();
+  cuda_api::Context primary = nullptr;
+  if (rt->get_device(&dev) == cuda_api::kRtSuccess) primary = c_.active_primary(dev);
+  RtError e;
+  {
+    RuntimeCallScope scope;
+    e = rt->device_reset();
+  }
+  if (e == cuda_api::kRtSuccess) c_.drop_context(primary);
+  return e;
 }
 
 // ---- Driver API -------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ void DeviceCache::learn_context(uint16_t id, cuda_api::Context ctx) noexcept {
   int dev = -1;
   if (d != nullptr) d->ctx_get_device(&dev);
   PoolGuard guard(p);
-  p.device = dev;
+  p.device.store(dev, std::memory_order_relaxed);
   p.budget = budget_for(dev, p.host);
   p.ctx.store(ctx, std::memory_order_release);
 }
@@ -95,7 +95,9 @@ uint16_t DeviceCache::pool_for_context(cuda_api::Context ctx, bool host) noexcep
   return create_pool(host, ctx);
 }
 
-int DeviceCache::device_of(uint16_t id) noexcept { return pools_[id].device; }
+int DeviceCache::device_of(uint16_t id) noexcept {
+  return pools_[id].device.load(std::memory_order_relaxed);
+}
 
 // ---- Allocation and free ----------------------------------------------------------------------
 
@@ -173,6 +175,8 @@ void DeviceCache::unlock(Pool& p) noexcept {
 }
 
 FreeResult DeviceCache::free_locked(Pool& p, uint32_t id) noexcept {
+  // Open before anything is chosen for a real free, closed after the frees (Note [Capture]).
+  FenceWindow window(streams_);
   Block& b = blocks_.block(id);
   if (b.state != BlockState::kLive) {
     unlock(p);
@@ -185,14 +189,14 @@ FreeResult DeviceCache::free_locked(Pool& p, uint32_t id) noexcept {
   Victim victims[kMaxVictims];
   size_t n = 0;
   FreeResult r = FreeResult::kCached;
-  if ((b.ipc || options().cuda == 0) && !streams_.capture_active()) {
+  if ((b.ipc || options().cuda == 0) && window.open()) {
     // Blocks exported through IPC may be mapped by another process: never reuse them. (During a
     // capture they wait in the pending list, and find_ready never hands them out.)
     victims[n++] = {b.addr, b.origin, b.runtime};
     pool_forget_block(p, blocks_, id);
     r = FreeResult::kReleased;
   } else {
-    n = pool_cache_block(p, env(), id, victims);
+    n = pool_cache_block(p, env(), id, victims, window.open());
   }
   unlock(p);
   release_victims(victims, n);
@@ -250,19 +254,18 @@ void DeviceCache::release_victims(const Victim* v, size_t n) noexcept {
 size_t DeviceCache::trim(uint16_t id) noexcept {
   Pool& p = pools_[id];
   size_t freed = 0;
+  FenceWindow window(streams_);  // open across the real frees too (Note [Capture])
+  if (!window.open()) return 0;
   for (;;) {
     Victim victims[kMaxVictims];
     size_t n;
     {
       PoolEnv e = env();
       PoolGuard guard(p);
-      FenceWindow window(streams_);
-      if (window.open()) {
-        ContextScope scope(e.driver, p.ctx.load(std::memory_order_relaxed));
-        if (scope.ok()) fence_collect(p, e);
-      }
+      ContextScope scope(e.driver, p.ctx.load(std::memory_order_relaxed));
+      if (scope.ok()) fence_collect(p, e);
       uint64_t before = p.c.cached;
-      n = window.open() ? pool_evict_ready(p, blocks_, 0, victims, 0, kMaxVictims) : 0;
+      n = pool_evict_ready(p, blocks_, 0, victims, 0, kMaxVictims);
       freed += before - p.c.cached;
     }
     release_victims(victims, n);
@@ -277,7 +280,7 @@ size_t DeviceCache::clear_device(int device) noexcept {
   size_t np = num_pools_.load(std::memory_order_acquire);
   for (size_t i = 0; i < np; ++i) {
     Pool& p = pools_[i];
-    if (device >= 0 && p.device != device) continue;
+    if (device >= 0 && p.device.load(std::memory_order_relaxed) != device) continue;
     for (;;) {
       Victim victims[kMaxVictims];
       size_t n;
@@ -303,19 +306,19 @@ void DeviceCache::count_oom_retry(uint16_t id) noexcept {
   ++p.c.oom_retries;
 }
 
-void DeviceCache::drop_device(int device) noexcept {
-  size_t np = num_pools_.load(std::memory_order_acquire);
-  for (size_t i = 0; i < np; ++i) {
-    Pool& p = pools_[i];
-    if (p.device != device) continue;
-    cuda_api::Context ctx;
-    {
-      PoolGuard guard(p);
-      ctx = p.ctx.load(std::memory_order_relaxed);
-      pool_drop(p, blocks_, static_cast<uint16_t>(i));
-    }
-    if (ctx != nullptr) streams_.forget_context(ctx);
+cuda_api::Context DeviceCache::active_primary(int device) noexcept {
+  // Only an active context is retained (a retain would create an inactive one), and our own
+  // reference is given back at once.
+  const cuda_api::Driver* d = driver();
+  unsigned flags = 0;
+  int active = 0;
+  cuda_api::Context ctx = nullptr;
+  if (d == nullptr || d->primary_ctx_get_state(device, &flags, &active) != cuda_api::kCuSuccess ||
+      active == 0 || d->primary_ctx_retain(&ctx, device) != cuda_api::kCuSuccess) {
+    return nullptr;
   }
+  d->primary_ctx_release(device);
+  return ctx;
 }
 
 void DeviceCache::drop_context(cuda_api::Context ctx) noexcept {
@@ -370,7 +373,7 @@ uint64_t DeviceCache::cached_device_bytes(int device) noexcept {
   size_t np = num_pools_.load(std::memory_order_acquire);
   for (size_t i = 0; i < np; ++i) {
     Pool& p = pools_[i];
-    if (p.host || p.device != device) continue;
+    if (p.host || p.device.load(std::memory_order_relaxed) != device) continue;
     PoolGuard guard(p);
     total += p.c.cached;
   }
@@ -397,7 +400,7 @@ void DeviceCache::counters(int device, bool host, PoolCounters* out) noexcept {
     Pool& p = pools_[i];
     if (p.host != host) continue;
     PoolGuard guard(p);
-    if (device >= 0 && p.device != device) continue;
+    if (device >= 0 && p.device.load(std::memory_order_relaxed) != device) continue;
     add_counters(out, p.c);
   }
 }
@@ -452,8 +455,7 @@ void DeviceCache::unlock_all() noexcept {
 }
 
 void DeviceCache::reset_locks_after_fork() noexcept {
-  streams_.capture_lock_for_fork().reset_after_fork();
-  streams_.stream_lock_for_fork().reset_after_fork();
+  streams_.reset_after_fork();
   blocks_.lock_for_fork().reset_after_fork();
   size_t np = num_pools_.load(std::memory_order_acquire);
   for (size_t i = 0; i < np; ++i) pools_[i].lock.reset_after_fork();

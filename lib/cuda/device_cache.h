@@ -91,8 +91,10 @@ class DeviceCache {
   // pool). Returns bytes; 0 during a capture (Note [Capture]).
   size_t clear_device(int device) noexcept;
   void count_oom_retry(uint16_t pool) noexcept;
-  // cudaDeviceReset: forget every block of the device without freeing (the reset frees them).
-  void drop_device(int device) noexcept;
+  // cudaDeviceReset / cuDevicePrimaryCtxReset: the device's primary context, asked *before* the
+  // reset (nullptr when it is not active); after the reset, drop_context(it) forgets its blocks
+  // (the reset freed them). Other contexts of the device are untouched.
+  cuda_api::Context active_primary(int device) noexcept;
   // cuCtxDestroy, last primary release: the same for the pools (and streams) of that context.
   void drop_context(cuda_api::Context ctx) noexcept;
 

@@ -73,7 +73,7 @@ uint32_t find_ready(Pool& p, BlockTable& t, size_t rounded, unsigned host_flags)
 
 void pool_init(Pool& p, bool host) noexcept {
   p.host = host;
-  p.device = -1;
+  p.device.store(-1, std::memory_order_relaxed);
   p.ready_head = p.ready_tail = p.pending_head = p.pending_tail = kNoBlock;
   p.next_fence = 1;
   p.done_fence = 0;
@@ -123,14 +123,13 @@ size_t pool_evict_ready(Pool& p, BlockTable& t, uint64_t target, Victim* out, si
 }
 
 namespace {
-// Brings the pool within budget; returns the victims to free after unlocking.
+// Brings the pool within budget; returns the victims to free after unlocking. Pre: the caller
+// holds an open FenceWindow until those frees are done (Note [Capture]: a real free during a
+// capture would invalidate it; the budget then waits for the capture's end).
 size_t enforce_budget(Pool& p, const PoolEnv& env, Victim* out) noexcept {
-  // Note [Capture]: a real free now would invalidate the capture; the budget waits for its end.
-  if (p.c.cached <= p.budget || env.streams.capture_active()) return 0;
+  if (p.c.cached <= p.budget) return 0;
   size_t n = pool_evict_ready(p, env.blocks, p.budget, out, 0, kMaxVictims);
   if (p.c.cached <= p.budget || env.driver == nullptr) return n;
-  FenceWindow window(env.streams);
-  if (!window.open()) return n;
   ContextScope scope(env.driver, p.ctx.load(std::memory_order_relaxed));
   if (!scope.ok()) return n;
   fence_collect(p, env);
@@ -143,7 +142,8 @@ size_t enforce_budget(Pool& p, const PoolEnv& env, Victim* out) noexcept {
 }
 }  // namespace
 
-size_t pool_cache_block(Pool& p, const PoolEnv& env, uint32_t id, Victim* out) noexcept {
+size_t pool_cache_block(Pool& p, const PoolEnv& env, uint32_t id, Victim* out,
+                        bool window_open) noexcept {
   Block& b = env.blocks.block(id);
   b.state = BlockState::kPending;
   b.fence = 0;
@@ -151,7 +151,7 @@ size_t pool_cache_block(Pool& p, const PoolEnv& env, uint32_t id, Victim* out) n
   p.c.live -= b.size;
   p.c.cached += b.size;
   p.unfenced = true;
-  return enforce_budget(p, env, out);
+  return window_open ? enforce_budget(p, env, out) : 0;
 }
 
 void pool_forget_block(Pool& p, BlockTable& t, uint32_t id) noexcept {
@@ -196,7 +196,7 @@ void pool_publish(Pool& p) noexcept {
   uint32_t s = p.snap.seq.load(std::memory_order_relaxed);
   p.snap.seq.store(s + 1, std::memory_order_relaxed);  // odd: being written
   std::atomic_thread_fence(std::memory_order_release);
-  p.snap.device.store(p.device, std::memory_order_relaxed);
+  p.snap.device.store(p.device.load(std::memory_order_relaxed), std::memory_order_relaxed);
   p.snap.budget.store(p.budget, std::memory_order_relaxed);
   uint64_t src[kCounterWords];
   std::memcpy(src, &p.c, sizeof src);

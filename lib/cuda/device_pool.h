@@ -67,7 +67,7 @@ struct Pool {
   SpinLock lock;
   bool host;
   std::atomic<cuda_api::Context> ctx;  // learned at the first real allocation; null when dropped
-  int device;                          // the ordinal of ctx, -1 while unknown
+  std::atomic<int> device;             // the ordinal of ctx, -1 while unknown (read unlocked)
   uint64_t budget;
   uint32_t ready_head, ready_tail, pending_head, pending_tail;
   uint64_t next_fence;  // the sequence number the next fence gets (from 1)
@@ -104,8 +104,10 @@ void pool_make_ready(Pool& p, BlockTable& blocks, uint32_t id) noexcept;
 // Unlinks ready blocks, oldest first, while cached > target, into out[n..max). Returns the new n.
 size_t pool_evict_ready(Pool& p, BlockTable& blocks, uint64_t target, Victim* out, size_t n,
                         size_t max) noexcept;
-// A freed live block joins the pending list. Returns the victims the budget now needs freed.
-size_t pool_cache_block(Pool& p, const PoolEnv& env, uint32_t id, Victim* out) noexcept;
+// A freed live block joins the pending list. Returns the victims the budget now needs freed;
+// none unless `window_open` (the caller holds an open FenceWindow until it has freed them).
+size_t pool_cache_block(Pool& p, const PoolEnv& env, uint32_t id, Victim* out,
+                        bool window_open) noexcept;
 // Unlinks a block in any state from the pool (and its counters) and erases its record.
 void pool_forget_block(Pool& p, BlockTable& blocks, uint32_t id) noexcept;
 // The context is gone (reset or destroyed) and took its blocks and events with it: forget them,

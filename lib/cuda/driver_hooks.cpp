@@ -88,7 +88,14 @@ CuResult hook_begin_capture_to_graph(
 }
 CuResult hook_end_capture(CuResult (*real)(Stream, void**), Stream s, void** graph) noexcept {
   CuResult r = real(s, graph);
-  streams().capture_ended(s);  // the capture is over whatever the result (a no-op if s was not capturing)
+  // An invalidated capture ends here too, with an error; one ended from the wrong thread does not.
+  const cuda_api::Driver* d = cuda_api::driver();
+  int status = 0;
+  if (r != kCuSuccess && d != nullptr && d->stream_is_capturing != nullptr &&
+      d->stream_is_capturing(s, &status) == kCuSuccess && status != 0) {
+    return r;  // still capturing: the cache stays quiet
+  }
+  streams().capture_ended(s);  // a no-op if s was not capturing
   return r;
 }
 CuResult hook_ipc_get(CuResult (*real)(void*, DevicePtr), void* handle, DevicePtr p) noexcept {
@@ -100,8 +107,9 @@ CuResult hook_ipc_get(CuResult (*real)(void*, DevicePtr), void* handle, DevicePt
 // cache would hand freed memory out again (cudaDeviceReset in a statically linked runtime ends
 // here; the shared runtime's reaches rt_device_reset first, and dropping twice is harmless).
 CuResult hook_primary_ctx_reset(CuResult (*real)(int), int dev) noexcept {
+  Context primary = process_cache().active_primary(dev);
   CuResult r = real(dev);
-  if (r == kCuSuccess) process_cache().drop_device(dev);
+  if (r == kCuSuccess) process_cache().drop_context(primary);
   return r;
 }
 // Releasing the last reference of a primary context resets it (Numba's cuda.close(), PyCUDA's
@@ -188,18 +196,13 @@ constexpr HookName kHookNames[kNumHooks] = {
 #undef CA_HOOK_NAME
 };
 
-// Other exports of libcuda.so.1 with the signature of a hook: per-thread-default-stream
-// variants, and unversioned names whose signature did not change.
+// Other exports of libcuda.so.1 with the signature of a hook: unversioned names whose signature
+// did not change.
 struct Alias {
   const char* name;
   Hook hook;
 };
 constexpr Alias kDlsymAliases[] = {
-    {"cuStreamBeginCapture_v2_ptsz", kcuStreamBeginCapture_v2},
-    {"cuStreamBeginCaptureToGraph_ptsz", kcuStreamBeginCaptureToGraph},
-    {"cuStreamEndCapture_ptsz", kcuStreamEndCapture},
-    {"cuMemAllocAsync_ptsz", kcuMemAllocAsync},
-    {"cuMemAllocFromPoolAsync_ptsz", kcuMemAllocFromPoolAsync},
     {"cuDevicePrimaryCtxReset", kcuDevicePrimaryCtxReset_v2},
     {"cuDevicePrimaryCtxRelease", kcuDevicePrimaryCtxRelease_v2},
     {"cuCtxDestroy", kcuCtxDestroy_v2},
@@ -262,7 +265,9 @@ bool is_known_export(int hook, void* real) noexcept {
 void* wrap_proc(const char* symbol, int cuda_version, void* real) noexcept {
   if (symbol == nullptr || options().cuda == 0) return real;
   if (same(symbol, "cuGetProcAddress")) {
-    return wrap(cuda_version >= 12000 ? kcuGetProcAddress_v2 : kcuGetProcAddress, real);
+    int h = cuda_version >= 12000 ? kcuGetProcAddress_v2 : kcuGetProcAddress;
+    if (cuda_version > kCheckedCudaVersion && !is_known_export(h, real)) return real;
+    return wrap(h, real);
   }
   for (int h = 0; h < kNumHooks; ++h) {
     const HookName& n = kHookNames[h];

@@ -48,8 +48,8 @@ using cuda_api::Stream;
 // the thunks, the cuGetProcAddress and dlsym name tables, the exported_* functions below and the
 // exported symbols of preload/cuda/driver.cpp; test/cuda/exports_check.py checks
 // preload/exports.map and the built library against it.
-//   X(exact export of libcuda.so.1, base name for cuGetProcAddress, the CUDA version from which
-//     cuGetProcAddress returns this signature, what the hook does (called with the real pointer
+//   X(exact export of libcuda.so.1, base name for cuGetProcAddress ("" when it is not fetched by
+//     a name of its own), the CUDA version from which cuGetProcAddress returns this signature, what the hook does (called with the real pointer
 //     and the arguments), (parameters), (arguments), parameter types...)
 // Opaque CUDA types are void* / unsigned long long / int.
 #define CA_CUDA_DRIVER_HOOKS(X)                                                                    \
@@ -99,6 +99,20 @@ using cuda_api::Stream;
     (a, desc), void**, const void*)                                                                \
   X(cuArray3DCreate_v2, "cuArray3DCreate", 3020, hook_oom_retry, (void** a, const void* desc),     \
     (a, desc), void**, const void*)                                                                \
+  /* The per-thread-default-stream exports, for programs linked with -lcuda and built with     */ \
+  /* --default-stream per-thread (cuGetProcAddress hands them out under the base names above). */ \
+  X(cuStreamBeginCapture_v2_ptsz, "", 0, hook_begin_capture, (Stream s, int mode), (s, mode),      \
+    Stream, int)                                                                                   \
+  X(cuStreamBeginCaptureToGraph_ptsz, "", 0, hook_begin_capture_to_graph,                          \
+    (Stream s, void* g, const void* deps, const void* data, size_t n, int mode),                   \
+    (s, g, deps, data, n, mode), Stream, void*, const void*, const void*, size_t, int)            \
+  X(cuStreamEndCapture_ptsz, "", 0, hook_end_capture, (Stream s, void** g), (s, g), Stream,        \
+    void**)                                                                                        \
+  X(cuMemAllocAsync_ptsz, "", 0, hook_oom_retry, (DevicePtr * p, size_t n, Stream s), (p, n, s),   \
+    DevicePtr*, size_t, Stream)                                                                    \
+  X(cuMemAllocFromPoolAsync_ptsz, "", 0, hook_oom_retry,                                           \
+    (DevicePtr * p, size_t n, void* pool, Stream s), (p, n, pool, s), DevicePtr*, size_t, void*,   \
+    Stream)                                                                                        \
   X(cuGetProcAddress, "", 0, hook_proc,                                                            \
     (const char* sym, void** pfn, int ver, unsigned long long flags), (sym, pfn, ver, flags),      \
     const char*, void**, int, unsigned long long)                                                  \

@@ -123,8 +123,10 @@ void fence_poll(Pool& p, const PoolEnv& env) noexcept {
 
 void fence_sync_all(Pool& p, const PoolEnv& env) noexcept {
   if (p.pending_head == kNoBlock && p.done_fence + 1 == p.next_fence) return;
-  env.driver->ctx_synchronize();
   ++p.c.syncs_forced;
+  // A synchronisation that failed did not wait (a capture we did not see, a context that is
+  // going): nothing is known to be idle.
+  if (env.driver->ctx_synchronize() != cuda_api::kCuSuccess) return;
   while (p.done_fence + 1 < p.next_fence) {
     retire_fence(p, env.driver, p.fences[(p.done_fence + 1) % kFenceRing]);
     ++p.done_fence;

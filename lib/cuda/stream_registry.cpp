@@ -1,6 +1,8 @@
 // stream_registry.cpp - see stream_registry.h.
 #include "cuda/stream_registry.h"
 
+#include <sched.h>
+
 namespace cachealloc::cuda {
 
 bool StreamRegistry::overflowed(cuda_api::Context ctx) const noexcept {
@@ -70,7 +72,13 @@ void StreamRegistry::capture_enter() noexcept {
   capture_count_.fetch_add(1, std::memory_order_seq_cst);
   // Wait for fence work that started before the count rose (Note [Capture gate]); it is short:
   // an event record or query, or at worst one synchronisation.
-  while (fence_ops_.load(std::memory_order_seq_cst) != 0) cpu_relax();
+  for (unsigned spins = 0; fence_ops_.load(std::memory_order_seq_cst) != 0; ++spins) {
+    if (spins < 64) {
+      cpu_relax();
+    } else {
+      sched_yield();  // the fence work may be a synchronisation or a batch of real frees
+    }
+  }
 }
 
 void StreamRegistry::capture_started(cuda_api::Stream s) noexcept {
@@ -93,6 +101,15 @@ void StreamRegistry::capture_ended(cuda_api::Stream s) noexcept {
       return;
     }
   }
+}
+
+void StreamRegistry::reset_after_fork() noexcept {
+  // Only the forking thread exists in the child: no fence work and no capture is under way.
+  fence_ops_.store(0, std::memory_order_relaxed);
+  capture_count_.store(0, std::memory_order_relaxed);
+  num_capturing_ = 0;
+  stream_lock_.reset_after_fork();
+  capture_lock_.reset_after_fork();
 }
 
 FenceWindow::FenceWindow(StreamRegistry& r) noexcept : r_(r) {

@@ -65,6 +65,8 @@ class StreamRegistry {
   }
   SpinLock& stream_lock_for_fork() noexcept { return stream_lock_; }
   SpinLock& capture_lock_for_fork() noexcept { return capture_lock_; }
+  // The fork child of a multi-threaded parent: locks re-created, no capture or fence work left.
+  void reset_after_fork() noexcept;
 
  private:
   friend class StreamsLock;

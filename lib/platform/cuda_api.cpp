@@ -1,7 +1,9 @@
 // cuda_api.cpp - lazy binding of the CUDA runtime and driver (cuda_api.h).
 //
-// SYNCHRONIZATION: binding runs under g_bind_lock; a table is published with a release store
-// after it is complete and read with an acquire load, so readers never see a half-filled table.
+// SYNCHRONIZATION: tables are bound with no lock held (dlopen/dlsym/dladdr take glibc's loader
+// lock, whose holder may be a library constructor calling cudaMalloc), then published under
+// g_bind_lock (g_callers_lock for the per-caller table) with a release store, first one wins;
+// readers use an acquire load, so they never see a half-filled table.
 #include "platform/cuda_api.h"
 
 #include <atomic>
@@ -157,34 +159,36 @@ const Runtime* runtime_for(const void* caller, uint8_t* index) noexcept {
   auto addr = reinterpret_cast<uintptr_t>(caller);
   uint8_t i = lookup(addr, g_num_callers.load(std::memory_order_acquire));
   if (i == 0) {
+    // The loader queries run with no lock of ours held: they take glibc's loader lock, whose
+    // holder (a library constructor inside dlopen) may itself be calling cudaMalloc.
+    RangeQuery q{addr, 0, 0};
+    Dl_info info;
+    if (caller == nullptr || dladdr(caller, &info) == 0 || dl_iterate_phdr(&find_range, &q) == 0) {
+      return runtime();  // an unknown caller
+    }
+    CallerRuntime found{};
+    found.lo = q.lo;
+    found.hi = q.hi;
+    // Without cachealloc the call would bind to the first cudaMalloc of the global scope after
+    // us (RTLD_NEXT: runtime()), and only failing that to one in the object's own local scope.
+    const char* name = info.dli_fname;
+    void* h = real_dlsym()(RTLD_NEXT, "cudaMalloc") != nullptr
+                  ? nullptr
+                  : dlopen(name != nullptr && name[0] != '\0' ? name : nullptr,
+                           RTLD_NOLOAD | RTLD_LAZY);
+    if (h != nullptr) {
+      void* f = real_dlsym()(h, "cudaMalloc");
+      Dl_info fi;
+      if (f != nullptr && dladdr(f, &fi) != 0 && fi.dli_fbase != self_base()) {
+        found.own = bind_runtime(h, &found.table);
+      }
+    }
     LockGuard guard(g_callers_lock);
     uint8_t n = g_num_callers.load(std::memory_order_relaxed);
-    i = lookup(addr, n);
+    i = lookup(addr, n);  // another thread may have added it meanwhile
     if (i == 0) {
-      RangeQuery q{addr, 0, 0};
-      Dl_info info;
-      if (n == kMaxRuntimes || caller == nullptr || dladdr(caller, &info) == 0 ||
-          dl_iterate_phdr(&find_range, &q) == 0) {
-        return runtime();  // unknown caller, or more objects than slots
-      }
-      CallerRuntime& c = g_callers[n];
-      c.lo = q.lo;
-      c.hi = q.hi;
-      c.own = false;
-      // Without cachealloc the call would bind to the first cudaMalloc of the global scope after
-      // us (RTLD_NEXT: runtime()), and only failing that to one in the object's own local scope.
-      const char* name = info.dli_fname;
-      void* h = real_dlsym()(RTLD_NEXT, "cudaMalloc") != nullptr
-                    ? nullptr
-                    : dlopen(name != nullptr && name[0] != '\0' ? name : nullptr,
-                             RTLD_NOLOAD | RTLD_LAZY);
-      if (h != nullptr) {
-        void* f = real_dlsym()(h, "cudaMalloc");
-        Dl_info fi;
-        if (f != nullptr && dladdr(f, &fi) != 0 && fi.dli_fbase != self_base()) {
-          c.own = bind_runtime(h, &c.table);
-        }
-      }
+      if (n == kMaxRuntimes) return runtime();  // more objects than slots: the global one
+      g_callers[n] = found;
       i = n;
       g_num_callers.store(static_cast<uint8_t>(n + 1), std::memory_order_release);
     }
@@ -209,13 +213,15 @@ const Runtime* runtime_for(const void* caller, uint8_t* index) noexcept {
 const Runtime* runtime() noexcept {
   const Runtime* r = g_runtime_ptr.load(std::memory_order_acquire);
   if (r != nullptr) return r;
-  LockGuard guard(g_bind_lock);
-  r = g_runtime_ptr.load(std::memory_order_relaxed);
-  if (r != nullptr) return r;
+  // Bound with no lock held (the loader's lock may be held by a thread that waits for ours);
+  // the first complete table wins.
   void* h = runtime_handle();
   if (h == nullptr) return nullptr;
   Runtime t{};
   if (!bind_runtime(h, &t)) return nullptr;
+  LockGuard guard(g_bind_lock);
+  r = g_runtime_ptr.load(std::memory_order_relaxed);
+  if (r != nullptr) return r;
   g_runtime = t;
   g_runtime_ptr.store(&g_runtime, std::memory_order_release);
   return &g_runtime;
@@ -223,9 +229,6 @@ const Runtime* runtime() noexcept {
 
 const Driver* driver() noexcept {
   const Driver* d = g_driver_ptr.load(std::memory_order_acquire);
-  if (d != nullptr) return d;
-  LockGuard guard(g_bind_lock);
-  d = g_driver_ptr.load(std::memory_order_relaxed);
   if (d != nullptr) return d;
   void* h = dlopen("libcuda.so.1", RTLD_NOLOAD | RTLD_LAZY);  // never loads a driver
   if (h == nullptr) return nullptr;
@@ -250,6 +253,10 @@ const Driver* driver() noexcept {
   if (!ok) return nullptr;
   bind(h, "cuCtxRecordEvent", &t.ctx_record_event);  // optional
   bind(h, "cuMemsetD8_v2", &t.memset_d8);            // optional
+  bind(h, "cuStreamIsCapturing", &t.stream_is_capturing);  // optional
+  LockGuard guard(g_bind_lock);  // bound with no lock held, as runtime()
+  d = g_driver_ptr.load(std::memory_order_relaxed);
+  if (d != nullptr) return d;
   g_driver = t;
   g_driver_ptr.store(&g_driver, std::memory_order_release);
   return &g_driver;

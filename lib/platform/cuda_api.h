@@ -83,6 +83,8 @@ struct Driver {
   CuResult (*primary_ctx_get_state)(Device dev, unsigned* flags, int* active);
   // Optional (nullptr on drivers before CUDA 12.5): an event capturing all work of a context.
   CuResult (*ctx_record_event)(Context ctx, Event ev);                 // cuCtxRecordEvent
+  // Optional: whether a failed cuStreamEndCapture left the capture running (0: it ended).
+  CuResult (*stream_is_capturing)(Stream s, int* status);            // cuStreamIsCapturing
   // Optional: CACHEALLOC_CUDA_SCRUB fills reused blocks with it.
   CuResult (*memset_d8)(DevicePtr p, unsigned char v, size_t n);       // cuMemsetD8_v2
 };

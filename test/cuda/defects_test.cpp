@@ -196,8 +196,9 @@ void sticky_error() {
   CHECK_EQ(cudaFree(b), cudaSuccess);
 }
 
-// 8. One thread begins and ends global captures while another keeps the cache fencing and
-// polling: no fence work may land inside a capture (Note [Capture gate]). The worker's own real
+// 8. Run with CACHEALLOC_CUDA_CACHE_BYTES=8K. One thread begins and ends global captures while
+// another keeps the cache fencing, polling and (over the budget) really freeing: none of that may
+// land inside a capture (Note [Capture gate]). The worker's own real
 // allocations during a capture fail as they would without the cache (cudaMalloc is unsafe in the
 // global mode) and are tolerated; what is counted is fence work in the stub's capture window.
 void capture_race() {

@@ -69,7 +69,7 @@ struct stubcu_counters {
   uint64_t capture_violations;  // unsafe calls (or event records on a capturing stream)
   uint64_t event_records, event_queries, syncs;
   uint64_t ipc_exports;
-  uint64_t fence_violations;  // event record/query/sync or ctx sync during a global capture
+  uint64_t fence_violations;  // event record/query/sync, ctx sync or a free during a global capture
   uint64_t future_calls;      // calls of the made-up cuMemAlloc _v3 (cuGetProcAddress >= 14000)
 };
 // Queues a "kernel" on stream s that fills n bytes at dst with value when the stream runs.

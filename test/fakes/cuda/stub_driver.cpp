@@ -247,7 +247,10 @@ static CUresult alloc_common(void** out, size_t n, bool device) {
 static CUresult free_common(void* p, bool device) {
   std::lock_guard<std::recursive_mutex> l(g_mu);
   if (p == nullptr) return CUDA_SUCCESS;
-  if (unsafe_during_capture()) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (unsafe_during_capture()) {
+    ++g_c.fence_violations;  // a real free: only cachealloc's eviction frees in these tests
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  }
   auto& table = device ? g_device : g_host;
   auto it = table.find(reinterpret_cast<uintptr_t>(p));
   if (it == table.end()) return CUDA_ERROR_INVALID_VALUE;
