@@ -251,11 +251,10 @@ void DeviceCache::release_victims(const Victim* v, size_t n) noexcept {
 
 // ---- Out of memory and clearing -----------------------------------------------------------------
 
-size_t DeviceCache::trim(uint16_t id) noexcept {
-  Pool& p = pools_[id];
+// Pre: an open FenceWindow (held across the real frees, Note [Capture]). Collects the completed
+// frees (or, with `synchronise`, waits for all of them) and really frees every ready block.
+size_t DeviceCache::empty_pool(Pool& p, bool synchronise) noexcept {
   size_t freed = 0;
-  FenceWindow window(streams_);  // open across the real frees too (Note [Capture])
-  if (!window.open()) return 0;
   for (;;) {
     Victim victims[kMaxVictims];
     size_t n;
@@ -263,7 +262,13 @@ size_t DeviceCache::trim(uint16_t id) noexcept {
       PoolEnv e = env();
       PoolGuard guard(p);
       ContextScope scope(e.driver, p.ctx.load(std::memory_order_relaxed));
-      if (scope.ok()) fence_collect(p, e);
+      if (scope.ok()) {
+        if (synchronise) {
+          fence_sync_all(p, e);
+        } else {
+          fence_collect(p, e);
+        }
+      }
       uint64_t before = p.c.cached;
       n = pool_evict_ready(p, blocks_, 0, victims, 0, kMaxVictims);
       freed += before - p.c.cached;
@@ -271,6 +276,11 @@ size_t DeviceCache::trim(uint16_t id) noexcept {
     release_victims(victims, n);
     if (n < kMaxVictims) return freed;
   }
+}
+
+size_t DeviceCache::trim(uint16_t id) noexcept {
+  FenceWindow window(streams_);
+  return window.open() ? empty_pool(pools_[id], false) : 0;
 }
 
 size_t DeviceCache::clear_device(int device) noexcept {
@@ -281,21 +291,7 @@ size_t DeviceCache::clear_device(int device) noexcept {
   for (size_t i = 0; i < np; ++i) {
     Pool& p = pools_[i];
     if (device >= 0 && p.device.load(std::memory_order_relaxed) != device) continue;
-    for (;;) {
-      Victim victims[kMaxVictims];
-      size_t n;
-      {
-        PoolEnv e = env();
-        PoolGuard guard(p);
-        ContextScope scope(e.driver, p.ctx.load(std::memory_order_relaxed));
-        if (scope.ok()) fence_sync_all(p, e);
-        uint64_t before = p.c.cached;
-        n = pool_evict_ready(p, blocks_, 0, victims, 0, kMaxVictims);
-        freed += before - p.c.cached;
-      }
-      release_victims(victims, n);
-      if (n < kMaxVictims) break;
-    }
+    freed += empty_pool(p, true);
   }
   return freed;
 }

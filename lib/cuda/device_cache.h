@@ -129,6 +129,7 @@ class DeviceCache {
   Pool* lock_block(uint64_t addr, uint32_t* id_out) noexcept;
   void unlock(Pool& p) noexcept;
   FreeResult free_locked(Pool& p, uint32_t id) noexcept;
+  size_t empty_pool(Pool& p, bool synchronise) noexcept;
   void forget_stale(uint64_t addr) noexcept;
   void release_victims(const Victim* v, size_t n) noexcept;
 
