@@ -175,8 +175,6 @@ void DeviceCache::unlock(Pool& p) noexcept {
 }
 
 FreeResult DeviceCache::free_locked(Pool& p, uint32_t id) noexcept {
-  // Open before anything is chosen for a real free, closed after the frees (Note [Capture]).
-  FenceWindow window(streams_);
   Block& b = blocks_.block(id);
   if (b.state != BlockState::kLive) {
     unlock(p);
@@ -186,10 +184,15 @@ FreeResult DeviceCache::free_locked(Pool& p, uint32_t id) noexcept {
     unlock(p);
     return FreeResult::kStillShared;
   }
+  // A window only when this free may really free something (an IPC block, the cache turned off,
+  // or the budget passed): open before anything is chosen, closed after the frees (Note
+  // [Capture]). A free within the budget touches no shared line of the gate.
+  bool release = b.ipc || options().cuda == 0;
+  FenceWindow window(streams_, release || p.c.cached + b.size > p.budget);
   Victim victims[kMaxVictims];
   size_t n = 0;
   FreeResult r = FreeResult::kCached;
-  if ((b.ipc || options().cuda == 0) && window.open()) {
+  if (release && window.open()) {
     // Blocks exported through IPC may be mapped by another process: never reuse them. (During a
     // capture they wait in the pending list, and find_ready never hands them out.)
     victims[n++] = {b.addr, b.origin, b.runtime};

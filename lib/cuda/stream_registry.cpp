@@ -112,7 +112,8 @@ void StreamRegistry::reset_after_fork() noexcept {
   capture_lock_.reset_after_fork();
 }
 
-FenceWindow::FenceWindow(StreamRegistry& r) noexcept : r_(r) {
+FenceWindow::FenceWindow(StreamRegistry& r, bool wanted) noexcept : r_(r), open_(false) {
+  if (!wanted) return;
   r_.fence_ops_.fetch_add(1, std::memory_order_seq_cst);
   open_ = r_.capture_count_.load(std::memory_order_seq_cst) == 0;
   if (!open_) r_.fence_ops_.fetch_sub(1, std::memory_order_seq_cst);

@@ -106,9 +106,11 @@ class StreamsLock {
 
 // Fence work (event record/query, synchronisation, real frees of cached blocks) happens only while
 // a window is open; a window does not open during a capture. Never nest two on one thread.
+// `wanted` false: no window (and no atomic operation) at all, for callers that have no fence work
+// to do this time (a cached free within the budget, the common case).
 class FenceWindow {
  public:
-  explicit FenceWindow(StreamRegistry& r) noexcept;
+  explicit FenceWindow(StreamRegistry& r, bool wanted = true) noexcept;
   ~FenceWindow();
   bool open() const noexcept { return open_; }
   FenceWindow(const FenceWindow&) = delete;

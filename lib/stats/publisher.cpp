@@ -54,7 +54,8 @@ void build_locked() noexcept {
   g_heap.snapshot(&g_snapshot);
   ++g.publish_count;
   build_image(g.id, g_snapshot, g.publish_count, &g.peak, &g_image);
-  set_device_rows(g_devices, cuda::process_cache().reports(g_devices, CA_STATS_DEVICE_CAPACITY), &g_image);
+  size_t rows = cuda::process_cache().reports(g_devices, CA_STATS_DEVICE_CAPACITY);
+  set_device_rows(g_devices, rows, &g_image);
 }
 
 bool open_segment_locked() noexcept {
@@ -114,7 +115,7 @@ void tick() noexcept {
 }
 
 // The stats layer's part of the one fork sequence (Note [Fork], core/fork.cpp): ForkLayer::kStats,
-// first in prepare, last in parent and child.
+// in prepare after the CUDA cache's locks (ForkLayer::kCuda), before them in parent and child.
 void fork_prepare() noexcept { g.lock.lock(); }
 void fork_parent() noexcept { g.lock.unlock(); }
 // Only async-signal-safe work here: the child may be the copy of a multithreaded parent, or of a
