@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/meta_arena.h"
+#include "platform/os.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
@@ -34,6 +35,9 @@ const char* stale_pointer_kind(const void* p, SegmentMeta* seg) noexcept {
 
 void Heap::init(PageSource* pages, LargeSource* large, const HeapConfig& config) noexcept {
   config_ = config;
+  // Never 0: a zero key would match every zeroed block. Note [Free-list hardening].
+  keys_.secret = os::random_u64() | 1;
+  keys_.key = os::random_u64() | 1;
   cache_limit_.store(config.cache_limit, std::memory_order_relaxed);
   slabs_.init(pages, &table_);
   slabs_.set_live_tracking(config.check);

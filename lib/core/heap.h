@@ -86,6 +86,7 @@ class Heap {
   LargeCache& large() noexcept { return large_; }
   RefcountTable& refs() noexcept { return refs_; }
   const HeapConfig& config() const noexcept { return config_; }
+  const FreeListKeys& free_list_keys() const noexcept { return keys_; }
   bool checking() const noexcept { return config_.check; }
 
  private:
@@ -99,6 +100,7 @@ class Heap {
   size_t release_caches() noexcept;  // everything cached, for out-of-memory retries
 
   HeapConfig config_;
+  FreeListKeys keys_;  // per process, drawn at init; every thread cache copies them
   SegmentTable table_;
   SlabSource slabs_;
   CentralPool pools_[kNumClasses];

@@ -3,6 +3,7 @@
 
 #include "core/central_pool.h"
 #include "core/heap.h"
+#include "core/slab_source.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
@@ -10,6 +11,7 @@ namespace cachealloc {
 void ThreadCache::attach(Heap* heap, bool checking) noexcept {
   static constinit std::atomic<uint32_t> next_shard{0};
   heap_ = heap;
+  keys_ = heap->free_list_keys();
   shard_ = next_shard.fetch_add(1, std::memory_order_relaxed) % CentralPool::kShards;
   size_t threshold = heap->config().large_threshold;
   for (unsigned c = 0; c < kNumClasses; ++c) {
@@ -34,23 +36,61 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   ThreadCounters::bump(counters_.blocks_refilled, n);
   Bin& b = bins_[cls];
   void* p = chain;
-  // The bin was empty (that is why we refill), so the rest of the chain becomes the bin.
-  b.head = *static_cast<void**>(p);
+  // The bin was empty (that is why we refill), so the rest of the chain becomes the bin, its
+  // links encoded and its blocks tagged (Note [Free-list hardening]); pushing in chain order
+  // reverses it, which no one relies on.
+  void* rest = *static_cast<void**>(p);
+  for (uint32_t i = 1; i < n; ++i) {
+    void* q = rest;
+    rest = *static_cast<void**>(q);
+    push(b, q);
+  }
   set_count(b, n - 1);
+  static_cast<uintptr_t*>(p)[1] = 0;
   return p;
+}
+
+void fatal_free_list(void* block, uintptr_t link) noexcept {
+  (void)link;
+  fatal_pointer("malloc", "write after free: corrupted free-list link in", block);
+}
+
+void* ThreadCache::next_in_bin(unsigned cls, void* p) const noexcept {
+  auto* w = static_cast<uintptr_t*>(p);
+  uintptr_t next = decode(w[0], p);
+  if (w[1] != keys_.key || (next & FreeListKeys::kBadLinkBits) != 0) fatal_free_list(p, next);
+  if (next != 0) {
+    // The link must land on a block start of this class (Note [Free-list hardening]).
+    void* q = reinterpret_cast<void*>(next);
+    SegmentMeta* seg = heap_->table().lookup(q);
+    if (seg == nullptr || seg->class_at(q) != cls || !seg->is_block_start(q, cls)) fatal_free_list(p, next);
+  }
+  return reinterpret_cast<void*>(next);
+}
+
+bool ThreadCache::bin_holds(unsigned cls, const void* p) const noexcept {
+  const Bin& b = bins_[cls];
+  void* q = b.head;
+  for (uint32_t i = 0; i < b.count && q != nullptr; ++i) {
+    if (q == p) return true;
+    q = next_in_bin(cls, q);
+  }
+  return false;
 }
 
 void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
   Bin& b = bins_[cls];
-  if (p == b.head && p != nullptr) fatal_pointer(call, "double free", p);
+  // The key in word 1: a double free if the bin holds p; otherwise p is in another thread's bin
+  // (a double free we cannot see from here) or the program stored the key's value itself.
+  if (static_cast<uintptr_t*>(p)[1] == keys_.key && bin_holds(cls, p)) fatal_pointer(call, "double free", p);
   if (b.count >= b.max && b.max != 0) flush(cls, batch_size(cls), call);
   if (b.count < b.max) {
-    *static_cast<void**>(p) = b.head;
-    b.head = p;
+    push(b, p);
     set_count(b, b.count + 1);  // counted through the bin: Note [Derived free count]
     return;
   }
   // max == 0: this class is not cached per thread; hand the block straight back.
+  static_cast<uintptr_t*>(p)[1] = 0;
   *static_cast<void**>(p) = nullptr;
   ThreadCounters::bump(counters_.frees);
   heap_->pool(cls).give(p, 1, call);
@@ -61,11 +101,22 @@ void ThreadCache::flush(unsigned cls, uint32_t n, const char* call) noexcept {
   Bin& b = bins_[cls];
   if (n > b.count) n = b.count;
   if (n == 0) return;
+  // Decode the first n links into a plain chain for the central pool, checking each
+  // (Note [Free-list hardening]) and clearing the key of every block that leaves the bin.
   void* head = b.head;
   void* tail = head;
-  for (uint32_t i = 1; i < n; ++i) tail = *static_cast<void**>(tail);
-  b.head = *static_cast<void**>(tail);
-  *static_cast<void**>(tail) = nullptr;
+  for (uint32_t i = 1;; ++i) {
+    void* next = next_in_bin(cls, tail);
+    auto* w = static_cast<uintptr_t*>(tail);
+    w[1] = 0;
+    if (i == n) {
+      b.head = next;
+      w[0] = 0;
+      break;
+    }
+    w[0] = reinterpret_cast<uintptr_t>(next);
+    tail = next;
+  }
   set_count(b, b.count - n);
   ThreadCounters::bump(counters_.flushes);
   ThreadCounters::bump(counters_.blocks_flushed, n);

@@ -40,6 +40,11 @@ void write_stderr(const char* s, size_t len) noexcept;
 // A small id of the calling thread (the kernel tid), no libc TLS needed.
 uint32_t thread_id() noexcept;
 
+// 64 unpredictable bits for per-process secrets: getrandom(2) without blocking, or, where the
+// kernel has no entropy yet (early boot) or no getrandom, a hash of the kernel's AT_RANDOM bytes,
+// the clock and the stack address. Never allocates.
+uint64_t random_u64() noexcept;
+
 // Monotonic clock in nanoseconds.
 uint64_t now_ns() noexcept;
 

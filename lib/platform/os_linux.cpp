@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -142,6 +143,29 @@ void die(const char* msg, size_t len) noexcept {
 }
 
 uint32_t thread_id() noexcept { return static_cast<uint32_t>(syscall(SYS_gettid)); }
+
+namespace {
+uint64_t mix64(uint64_t x) noexcept {  // a bijective 64-bit finaliser (splitmix64's constants)
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+uint64_t random_u64() noexcept {
+  uint64_t v = 0;
+  int saved = errno;
+  long got = syscall(SYS_getrandom, &v, sizeof v, 0x1 /* GRND_NONBLOCK */);
+  errno = saved;
+  if (got == static_cast<long>(sizeof v)) return v;
+  // Not the AT_RANDOM bytes themselves: glibc derives the stack canary from them.
+  uint64_t seed = 0;
+  if (auto* at = reinterpret_cast<const unsigned char*>(getauxval(AT_RANDOM))) memcpy(&seed, at + 8, sizeof seed);
+  uintptr_t stack = reinterpret_cast<uintptr_t>(&v);
+  return mix64(seed ^ mix64(now_ns() ^ mix64(stack)));
+}
 
 uint64_t now_ns() noexcept {
   timespec ts;

@@ -4,9 +4,10 @@
 // fatal message names exactly that pointer.
 //
 //   free-stack | free-interior | free-interior-small | free-static | free-mmap | realloc-stack |
-//   double-free-large | double-free-small | double-free-4000
-//       must die with SIGABRT and one "cachealloc: <call>(): ..." line (the small double frees
-//       under CACHEALLOC_CHECK=1, which promises to catch every one).
+//   double-free-large | double-free-small | double-free-4000 | double-free-aba | poison-link
+//       must die with SIGABRT and one "cachealloc: <call>(): ..." line, with default settings
+//       (the small double frees also under CACHEALLOC_CHECK=1, which promises to catch every one;
+//       by default, one whose block is still in the freeing thread's cache).
 //   ok        prints "ok cache_limit=<ca_cache_limit()>" and exits 0 (the bad-env cases).
 //   exhaust   run under `ulimit -v`: allocates until NULL (large, then small blocks), expects
 //             ENOMEM and std::bad_alloc, frees everything, and must still allocate; exits 0.
@@ -140,6 +141,35 @@ int main(int argc, char** argv) {
     announce(p);
     free(p);
     free(p);
+  } else if (strcmp(mode, "double-free-aba") == 0) {
+    // The pattern glibc calls "double free detected in tcache 2": another free in between, so
+    // the block is no longer the bin's head.
+    void* a = malloc(32);
+    void* b = malloc(32);
+    announce(a);
+    free(a);
+    free(b);
+    free(a);
+    void* x = malloc(32);
+    void* y = malloc(32);
+    void* z = malloc(32);
+    printf("after: %p %p %p%s\n", x, y, z, (x == z || x == y || y == z) ? " (duplicate)" : "");
+  } else if (strcmp(mode, "poison-link") == 0) {
+    // tcache poisoning: a write after free plants an address in a freed block's first word.
+    void* a = malloc(32);
+    void* b = malloc(32);
+    free(b);
+    free(a);
+    void* target = g_static_buffer + 64;
+    memcpy(a, &target, sizeof target);  // the write after free
+    announce(a);
+    for (int i = 0; i < 3; ++i) {
+      void* q = malloc(32);
+      if (q == target) {
+        printf("planted pointer returned\n");
+        return 1;
+      }
+    }
   } else if (strcmp(mode, "free-static") == 0) {
     announce(g_static_buffer + 16);
     free(g_static_buffer + 16);

@@ -6,7 +6,9 @@ usage: bad_input.py <path of libcachealloc.so> <path of bad_input program> <case
 Fatal misuse must abort (SIGABRT) with one stderr line naming the call and the exact pointer
 (which bad_input prints as "ptr=0x..." just before the bad call):
   free-stack free-interior free-interior-small free-static free-mmap realloc-stack
-  double-free-large, and with CACHEALLOC_CHECK=1: check-double-free-small check-double-free-4000
+  double-free-large double-free-small double-free-4000 double-free-aba (free a, free b, free a)
+  poison-link (an address planted in a freed block's link must never be returned), and with
+  CACHEALLOC_CHECK=1: check-double-free-small check-double-free-4000
 Start-up conditions must not disturb the program:
   env-banana       CACHEALLOC_CACHE_BYTES=banana: exactly one warning line naming the variable
                    and the value, the default budget, normal exit.
@@ -58,6 +60,10 @@ FATAL = {
     "free-mmap": ("free-mmap", "free", "invalid pointer", {}),
     "realloc-stack": ("realloc-stack", "realloc", "invalid pointer", {}),
     "double-free-large": ("double-free-large", "free", "double free", {}),
+    "double-free-small": ("double-free-small", "free", "double free", {}),
+    "double-free-4000": ("double-free-4000", "free", "double free", {}),
+    "double-free-aba": ("double-free-aba", "free", "double free", {}),
+    "poison-link": ("poison-link", "malloc", "write after free: corrupted free-list link in", {}),
     "check-double-free-small": ("double-free-small", "free", "double free", CHECK_ON),
     "check-double-free-4000": ("double-free-4000", "free", "double free", CHECK_ON),
 }

@@ -1,6 +1,7 @@
 // thread_cache_test.cpp - per-thread bins: refill and flush in batches (core/thread_cache.h).
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <set>
 #include <vector>
 
@@ -85,6 +86,92 @@ TEST_CASE("thread cache: freeing the bin's head twice is caught on the fast path
   });
   REQUIRE(d.aborted);
   REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
+}
+
+// Note [Free-list hardening]: a second free of any block still in the bin is caught, whatever its
+// position; the bin is left as it was when the free returns.
+TEST_CASE("thread cache: a double free at every position of the bin is caught", "[thread_cache][death]") {
+  constexpr int kBlocks = 6;
+  for (int pos = 0; pos < kBlocks; ++pos) {
+    DeathResult d = run_in_child([pos] {
+      TestHeap t;
+      void* v[kBlocks];
+      for (void*& p : v) p = t.alloc(48);
+      for (void* p : v) t.free(p);
+      t.free(v[pos]);
+    });
+    INFO("position " << pos);
+    REQUIRE(d.aborted);
+    REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
+  }
+}
+
+TEST_CASE("thread cache: a block that holds the key but is not in the bin is freed normally", "[thread_cache]") {
+  TestHeap t;
+  void* a = t.alloc(48);
+  void* b = t.alloc(48);
+  t.free(a);
+  void* again = t.alloc(48);  // a, its key cleared by malloc
+  REQUIRE(again == a);
+  uintptr_t words[2];
+  memcpy(words, a, sizeof words);
+  REQUIRE(words[1] == 0);
+  // The program writes the key's value into its own block (as if by chance): not a double free.
+  words[1] = t.heap.free_list_keys().key;
+  memcpy(a, words, sizeof words);
+  t.free(a);
+  t.free(b);
+  REQUIRE(t.alloc(48) != nullptr);
+}
+
+// A write after free that plants an address in the link of a binned block (tcache poisoning):
+// the planted address is never handed out, whichever block was overwritten and whichever path
+// (malloc's pop or a flush) follows the link first.
+TEST_CASE("thread cache: a forged link at every position never hands out its address", "[thread_cache][death]") {
+  constexpr int kBlocks = 6;
+  alignas(64) static unsigned char target[256];
+  for (int via_flush = 0; via_flush < 2; ++via_flush) {
+    for (int pos = 0; pos < kBlocks; ++pos) {
+      DeathResult d = run_in_child([pos, via_flush] {
+        TestHeap t;
+        void* v[kBlocks];
+        for (void*& p : v) p = t.alloc(48);
+        for (void* p : v) t.free(p);  // the bin, head first: v[5], v[4], ..., v[0]
+        void* planted = target + 64;
+        memcpy(v[pos], &planted, sizeof planted);
+        if (via_flush) {
+          t.tc->flush_all();
+        } else {
+          for (int i = 0; i < kBlocks + 1; ++i) {
+            if (t.alloc(48) == planted) _exit(3);
+          }
+        }
+        _exit(4);  // the corruption went unnoticed
+      });
+      INFO("position " << pos << (via_flush ? ", flushed" : ", popped"));
+      REQUIRE(d.aborted);
+      REQUIRE_THAT(d.stderr_text, Catch::Contains("write after free: corrupted free-list link in 0x"));
+    }
+  }
+}
+
+TEST_CASE("thread cache: a link forged with the secret still must land on a block of its class", "[thread_cache][death]") {
+  // An attacker who learnt the secret can encode any address; flush checks the target.
+  DeathResult d = run_in_child([] {
+    TestHeap t;
+    void* a = t.alloc(48);
+    void* other = t.alloc(200);  // a live block of another class
+    void* b = t.alloc(48);
+    t.free(a);
+    t.free(b);  // b's link -> a
+    const FreeListKeys& k = t.heap.free_list_keys();
+    uintptr_t forged = reinterpret_cast<uintptr_t>(other) ^ (reinterpret_cast<uintptr_t>(b) >> 12) ^ k.secret;
+    memcpy(b, &forged, sizeof forged);
+    t.tc->flush_all();
+    _exit(4);
+  });
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("write after free: corrupted free-list link in 0x"));
 }
 
 TEST_CASE("thread cache: destroy flushes everything back", "[thread_cache]") {

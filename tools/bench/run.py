@@ -593,6 +593,9 @@ def main() -> int:
     p.add_argument("--workloads", help="comma-separated subset (default: all)")
     p.add_argument("--allocators", help="comma-separated subset of glibc,mimalloc,jemalloc,"
                                         "tcmalloc,cachealloc (default: all); variants always run")
+    p.add_argument("--allocator", action="append", default=[], metavar="NAME=PATH",
+                   help="an extra peer preloaded from PATH (repeatable), e.g. "
+                        "--allocator mimalloc3=/opt/mimalloc-3.4.3/libmimalloc.so")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:ENV=VAL[,ENV=VAL]",
                    help="an extra cachealloc configuration (repeatable)")
     p.add_argument("--json", type=Path, help="write all runs and the summary as JSON")
@@ -616,7 +619,13 @@ def main() -> int:
         lib = REPO / lib
     lib = lib.resolve() if lib.exists() else lib
 
-    allocs = [Allocator(n, path) for n, path in PEERS] + [Allocator("cachealloc", lib)]
+    allocs = [Allocator(n, path) for n, path in PEERS]
+    for spec in args.allocator:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            p.error(f"--allocator {spec!r}: expected NAME=PATH")
+        allocs.append(Allocator(name.strip(), Path(path).expanduser().resolve()))
+    allocs.append(Allocator("cachealloc", lib))
     if args.allocators:
         wanted = [x.strip() for x in args.allocators.split(",") if x.strip()]
         unknown = set(wanted) - {a.name for a in allocs}
