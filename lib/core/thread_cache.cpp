@@ -58,7 +58,7 @@ void fatal_free_list(void* block, uintptr_t link) noexcept {
 void* ThreadCache::next_in_bin(unsigned cls, void* p) const noexcept {
   auto* w = static_cast<uintptr_t*>(p);
   uintptr_t next = decode(w[0], p);
-  if (w[1] != keys_.key || (next & FreeListKeys::kBadLinkBits) != 0) fatal_free_list(p, next);
+  if (w[1] != keys_.key || (next & keys_.bad_link_bits) != 0) fatal_free_list(p, next);
   if (next != 0) {
     // The link must land on a block start of this class (Note [Free-list hardening]).
     void* q = reinterpret_cast<void*>(next);

@@ -28,19 +28,22 @@ class Heap;
 // address). Every binned block therefore carries, with default settings:
 //   word 0: the link to the next block, stored as  next ^ (block >> 12) ^ secret
 //   word 1: `key`, a per-process random value; malloc clears it when it hands the block out.
-// malloc decodes the link of the block it pops and stops the program unless the popped block
-// still holds the key and the decoded link is a plausible block address (16-byte aligned, in the
-// user address space). A planted link decodes to a random address, so it is never returned (a
-// forged one would need the secret). free stops on a block whose word 1 holds the key when the
+// malloc decodes the link of the block it pops and stops the program unless the decoded link is
+// a plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
+// decodes to a random address, which passes that test with probability 2^-21 (glibc's alignment
+// test: 1/16); a forged link would need the secret. free stops on a block whose word 1 holds the key when the
 // bin holds it (glibc's tcache key, checked against this thread's bin: exact, never a false
 // report); a key left by a block in another thread's bin is not found and the free proceeds.
 // flush (slow path) also checks every link it follows lands on a block start of the same class,
-// so a corrupted chain never reaches the central pools. Cost: about 9 instructions on malloc
-// and 6 on free (docs/reliability.md).
+// so a corrupted chain never reaches the central pools. Cost: about 7 instructions on malloc
+// and 5 on free (docs/reliability.md).
 struct FreeListKeys {
   uintptr_t secret = 0;
   uintptr_t key = 0;
   // Bits a decoded link may not have: below 16-byte alignment or above the 47-bit address space.
+  // A member rather than a constant: `test` takes it from memory, where a 64-bit immediate
+  // would need a `movabs` first.
+  uintptr_t bad_link_bits = kBadLinkBits;
   static constexpr uintptr_t kBadLinkBits = ~((uintptr_t{1} << 47) - 1) | 15;
 };
 
@@ -86,8 +89,8 @@ class ThreadCache {
 
  public:
 
-  // About 19 instructions on a hit: load head, check its key, decode and check its link, clear
-  // the key, two stores, two counters. Bin counts are written only by the owner, with relaxed
+  // About 17 instructions on a hit: load head, decode and check its link, clear the key, two
+  // stores, two counters. Bin counts are written only by the owner, with relaxed
   // atomic stores (plain moves) because stats read them. `request` is the size asked for (0 on
   // slow paths, which count it in Heap::alloc). Note [Free-list hardening].
   [[gnu::always_inline]] void* try_alloc(unsigned cls, size_t request) noexcept {
@@ -96,9 +99,7 @@ class ThreadCache {
     if (__builtin_expect(p == nullptr, 0)) return nullptr;
     auto* w = static_cast<uintptr_t*>(p);
     const uintptr_t next = decode(w[0], p);
-    if (__builtin_expect(w[1] != keys_.key || (next & FreeListKeys::kBadLinkBits) != 0, 0)) {
-      fatal_free_list(p, next);
-    }
+    if (__builtin_expect((next & keys_.bad_link_bits) != 0, 0)) fatal_free_list(p, next);
     w[1] = 0;
     const uint32_t count = b.count;
     b.head = reinterpret_cast<void*>(next);
@@ -152,8 +153,11 @@ class ThreadCache {
   // Links p in front of the bin and tags it with the key; the caller sets the count.
   [[gnu::always_inline]] void push(Bin& b, void* p) noexcept {
     auto* w = static_cast<uintptr_t*>(p);
+    const uintptr_t key = keys_.key;  // read before the stores, which might alias it
     w[0] = encode(b.head, p);
-    w[1] = keys_.key;
+    // A relaxed atomic store is a plain `mov`; written so, GCC does not merge the two stores into
+    // an SSE pair (four instructions instead of two).
+    __atomic_store_n(&w[1], key, __ATOMIC_RELAXED);
     b.head = p;
   }
   void* next_in_bin(unsigned cls, void* p) const noexcept;  // decoded and checked (slow paths)
