@@ -36,7 +36,7 @@ extern constinit thread_local ThreadCache* t_cache;
     unsigned cls = seg->class_at(p);
     // Interior pointers, unused pages (kNoClass fails the boundary test) and shared blocks all go
     // to the slow path, which validates.
-    if (__builtin_expect(seg->is_block_start(p, cls) &&
+    if (__builtin_expect(seg->is_block_start(p) &&
                          seg->retained.load(std::memory_order_relaxed) == 0, 1) &&
         t_cache->try_free(p, cls)) {
       return;

@@ -66,8 +66,8 @@ bool SlabSource::add_segment_locked() noexcept {
   }
   m->base = reinterpret_cast<uintptr_t>(mem);
   for (unsigned i = 0; i < kPagesPerSegment; ++i) {
-    m->page_class[i] = kNoClass;
-    m->page_head[i] = static_cast<uint8_t>(i);
+    m->clear_page_class(i);
+    m->set_page_head(i, i);
   }
   if (!table_->set(m->base, m)) {
     pages_->unmap(mem, kSegmentSize);
@@ -81,6 +81,29 @@ bool SlabSource::add_segment_locked() noexcept {
   return true;
 }
 
+// Note [Page descriptors]: relaxed atomic stores, `bound` last when a class is set and first
+// when it is cleared.
+void SegmentMeta::set_page_head(unsigned i, unsigned head) noexcept {
+  PageDesc& d = pages[i];
+  __atomic_store_n(&d.head, static_cast<uint8_t>(head), __ATOMIC_RELAXED);
+  __atomic_store_n(&d.slab_offset, static_cast<uint32_t>(head) << kPageShift, __ATOMIC_RELAXED);
+}
+
+void SegmentMeta::set_page_class(unsigned i, unsigned cls) noexcept {
+  PageDesc& d = pages[i];
+  const BlockDivisor& div = detail::kDivisors.d[cls];
+  __atomic_store_n(&d.inverse, div.inverse, __ATOMIC_RELAXED);
+  __atomic_store_n(&d.shift, static_cast<uint8_t>(div.shift), __ATOMIC_RELAXED);
+  __atomic_store_n(&d.cls, static_cast<uint8_t>(cls), __ATOMIC_RELAXED);
+  __atomic_store_n(&d.bound, div.bound, __ATOMIC_RELEASE);
+}
+
+void SegmentMeta::clear_page_class(unsigned i) noexcept {
+  PageDesc& d = pages[i];
+  __atomic_store_n(&d.bound, 0u, __ATOMIC_RELAXED);
+  __atomic_store_n(&d.cls, kNoClass, __ATOMIC_RELAXED);
+}
+
 Slab* SlabSource::carve_locked(unsigned npages) noexcept {
   for (SegmentMeta* m = segments_; m != nullptr; m = m->next) {
     if (m->free_pages == 0) continue;
@@ -88,7 +111,7 @@ Slab* SlabSource::carve_locked(unsigned npages) noexcept {
       uint64_t mask = run_mask(npages, first);
       if ((m->free_pages & mask) != mask) continue;
       m->free_pages &= ~mask;
-      for (unsigned i = first; i < first + npages; ++i) m->page_head[i] = static_cast<uint8_t>(first);
+      for (unsigned i = first; i < first + npages; ++i) m->set_page_head(i, first);
       Slab* s = &m->slabs[first];
       *s = Slab{};
       s->npages = static_cast<uint8_t>(npages);
@@ -112,9 +135,7 @@ void SlabSource::init_slab_locked(Slab* s, unsigned cls) noexcept {
   s->state = SlabState::kActive;
   s->in_partial = false;
   s->next = s->prev = nullptr;
-  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) {
-    s->seg->page_class[i] = static_cast<uint8_t>(cls);
-  }
+  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) s->seg->set_page_class(i, cls);
 }
 
 Slab* SlabSource::take(unsigned cls) noexcept {
@@ -141,7 +162,7 @@ void SlabSource::give(Slab* s) noexcept {
   CA_CHECK(s->used == 0 && s->state == SlabState::kActive, "slab given back while in use");
   unsigned li = list_index(s->npages);
   LockGuard g(lock_);
-  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) s->seg->page_class[i] = kNoClass;
+  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) s->seg->clear_page_class(i);
   s->state = SlabState::kEmpty;
   s->stamp = next_lru_stamp();
   s->prev = nullptr;

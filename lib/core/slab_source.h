@@ -13,12 +13,14 @@
 //                emptied slab (madvise) and returns its pages to the segment.
 //
 // Who calls: CentralPool (take/give under its own lock, then ours), Heap (budget, clear).
-// SYNCHRONIZATION: lock_ protects everything here except SegmentMeta::page_class and ::retained,
-// which are written under lock_ (page_class) or atomically (retained) and read without it.
+// SYNCHRONIZATION: lock_ protects everything here except SegmentMeta::pages and ::retained, which
+// are written under lock_ (pages, Note [Page descriptors]) or atomically (retained) and read
+// without it.
 // Lock order: CentralPool::lock_ -> SlabSource::lock_ -> MetaArena::lock_.
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -54,11 +56,30 @@ struct Slab {
   size_t bytes() const noexcept { return size_t{npages} << kPageShift; }
 };
 
+// Note [Page descriptors]
+// What free() needs to know about the 64 KiB page a pointer lies in, in one 16-byte record read
+// without a lock: the class of the slab covering it (for the bin), where that slab starts (for the
+// block-boundary test) and the class's BlockDivisor, copied here so that the test needs no second
+// table (Note [Block boundary test]). A page in no active slab has cls kNoClass and bound 0, so the
+// test refuses every pointer into it. Written under the slab source's lock with relaxed atomic
+// stores: a class is set with `bound` last and cleared with `bound` first, so a reader racing
+// with a change sees either the old slab's record or a refusal, except for a pointer into a page
+// being handed to a new slab, which no correct program frees.
+struct alignas(16) PageDesc {
+  uint32_t slab_offset;  // offset of the covering slab's first byte from the segment base
+  uint32_t inverse;
+  uint32_t bound;
+  uint8_t shift;
+  uint8_t cls;           // kNoClass when the page is in no active slab
+  uint8_t head;          // first page of the slab covering the page
+  uint8_t unused;
+};
+static_assert(sizeof(PageDesc) == 16);
+
 struct SegmentMeta {
   uintptr_t base = 0;
   std::atomic<uint32_t> retained{0};       // blocks here with a refcount-table entry
-  uint8_t page_class[kPagesPerSegment];    // kNoClass when the page is in no active slab
-  uint8_t page_head[kPagesPerSegment];     // first page of the slab covering a page
+  PageDesc pages[kPagesPerSegment];        // Note [Page descriptors]
   uint64_t free_pages = ~uint64_t{0};      // bit i: page i belongs to no slab
   SegmentMeta* next = nullptr;
   // CACHEALLOC_CHECK only (Note [Live bits]): one bit per 16-byte granule, set while the block
@@ -72,14 +93,26 @@ struct SegmentMeta {
   static size_t page_of(const void* p) noexcept {
     return (reinterpret_cast<uintptr_t>(p) >> kPageShift) & (kPagesPerSegment - 1);
   }
-  Slab* slab_at(const void* p) noexcept { return &slabs[page_head[page_of(p)]]; }
-  uint8_t class_at(const void* p) const noexcept { return page_class[page_of(p)]; }
-  // Whether p is a block boundary of its slab of class cls (Note [Block boundary test]).
-  bool is_block_start(const void* p, unsigned cls) const noexcept {
+  const PageDesc& page_at(const void* p) const noexcept { return pages[page_of(p)]; }
+  Slab* slab_at(const void* p) noexcept { return &slabs[page_at(p).head]; }
+  uint8_t class_at(const void* p) const noexcept { return page_at(p).cls; }
+  // Whether p is a block boundary of the active slab covering it (Note [Block boundary test]).
+  // About 9 instructions: the offset, a multiply, a rotate, a compare.
+  bool is_block_start(const void* p) const noexcept {
+    const PageDesc& d = page_at(p);
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    uint32_t off = static_cast<uint32_t>((a & (kSegmentSize - 1)) - (uintptr_t{page_head[page_of(p)]} << kPageShift));
-    return is_block_offset(off, cls);
+    uint32_t off = static_cast<uint32_t>(a & (kSegmentSize - 1)) - d.slab_offset;
+    return std::rotr(off * d.inverse, d.shift) < d.bound;
   }
+  // The same, for a slab of class cls only.
+  bool is_block_start(const void* p, unsigned cls) const noexcept {
+    return class_at(p) == cls && is_block_start(p);
+  }
+  // Page i belongs to the slab whose first page is `head` (no class yet), or, with cls, is part
+  // of an active slab of that class; clear_class makes it refuse every pointer again.
+  void set_page_head(unsigned i, unsigned head) noexcept;
+  void set_page_class(unsigned i, unsigned cls) noexcept;
+  void clear_page_class(unsigned i) noexcept;
 
   // Note [Live bits]
   // In check mode every small block is handed out and taken back one at a time through the heap's
