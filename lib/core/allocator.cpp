@@ -128,6 +128,12 @@ void free_slow(void* p, const char* call) noexcept {
   stats_tick();
 }
 
+void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept {
+  ensure_init();
+  g_heap.free_small(current_cache(), p, seg, cls, call);
+  stats_tick();
+}
+
 void* api_calloc(size_t n, size_t size) noexcept {
   size_t total = 0;
   if (__builtin_mul_overflow(n, size, &total)) {

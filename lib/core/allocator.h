@@ -21,6 +21,8 @@ extern constinit thread_local ThreadCache* t_cache;
 
 [[gnu::noinline]] void* malloc_slow(size_t n, size_t align, bool zero) noexcept;
 [[gnu::noinline]] void free_slow(void* p, const char* call) noexcept;
+// A block start of seg of class cls, not shared, that the thread's bin did not take.
+[[gnu::noinline]] void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept;
 
 [[gnu::always_inline]] inline void* api_malloc(size_t n) noexcept {
   if (__builtin_expect(n <= kMaxSmallSize, 1)) {
@@ -33,13 +35,14 @@ extern constinit thread_local ThreadCache* t_cache;
 [[gnu::always_inline]] inline void api_free(void* p, const char* call = "free") noexcept {
   SegmentMeta* seg = g_heap.table().lookup(p);
   if (__builtin_expect(seg != nullptr, 1)) {
-    unsigned cls = seg->class_at(p);
-    // Interior pointers, unused pages (kNoClass fails the boundary test) and shared blocks all go
-    // to the slow path, which validates.
+    // Interior pointers, unused pages (they fail the boundary test) and shared blocks go to the
+    // slow path, which validates; a valid block that misses the bin (full, boot cache, key match)
+    // goes to the small slow path with what was found here.
     if (__builtin_expect(seg->is_block_start(p) &&
-                         seg->retained.load(std::memory_order_relaxed) == 0, 1) &&
-        t_cache->try_free(p, cls)) {
-      return;
+                         seg->retained.load(std::memory_order_relaxed) == 0, 1)) {
+      const unsigned cls = seg->class_at(p);
+      if (__builtin_expect(t_cache->try_free(p, cls), 1)) return;
+      return free_small_slow(p, seg, cls, call);
     }
   }
   free_slow(p, call);

@@ -88,13 +88,14 @@ class Heap {
   const HeapConfig& config() const noexcept { return config_; }
   const FreeListKeys& free_list_keys() const noexcept { return keys_; }
   bool checking() const noexcept { return config_.check; }
+  // free() of a small block whose segment and class the caller looked up already (validates).
+  void free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept;
 
  private:
   void* alloc_uncounted(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept;
   void count_request(ThreadCache* tc, size_t n) noexcept;
   void* alloc_small(ThreadCache* tc, unsigned cls) noexcept;
   void* alloc_large(size_t n, size_t align, bool zero) noexcept;
-  void free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept;
   bool release_small_ref(void* p, SegmentMeta* seg) noexcept;  // true: still shared
   Slab* live_small_block(const void* p, SegmentMeta* seg) noexcept;  // nullptr: not a block start
   size_t release_caches() noexcept;  // everything cached, for out-of-memory retries
