@@ -20,6 +20,7 @@
 namespace cachealloc {
 
 class Heap;
+struct SegmentMeta;
 
 // Note [Free-list hardening]
 // A block in a bin is free memory the program may still write through a dangling pointer. Two
@@ -160,9 +161,13 @@ class ThreadCache {
     __atomic_store_n(&w[1], key, __ATOMIC_RELAXED);
     b.head = p;
   }
-  void* next_in_bin(unsigned cls, void* p) const noexcept;  // decoded and checked (slow paths)
+  // The link of p, decoded and checked (slow paths). `seg` caches the segment of the previous
+  // link checked, so a walk through one segment looks it up once.
+  void* next_in_bin(unsigned cls, void* p, SegmentMeta** seg) const noexcept;
 
   ThreadCounters counters_;
+  // Note [Refill slow start]: blocks the next refill of each class asks for.
+  uint16_t refill_want_[kNumClasses] = {};
   Heap* heap_ = nullptr;
   unsigned shard_ = 0;  // this thread's transfer-slot shard (Note [Sharded transfer slots])
 };

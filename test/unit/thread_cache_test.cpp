@@ -10,27 +10,45 @@
 using namespace cachealloc;
 using namespace cachealloc::test;
 
-TEST_CASE("thread cache: an empty bin refills one batch from the central pool", "[thread_cache]") {
+TEST_CASE("thread cache: refills start at 8 blocks and double up to a batch", "[thread_cache]") {
+  // Note [Refill slow start]
   TestHeap t;
   unsigned cls = class_of(40);
+  REQUIRE(batch_size(cls) == 64);
   REQUIRE(t.tc->try_alloc(cls, 0) == nullptr);  // starts empty
-  void* p = t.alloc(40);
-  REQUIRE(p != nullptr);
-  REQUIRE(t.tc->counters().refills == 1);
-  REQUIRE(t.tc->bin_count(cls) == batch_size(cls) - 1);
-  REQUIRE(t.heap.pool(cls).counters().blocks_taken == batch_size(cls));
-  // The rest of the batch is served without touching the pool.
-  std::set<void*> seen{p};
-  for (uint32_t i = 1; i < batch_size(cls); ++i) {
-    void* q = t.alloc(40);
-    REQUIRE(seen.insert(q).second);
+  std::set<void*> seen;
+  uint32_t want = 8;
+  uint64_t taken = 0;
+  for (uint64_t refill = 1; refill <= 6; ++refill) {
+    void* p = t.alloc(40);
+    REQUIRE(p != nullptr);
+    REQUIRE(seen.insert(p).second);
+    REQUIRE(t.tc->counters().refills == refill);
+    taken += want;
+    REQUIRE(t.heap.pool(cls).counters().blocks_taken == taken);
+    REQUIRE(t.tc->bin_count(cls) == want - 1);
+    // The rest of this refill is served without touching the pool.
+    for (uint32_t i = 1; i < want; ++i) REQUIRE(seen.insert(t.alloc(40)).second);
+    REQUIRE(t.tc->counters().refills == refill);
+    REQUIRE(t.tc->bin_count(cls) == 0);
+    want = want * 2 < batch_size(cls) ? want * 2 : batch_size(cls);
   }
-  REQUIRE(t.tc->counters().refills == 1);
-  REQUIRE(t.tc->bin_count(cls) == 0);
-  void* next = t.alloc(40);
-  REQUIRE(t.tc->counters().refills == 2);
-  seen.insert(next);
+  REQUIRE(want == batch_size(cls));  // a long-lived thread reaches full batches
   for (void* q : seen) t.free(q);
+}
+
+TEST_CASE("thread cache: a short-lived thread hands back only what it took", "[thread_cache]") {
+  TestHeap t;
+  ThreadCache* tc = t.heap.create_thread_cache();
+  unsigned cls = class_of(16);
+  REQUIRE(batch_size(cls) == 64);
+  void* a = t.heap.alloc(tc, 16, 0, false);
+  void* b = t.heap.alloc(tc, 16, 0, false);
+  t.heap.free(tc, a, "free");
+  t.heap.free(tc, b, "free");
+  REQUIRE(t.heap.pool(cls).counters().blocks_taken == 8);  // not a whole batch of 64
+  t.heap.destroy_thread_cache(tc);
+  REQUIRE(t.heap.pool(cls).counters().blocks_given == 8);
 }
 
 TEST_CASE("thread cache: a full bin flushes one batch to the central pool", "[thread_cache]") {

@@ -86,6 +86,8 @@ WORKLOADS = [
              callgrind_scale=0.02),
     Workload("threads", "2 threads, each doing the churn workload on its own objects",
              callgrind_scale=0.02),
+    Workload("thread_churn", "50 rounds of 32 short-lived threads, 16 B-2 KiB, half freed by "
+             "the next round", callgrind_scale=0.25),
     Workload("python", "real program: CPython dict/str-heavy script, PYTHONMALLOC=malloc",
              binary=False, env={"PYTHONMALLOC": "malloc"}),
     Workload("sqlite", "real program: sqlite3 in-memory database, 200k rows, indexes, GROUP BY",
