@@ -19,10 +19,11 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 if ! ninja -C build -n 2>/dev/null | grep -q "no work to do"; then
-  echo "== building into build/ (a few minutes on 2 cores, quiet while it works)"
+  echo "== building into build/ (a few minutes on 2 cores)"
 fi
 [ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+# ninja's "[done/total]" lines, one in ten (and the last), so the build is seen to move.
+ninja -C build | awk -F'[][/]' '/^\[[0-9]+\/[0-9]+\]/ { if ($2 % 10 == 0 || $2 == $3) printf "   built %s of %s\n", $2, $3; fflush() }' || { echo "build failed: ninja -C build shows why"; exit 1; }
 echo "== built build/preload/libcachealloc.so"
 
 run() {  # prints the program's own elapsed seconds
