@@ -20,7 +20,7 @@
 #include <cstdint>
 
 #include "core/slab_source.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc {
 

@@ -20,7 +20,7 @@
 #include "cachealloc.h"
 #include "core/large_source.h"
 #include "core/meta_arena.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc {
 

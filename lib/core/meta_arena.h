@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <new>
 
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc {
 

@@ -15,7 +15,7 @@
 #include <cstdint>
 
 #include "core/meta_arena.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc {
 

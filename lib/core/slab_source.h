@@ -25,7 +25,7 @@
 #include "core/page_source.h"
 #include "core/segment_table.h"
 #include "core/size_class.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc {
 

@@ -10,7 +10,7 @@
 #include <dlfcn.h>
 #include <link.h>
 
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc::cuda_api {
 namespace {

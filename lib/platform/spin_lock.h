@@ -1,7 +1,8 @@
 // spin_lock.h - a small test-and-test-and-set lock for short critical sections.
 //
 // Used instead of std::mutex because it is constinit-constructible, never allocates, and can be
-// taken inside malloc before libc is initialised. Contended waiters spin briefly, then yield.
+// taken inside malloc before libc is initialised. Contended waiters spin briefly, then yield
+// (sched_yield: an OS call, which is why the lock lives in lib/platform, below every user).
 #pragma once
 
 #include <atomic>
