@@ -118,6 +118,13 @@ DlsymFn real_dlsym() noexcept;
 // True when `addr` lies in an object whose file name starts with "libcuda.so" (the driver).
 bool in_driver_library(const void* addr) noexcept;
 
+// The driver's own export `name` from libcuda.so.1, or nullptr when the driver is not loaded (it
+// is never loaded here: dlopen RTLD_NOLOAD) or has no such symbol.
+void* driver_export(const char* name) noexcept;
+
+// True when the object that contains `addr` exports one of names[0..n) at exactly `addr`.
+bool object_exports_at(const void* addr, const char* const* names, size_t n) noexcept;
+
 // Re-entry guard. Note [Runtime re-entry]: the shared runtime implements cudaMalloc with the
 // driver's cuMemAlloc_v2, which it fetched through cuGetProcAddress and so reaches our driver
 // wrapper. While a runtime wrapper is calling the real runtime, driver wrappers on the same thread
