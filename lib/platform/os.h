@@ -37,8 +37,16 @@ void write_stderr(const char* s, size_t len) noexcept;
 // Prints `msg` to stderr and aborts. Never returns, never allocates.
 [[noreturn]] void die(const char* msg, size_t len) noexcept;
 
-// A small id of the calling thread (the kernel tid), no libc TLS needed.
-uint32_t thread_id() noexcept;
+// ---- threads ----
+// A per-thread value with a destructor (pthread keys): `on_exit(value)` runs when a thread that
+// set a non-null value exits. create_thread_key: false when the process has no key left.
+// set_thread_value may allocate (glibc does, past the first 32 keys).
+using ThreadKey = unsigned;
+bool create_thread_key(ThreadKey* key, void (*on_exit)(void* value)) noexcept;
+void set_thread_value(ThreadKey key, void* value) noexcept;
+
+// Gives the CPU to another thread (sched_yield).
+void yield_thread() noexcept;
 
 // Monotonic clock in nanoseconds.
 uint64_t now_ns() noexcept;

@@ -5,9 +5,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
+#include <type_traits>
 #include <unistd.h>
 
 #if __has_include(<sys/single_threaded.h>)
@@ -141,7 +143,15 @@ void die(const char* msg, size_t len) noexcept {
   abort();
 }
 
-uint32_t thread_id() noexcept { return static_cast<uint32_t>(syscall(SYS_gettid)); }
+static_assert(std::is_same_v<ThreadKey, pthread_key_t>);
+
+bool create_thread_key(ThreadKey* key, void (*on_exit)(void* value)) noexcept {
+  return pthread_key_create(key, on_exit) == 0;
+}
+
+void set_thread_value(ThreadKey key, void* value) noexcept { pthread_setspecific(key, value); }
+
+void yield_thread() noexcept { sched_yield(); }
 
 uint64_t now_ns() noexcept {
   timespec ts;
