@@ -2,8 +2,9 @@
 //
 // Note [Boot cache]
 // Under LD_PRELOAD, malloc runs before any constructor, maybe before libc has set up `environ`,
-// and on threads whose cache does not exist yet. So nothing here has a constructor: g_heap and
-// g_boot_cache are constant-initialised, and every thread's t_cache starts out pointing at
+// and on threads whose cache does not exist yet. So no object here has a constructor: g_heap and
+// g_boot_cache are constant-initialised (on_library_load, at the end, only re-reads the settings
+// once libc is up), and every thread's t_cache starts out pointing at
 // g_boot_cache, whose bins are empty with max 0. The inline fast paths therefore need no "is there
 // a cache" test: on the boot cache, malloc finds no block and free finds the bin full, and both
 // fall into the slow path, which initialises the heap once and creates the thread's cache. When a

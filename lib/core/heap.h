@@ -67,7 +67,9 @@ class Heap {
   // Evicts least recently used memory until cached bytes fit the budget.
   void enforce_budget() noexcept;
   void get_totals(ca_totals* out) noexcept;
-  // Every counter, for lib/stats (heap_stats.cpp). Takes the registry lock only.
+  // Every counter, for lib/stats (heap_stats.cpp). Takes the registry lock (to walk the thread
+  // caches), then the LargeCache lock (for the live block count), one at a time; every other
+  // counter is read relaxed without a lock.
   void snapshot(HeapSnapshot* out) noexcept;
 
   // ---- thread caches ----
