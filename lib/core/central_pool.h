@@ -47,7 +47,6 @@ class CentralPool {
   void drain_slots() noexcept;
 
   SpinLock& lock() noexcept { return lock_; }
-  unsigned cls() const noexcept { return cls_; }
 
   // Counters for stats: written under lock_ (one writer at a time), read without it.
   struct Counters {

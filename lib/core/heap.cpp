@@ -89,9 +89,9 @@ void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
       p = nullptr;
     }
     if (p != nullptr) return p;
-    if (release_caches() == 0 && attempt == 0) {
-      // Nothing cached to give back; one more try anyway (another thread may have freed).
-    }
+    // Give back what is cached and try again; also when nothing was (another thread may have
+    // freed meanwhile).
+    release_caches();
   }
   return nullptr;
 }

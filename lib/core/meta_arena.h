@@ -24,7 +24,6 @@ class MetaArena {
   // Direct mappings for large arrays (rounded to pages), zeroed.
   static void* map_array(size_t bytes) noexcept;
   static void unmap_array(void* p, size_t bytes) noexcept;
-  size_t bytes_mapped() const noexcept { return mapped_; }
 
   SpinLock& lock() noexcept { return lock_; }
 
@@ -32,7 +31,6 @@ class MetaArena {
   SpinLock lock_;
   char* cur_ = nullptr;
   char* end_ = nullptr;
-  size_t mapped_ = 0;
 };
 
 // The process-wide arena (constinit, usable before constructors).
