@@ -23,16 +23,11 @@ void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table) noe
 
 void CentralPool::push_partial_locked(Slab* s) noexcept {
   s->in_partial = true;
-  s->prev = nullptr;
-  s->next = partial_;
-  if (partial_ != nullptr) partial_->prev = s;
-  partial_ = s;
+  partial_.push_front(s);
 }
 
 void CentralPool::unlink_partial_locked(Slab* s) noexcept {
-  if (s->prev != nullptr) s->prev->next = s->next; else partial_ = s->next;
-  if (s->next != nullptr) s->next->prev = s->prev;
-  s->next = s->prev = nullptr;
+  partial_.remove(s);
   s->in_partial = false;
 }
 
@@ -61,7 +56,7 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
   void* chain = nullptr;
   uint32_t got = 0;
   while (got < want) {
-    Slab* s = partial_;
+    Slab* s = partial_.front();
     if (s == nullptr) {
       s = slabs_->take(cls_);
       if (s == nullptr) break;  // out of memory: hand out what we have

@@ -21,6 +21,7 @@
 
 #include "core/slab_source.h"
 #include "platform/spin_lock.h"
+#include "util/intrusive_list.h"
 
 namespace cachealloc {
 
@@ -72,7 +73,7 @@ class CentralPool {
   uint32_t max_slots_ = 1;
   uint32_t nslots_[kShards] = {};
   Slot slots_[kShards][kMaxSlots] = {};
-  Slab* partial_ = nullptr;
+  IntrusiveList<Slab, &Slab::next, &Slab::prev, ListEnds::kHead> partial_;
   SlabSource* slabs_ = nullptr;
   SegmentTable* table_ = nullptr;
   Counters counters_;

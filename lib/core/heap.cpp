@@ -316,7 +316,7 @@ void Heap::get_totals(ca_totals* out) noexcept {
   uint64_t frees = retired_.frees.load(std::memory_order_relaxed) + direct_frees_.load();
   {
     LockGuard g(registry_lock_);
-    for (ThreadCache* t = threads_; t != nullptr; t = t->next) {
+    for (ThreadCache* t = threads_.front(); t != nullptr; t = t->next) {
       allocs += t->counters().allocs.load(std::memory_order_relaxed);
       frees += t->frees();
     }
@@ -338,10 +338,7 @@ ThreadCache* Heap::create_thread_cache() noexcept {
   if (tc == nullptr) return nullptr;
   tc->attach(this, config_.check);
   LockGuard g(registry_lock_);
-  tc->prev = nullptr;
-  tc->next = threads_;
-  if (threads_ != nullptr) threads_->prev = tc;
-  threads_ = tc;
+  threads_.push_front(tc);
   return tc;
 }
 
@@ -349,8 +346,7 @@ void Heap::destroy_thread_cache(ThreadCache* tc) noexcept {
   tc->flush_all();
   {
     LockGuard g(registry_lock_);
-    if (tc->prev != nullptr) tc->prev->next = tc->next; else threads_ = tc->next;
-    if (tc->next != nullptr) tc->next->prev = tc->prev;
+    threads_.remove(tc);
     const ThreadCounters& c = tc->counters();
     auto add = [](std::atomic<uint64_t>& to, const std::atomic<uint64_t>& from) {
       to.store(to.load(std::memory_order_relaxed) + from.load(std::memory_order_relaxed),

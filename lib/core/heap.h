@@ -25,6 +25,7 @@
 #include "core/segment_table.h"
 #include "core/slab_source.h"
 #include "core/thread_cache.h"
+#include "util/intrusive_list.h"
 
 namespace cachealloc {
 
@@ -109,7 +110,8 @@ class Heap {
   std::atomic<size_t> cache_limit_{0};
   std::atomic<uint64_t> clear_epoch_{0};
   SpinLock registry_lock_;
-  ThreadCache* threads_ = nullptr;
+  // The live thread caches (through ThreadCache::next/prev), under registry_lock_.
+  IntrusiveList<ThreadCache, &ThreadCache::next, &ThreadCache::prev, ListEnds::kHead> threads_;
   MetaPool<ThreadCache> cache_records_;
   ThreadCounters retired_;  // counters of exited threads
   std::atomic<uint64_t> direct_allocs_{0}, direct_frees_{0};  // threads without a cache

@@ -21,6 +21,7 @@
 #include "core/large_source.h"
 #include "core/meta_arena.h"
 #include "platform/spin_lock.h"
+#include "util/intrusive_list.h"
 
 namespace cachealloc {
 
@@ -133,8 +134,9 @@ class LargeCache {
   size_t records_in_ptr_ = 0;
   size_t live_ = 0;
   std::atomic<size_t> live_bytes_{0};  // written under lock_, read by stats without it
-  LargeBlock* lru_head_ = nullptr;
-  LargeBlock* lru_tail_ = nullptr;
+  using LayoutChain = IntrusiveList<LargeBlock, &LargeBlock::lay_next, &LargeBlock::lay_prev,
+                                    ListEnds::kHead>;  // the lists of by_layout_'s buckets
+  IntrusiveList<LargeBlock, &LargeBlock::lru_next, &LargeBlock::lru_prev> lru_;  // newest first
   std::atomic<size_t> cached_{0};
   LargeLayoutCounters layouts_[kLargeLayouts];
   // Under lock_: adds `by` to the counter of the layout of `size` (sizes no layout covers, such as

@@ -26,6 +26,7 @@
 #include "core/segment_table.h"
 #include "core/size_class.h"
 #include "platform/spin_lock.h"
+#include "util/intrusive_list.h"
 
 namespace cachealloc {
 
@@ -148,8 +149,8 @@ class SlabSource {
   SegmentTable* table_ = nullptr;
   bool track_live_ = false;
   SegmentMeta* segments_ = nullptr;
-  Slab* empty_head_[5] = {};  // most recently emptied first
-  Slab* empty_tail_[5] = {};
+  // One per slab size (list_index), most recently emptied first: the back is the oldest.
+  IntrusiveList<Slab, &Slab::next, &Slab::prev> empty_[5];
   std::atomic<size_t> cached_{0};
   std::atomic<size_t> mapped_{0};
 };
