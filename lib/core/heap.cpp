@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/meta_arena.h"
+#include "util/counter.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
@@ -347,15 +348,14 @@ void Heap::destroy_thread_cache(ThreadCache* tc) noexcept {
   {
     LockGuard g(registry_lock_);
     threads_.remove(tc);
+    // retired_ is written only under the registry lock (util/counter.h).
     const ThreadCounters& c = tc->counters();
     auto add = [](std::atomic<uint64_t>& to, const std::atomic<uint64_t>& from) {
-      to.store(to.load(std::memory_order_relaxed) + from.load(std::memory_order_relaxed),
-               std::memory_order_relaxed);
+      owner_add(to, from.load(std::memory_order_relaxed));
     };
     add(retired_.allocs, c.allocs);
     add(retired_.bytes_requested, c.bytes_requested);
-    retired_.frees.store(retired_.frees.load(std::memory_order_relaxed) + tc->frees(),
-                         std::memory_order_relaxed);
+    owner_add(retired_.frees, tc->frees());
     add(retired_.refills, c.refills);
     add(retired_.flushes, c.flushes);
   }

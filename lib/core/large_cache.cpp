@@ -2,6 +2,7 @@
 #include "core/large_cache.h"
 
 #include "core/slab_source.h"  // next_lru_stamp
+#include "util/counter.h"
 
 namespace cachealloc {
 namespace {
@@ -53,8 +54,7 @@ void LargeCache::count_layout_locked(std::atomic<uint64_t> LargeLayoutCounters::
                                      int64_t by) noexcept {
   size_t rounded = large_round(size);
   if (rounded == 0 || rounded > (size_t{1} << 47)) return;
-  std::atomic<uint64_t>& c = layouts_[large_layout_index(rounded)].*which;
-  c.store(c.load(std::memory_order_relaxed) + static_cast<uint64_t>(by), std::memory_order_relaxed);
+  owner_add(layouts_[large_layout_index(rounded)].*which, static_cast<uint64_t>(by));
 }
 
 LargeBlock* LargeCache::find_locked(const void* p) noexcept {
