@@ -67,7 +67,7 @@ class CentralPool {
   void unlink_partial_locked(Slab* s) noexcept;
   void push_partial_locked(Slab* s) noexcept;
 
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kCentralPool};
   unsigned cls_ = 0;
   uint32_t batch_ = 1;
   uint32_t max_slots_ = 1;

@@ -109,7 +109,7 @@ class Heap {
   RefcountTable refs_;
   std::atomic<size_t> cache_limit_{0};
   std::atomic<uint64_t> clear_epoch_{0};
-  SpinLock registry_lock_;
+  SpinLock registry_lock_{LockRank::kThreadRegistry};
   // The live thread caches (through ThreadCache::next/prev), under registry_lock_.
   IntrusiveList<ThreadCache, &ThreadCache::next, &ThreadCache::prev, ListEnds::kHead> threads_;
   MetaPool<ThreadCache> cache_records_;

@@ -125,7 +125,7 @@ class LargeCache {
   size_t layout_bucket(size_t size, size_t align) const noexcept;
   size_t ptr_bucket(const void* p) const noexcept;
 
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kLargeCache};
   LargeSource* source_ = nullptr;
   MetaPool<LargeBlock> records_;
   LargeBlock** by_ptr_ = nullptr;

@@ -28,7 +28,7 @@ class MetaArena {
   SpinLock& lock() noexcept { return lock_; }
 
  private:
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kMetaArena};
   char* cur_ = nullptr;
   char* end_ = nullptr;
 };
@@ -68,7 +68,7 @@ class MetaPool {
   struct Node {
     Node* next;
   };
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kMetaPool};
   Node* free_ = nullptr;
 };
 

@@ -9,7 +9,7 @@
 namespace cachealloc {
 namespace {
 constinit std::atomic<uint64_t> g_lru_clock{1};
-constinit SpinLock g_spare_lock;
+constinit SpinLock g_spare_lock{LockRank::kSegmentMeta};
 constinit SegmentMeta* g_spare_meta = nullptr;  // SegmentMeta records of unmapped segments
 
 SegmentMeta* new_segment_meta() {

@@ -144,7 +144,7 @@ class SlabSource {
   void unlink_empty_locked(Slab* s) noexcept;
   void free_pages_locked(Slab* s) noexcept;
 
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kSlabSource};
   PageSource* pages_ = nullptr;
   SegmentTable* table_ = nullptr;
   bool track_live_ = false;
