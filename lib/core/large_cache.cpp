@@ -1,7 +1,7 @@
 // large_cache.cpp - see large_cache.h.
 #include "core/large_cache.h"
 
-#include "core/slab_source.h"  // next_lru_stamp
+#include "core/lru_clock.h"
 #include "util/counter.h"
 
 namespace cachealloc {

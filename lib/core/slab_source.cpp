@@ -3,12 +3,12 @@
 
 #include <new>
 
+#include "core/lru_clock.h"
 #include "core/meta_arena.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
 namespace {
-constinit std::atomic<uint64_t> g_lru_clock{1};
 constinit SpinLock g_spare_lock{LockRank::kSegmentMeta};
 constinit SegmentMeta* g_spare_meta = nullptr;  // SegmentMeta records of unmapped segments
 
@@ -44,8 +44,6 @@ uint64_t run_mask(unsigned npages, unsigned first) {
 }  // namespace
 
 SpinLock& segment_meta_lock() noexcept { return g_spare_lock; }
-
-uint64_t next_lru_stamp() noexcept { return g_lru_clock.fetch_add(1, std::memory_order_relaxed); }
 
 bool SlabSource::add_segment_locked() noexcept {
   void* mem = pages_->map(kSegmentSize, kSegmentSize);
