@@ -54,7 +54,8 @@ void LargeCache::count_layout_locked(std::atomic<uint64_t> LargeLayoutCounters::
                                      int64_t by) noexcept {
   size_t rounded = large_round(size);
   if (rounded == 0 || rounded > (size_t{1} << 47)) return;
-  owner_add(layouts_[large_layout_index(rounded)].*which, static_cast<uint64_t>(by));
+  std::atomic<uint64_t>& c = layouts_[large_layout_index(rounded)].*which;
+  owner_add(c, static_cast<uint64_t>(by));
 }
 
 LargeBlock* LargeCache::find_locked(const void* p) noexcept {

@@ -41,28 +41,31 @@ class IntrusiveList {
   static T* prev(const T* e) noexcept { return e->*Prev; }  // towards the front
 
   void push_front(T* e) noexcept {
-    link_front(head_, e);
-    if constexpr (kTail) {
-      if (e->*Next == nullptr) tail_ = e;
-    }
+    T* first = head_;
+    e->*Prev = nullptr;
+    e->*Next = first;
+    if (first != nullptr) first->*Prev = e; else set_tail(e);
+    head_ = e;
   }
   // Pre: e is on this list.
   void remove(T* e) noexcept {
-    if constexpr (kTail) {
-      if (e->*Next == nullptr) tail_ = e->*Prev;
-    }
-    unlink(head_, e);
+    T* n = e->*Next;
+    T* p = e->*Prev;
+    if (p != nullptr) p->*Next = n; else head_ = n;
+    if (n != nullptr) n->*Prev = p; else set_tail(p);
+    e->*Next = nullptr;
+    e->*Prev = nullptr;
   }
-  // After fork in the child, or when every element is dropped at once.
-  void clear() noexcept {
-    head_ = nullptr;
-    if constexpr (kTail) tail_ = nullptr;
-  }
-
   // A head-only list whose head pointer the caller keeps (a hash bucket). remove_at takes a
   // function returning that pointer by reference, called only when e is the front (so a hash is
   // computed only then). Pre: e is on that list.
-  static void push_front_at(T*& head, T* e) noexcept { link_front(head, e); }
+  static void push_front_at(T*& head, T* e) noexcept {
+    T* first = head;
+    e->*Prev = nullptr;
+    e->*Next = first;
+    if (first != nullptr) first->*Prev = e;
+    head = e;
+  }
   template <class HeadOf>
   static void remove_at(HeadOf&& head_of, T* e) noexcept {
     T* n = e->*Next;
@@ -74,14 +77,8 @@ class IntrusiveList {
   }
 
  private:
-  static void link_front(T*& head, T* e) noexcept {
-    e->*Prev = nullptr;
-    e->*Next = head;
-    if (head != nullptr) head->*Prev = e;
-    head = e;
-  }
-  static void unlink(T*& head, T* e) noexcept {
-    remove_at([&]() noexcept -> T*& { return head; }, e);
+  void set_tail(T* e) noexcept {
+    if constexpr (kTail) tail_ = e;
   }
 
   T* head_ = nullptr;
