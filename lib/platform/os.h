@@ -52,6 +52,9 @@ void yield_thread() noexcept;
 uint64_t now_ns() noexcept;
 
 // ---- fork (Note [Fork], core/fork.cpp) ----
+// Registers fork handlers with pthread_atfork (which may allocate). Called once, by core/fork.cpp.
+void register_fork_handlers(void (*prepare)(), void (*parent)(), void (*child)()) noexcept;
+
 // True while the process has only ever had one thread: glibc's __libc_single_threaded (2.32+),
 // the same test glibc's fork uses to skip its own locks. False when unknown (older glibc), so
 // callers then take their locks as before. Async-signal-safe (one byte load).

@@ -153,6 +153,10 @@ void set_thread_value(ThreadKey key, void* value) noexcept { pthread_setspecific
 
 void yield_thread() noexcept { sched_yield(); }
 
+void register_fork_handlers(void (*prepare)(), void (*parent)(), void (*child)()) noexcept {
+  pthread_atfork(prepare, parent, child);
+}
+
 uint64_t now_ns() noexcept {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
