@@ -16,13 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cachealloc/version.h" /* CACHEALLOC_VERSION_MAJOR/MINOR/PATCH/STRING */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define CACHEALLOC_VERSION_MAJOR 0
-#define CACHEALLOC_VERSION_MINOR 1
-#define CACHEALLOC_VERSION_PATCH 0
 
 /* ---- Reference counting --------------------------------------------------------------------
  * A block's count is 1 when malloc (or any allocation function) returns it. free(p) and
@@ -94,7 +92,7 @@ void ca_get_totals(ca_totals *out);
  * (CACHEALLOC_STATS=0) or the segment could not be created. */
 int ca_stats_flush(void);
 
-/* The library's version string, "0.1.0". */
+/* The library's version string, CACHEALLOC_VERSION_STRING (e.g. "0.1.0"). */
 const char *ca_version(void);
 
 #ifdef __cplusplus

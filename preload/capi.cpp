@@ -29,4 +29,4 @@ CA_EXPORT void ca_get_totals(ca_totals* out) {
   if (out != nullptr) heap().get_totals(out);
 }
 CA_EXPORT int ca_stats_flush(void) { return ca::stats::flush(); }
-CA_EXPORT const char* ca_version(void) { return "0.1.0"; }
+CA_EXPORT const char* ca_version(void) { return CACHEALLOC_VERSION_STRING; }

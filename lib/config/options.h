@@ -77,6 +77,6 @@ void options_init() noexcept;
 // Re-reads the environment once it exists (called from the library constructor). Warnings are
 // not repeated for values already reported.
 void options_reload() noexcept;
-Options& mutable_options() noexcept;  // for ca_set_cache_limit and tests
+Options& mutable_options() noexcept;  // for tests only
 
 }  // namespace cachealloc

@@ -2,8 +2,9 @@
 //
 // Note [Boot cache]
 // Under LD_PRELOAD, malloc runs before any constructor, maybe before libc has set up `environ`,
-// and on threads whose cache does not exist yet. So nothing here has a constructor: g_heap and
-// g_boot_cache are constant-initialised, and every thread's t_cache starts out pointing at
+// and on threads whose cache does not exist yet. So no object here has a constructor: g_heap and
+// g_boot_cache are constant-initialised (on_library_load, at the end, only re-reads the settings
+// once libc is up), and every thread's t_cache starts out pointing at
 // g_boot_cache, whose bins are empty with max 0. The inline fast paths therefore need no "is there
 // a cache" test: on the boot cache, malloc finds no block and free finds the bin full, and both
 // fall into the slow path, which initialises the heap once and creates the thread's cache. When a
@@ -16,13 +17,12 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <pthread.h>
-#include <unistd.h>
 
 #include "config/options.h"
 #include "core/fork.h"
 #include "core/large_source.h"
 #include "core/page_source.h"
+#include "platform/os.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
@@ -35,7 +35,7 @@ namespace {
 constinit OsPageSource g_os_pages;
 constinit MimallocSource g_mimalloc;
 constinit std::atomic<int> g_init_state{0};  // 0 none, 1 running, 2 done
-constinit pthread_key_t g_cache_key = 0;
+constinit os::ThreadKey g_cache_key = 0;
 constinit thread_local bool t_dead = false;
 constinit thread_local bool t_creating = false;
 constinit std::atomic<StatsTick> g_stats_tick{nullptr};
@@ -74,12 +74,12 @@ void on_thread_exit(void* value) {
   if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
     options_init();
     g_heap.init(&g_os_pages, &g_mimalloc, config_from_options());
-    if (pthread_key_create(&g_cache_key, &on_thread_exit) != 0) {
+    if (!os::create_thread_key(&g_cache_key, &on_thread_exit)) {
       fatal_internal("pthread_key_create failed: thread caches cannot be flushed at exit");
     }
     g_init_state.store(2, std::memory_order_release);
   } else {
-    while (g_init_state.load(std::memory_order_acquire) != 2) sched_yield();
+    while (g_init_state.load(std::memory_order_acquire) != 2) os::yield_thread();
   }
   // After the state is "done": pthread_atfork may itself call malloc. Note [Fork] in fork.cpp.
   install_fork_handlers();
@@ -101,8 +101,8 @@ ThreadCache* current_cache() noexcept {
   t_creating = true;
   tc = g_heap.create_thread_cache();
   if (tc != nullptr) {
-    t_cache = tc;  // before pthread_setspecific, which may allocate
-    pthread_setspecific(g_cache_key, tc);
+    t_cache = tc;  // before set_thread_value, which may allocate
+    os::set_thread_value(g_cache_key, tc);
   }
   t_creating = false;
   return tc;
@@ -193,10 +193,10 @@ void* api_memalign(size_t align, size_t n) noexcept {
   return malloc_slow(n, std::bit_ceil(align), false);
 }
 
-void* api_valloc(size_t n) noexcept { return malloc_slow(n, static_cast<size_t>(getpagesize()), false); }
+void* api_valloc(size_t n) noexcept { return malloc_slow(n, os::page_size(), false); }
 
 void* api_pvalloc(size_t n) noexcept {
-  size_t page = static_cast<size_t>(getpagesize());
+  size_t page = os::page_size();
   size_t rounded = n == 0 ? page : (n + page - 1) & ~(page - 1);
   if (rounded < n) {
     errno = ENOMEM;

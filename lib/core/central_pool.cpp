@@ -1,15 +1,10 @@
 // central_pool.cpp - see central_pool.h.
 #include "core/central_pool.h"
 
+#include "util/counter.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
-namespace {
-// Counters are only written under the pool lock: a plain add, no read-modify-write instruction.
-void add(std::atomic<uint64_t>& c, uint64_t n) noexcept {
-  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-}
-}  // namespace
 
 void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table) noexcept {
   cls_ = cls;
@@ -23,16 +18,11 @@ void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table) noe
 
 void CentralPool::push_partial_locked(Slab* s) noexcept {
   s->in_partial = true;
-  s->prev = nullptr;
-  s->next = partial_;
-  if (partial_ != nullptr) partial_->prev = s;
-  partial_ = s;
+  partial_.push_front(s);
 }
 
 void CentralPool::unlink_partial_locked(Slab* s) noexcept {
-  if (s->prev != nullptr) s->prev->next = s->next; else partial_ = s->next;
-  if (s->next != nullptr) s->next->prev = s->prev;
-  s->next = s->prev = nullptr;
+  partial_.remove(s);
   s->in_partial = false;
 }
 
@@ -52,20 +42,20 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
   if (from != kShards) {
     Slot& s = slots_[from][--nslots_[from]];
     *head = s.head;
-    add(counters_.takes, 1);
-    add(counters_.slot_takes, 1);
-    add(counters_.blocks_taken, s.count);
-    add(counters_.slot_blocks, -uint64_t{s.count});
+    owner_add(counters_.takes, 1);
+    owner_add(counters_.slot_takes, 1);
+    owner_add(counters_.blocks_taken, s.count);
+    owner_add(counters_.slot_blocks, -uint64_t{s.count});
     return s.count;
   }
   void* chain = nullptr;
   uint32_t got = 0;
   while (got < want) {
-    Slab* s = partial_;
+    Slab* s = partial_.front();
     if (s == nullptr) {
       s = slabs_->take(cls_);
       if (s == nullptr) break;  // out of memory: hand out what we have
-      add(counters_.slabs_taken, 1);
+      owner_add(counters_.slabs_taken, 1);
       push_partial_locked(s);
     }
     while (got < want && s->free_list != nullptr) {
@@ -89,19 +79,19 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
     if (!s->has_free()) unlink_partial_locked(s);
   }
   *head = chain;
-  add(counters_.takes, 1);
-  add(counters_.blocks_taken, got);
+  owner_add(counters_.takes, 1);
+  owner_add(counters_.blocks_taken, got);
   return got;
 }
 
 void CentralPool::give(void* head, uint32_t count, const char* call, unsigned shard) noexcept {
   LockGuard g(lock_);
-  add(counters_.gives, 1);
-  add(counters_.blocks_given, count);
+  owner_add(counters_.gives, 1);
+  owner_add(counters_.blocks_given, count);
   shard = batch_ == 1 ? 0 : shard % kShards;
   if (count == batch_ && nslots_[shard] < max_slots_) {
     slots_[shard][nslots_[shard]++] = Slot{head, count};
-    add(counters_.slot_blocks, count);
+    owner_add(counters_.slot_blocks, count);
     return;
   }
   give_to_slabs_locked(head, count, call);
@@ -131,7 +121,7 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
     --s->used;
     if (s->used == 0) {
       if (s->in_partial) unlink_partial_locked(s);
-      add(counters_.slabs_released, 1);
+      owner_add(counters_.slabs_released, 1);
       slabs_->give(s);
       s = nullptr;  // no longer active: the next block looks its slab up again
     } else if (!s->in_partial) {
@@ -146,7 +136,7 @@ void CentralPool::drain_slots() noexcept {
   for (unsigned k = 0; k < kShards; ++k) {
     while (nslots_[k] > 0) {
       Slot s = slots_[k][--nslots_[k]];
-      add(counters_.slot_blocks, -uint64_t{s.count});
+      owner_add(counters_.slot_blocks, -uint64_t{s.count});
       give_to_slabs_locked(s.head, s.count, "ca_clear");
     }
   }

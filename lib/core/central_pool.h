@@ -20,7 +20,8 @@
 #include <cstdint>
 
 #include "core/slab_source.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
+#include "util/intrusive_list.h"
 
 namespace cachealloc {
 
@@ -47,7 +48,6 @@ class CentralPool {
   void drain_slots() noexcept;
 
   SpinLock& lock() noexcept { return lock_; }
-  unsigned cls() const noexcept { return cls_; }
 
   // Counters for stats: written under lock_ (one writer at a time), read without it.
   struct Counters {
@@ -67,13 +67,13 @@ class CentralPool {
   void unlink_partial_locked(Slab* s) noexcept;
   void push_partial_locked(Slab* s) noexcept;
 
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kCentralPool};
   unsigned cls_ = 0;
   uint32_t batch_ = 1;
   uint32_t max_slots_ = 1;
   uint32_t nslots_[kShards] = {};
   Slot slots_[kShards][kMaxSlots] = {};
-  Slab* partial_ = nullptr;
+  IntrusiveList<Slab, &Slab::next, &Slab::prev, ListEnds::kHead> partial_;
   SlabSource* slabs_ = nullptr;
   SegmentTable* table_ = nullptr;
   Counters counters_;

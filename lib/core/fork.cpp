@@ -51,7 +51,6 @@
 #include "core/fork.h"
 
 #include <atomic>
-#include <pthread.h>
 
 #include "core/allocator.h"
 #include "platform/os.h"
@@ -107,7 +106,7 @@ void set_fork_hooks(ForkLayer layer, const ForkHooks* hooks) noexcept {
 void install_fork_handlers() noexcept {
   bool expected = false;
   if (g_installed.compare_exchange_strong(expected, true)) {
-    pthread_atfork(&fork_prepare, &fork_parent, &fork_child);
+    os::register_fork_handlers(&fork_prepare, &fork_parent, &fork_child);
   }
 }
 

@@ -1,10 +1,10 @@
 // fork.h - the one fork sequence: every lock cachealloc holds across fork(), in one written order.
 //
 // The core registers a single pthread_atfork handler triple (install_fork_handlers, from its lazy
-// initialisation); nothing else in lib/ calls pthread_atfork. The layers above the core that own
-// locks (stats, cuda) cannot be called from here (includes only go downward), so each
-// gives the core its hooks with set_fork_hooks, into a slot whose position in ForkLayer is its
-// place in the order. The whole sequence, and why it is in that order, is Note [Fork] in fork.cpp.
+// initialisation, through os::register_fork_handlers); nothing else in lib/ registers fork
+// handlers. The layers above the core that own locks (stats, cuda) cannot be called from here
+// (includes only go downward), so each gives the core its hooks with set_fork_hooks, into a slot
+// whose position in ForkLayer is its place in the order. The whole sequence, and why it is in that order, is Note [Fork] in fork.cpp.
 //
 // SYNCHRONIZATION: the slots are atomics (a layer may register while another thread forks). The
 // record of what prepare did is written and read only by the forking thread, between glibc's

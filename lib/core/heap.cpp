@@ -6,6 +6,7 @@
 
 #include "core/meta_arena.h"
 #include "platform/os.h"
+#include "util/counter.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
@@ -93,9 +94,9 @@ void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
       p = nullptr;
     }
     if (p != nullptr) return p;
-    if (release_caches() == 0 && attempt == 0) {
-      // Nothing cached to give back; one more try anyway (another thread may have freed).
-    }
+    // Give back what is cached and try again; also when nothing was (another thread may have
+    // freed meanwhile).
+    release_caches();
   }
   return nullptr;
 }
@@ -320,7 +321,7 @@ void Heap::get_totals(ca_totals* out) noexcept {
   uint64_t frees = retired_.frees.load(std::memory_order_relaxed) + direct_frees_.load();
   {
     LockGuard g(registry_lock_);
-    for (ThreadCache* t = threads_; t != nullptr; t = t->next) {
+    for (ThreadCache* t = threads_.front(); t != nullptr; t = t->next) {
       allocs += t->counters().allocs.load(std::memory_order_relaxed);
       frees += t->frees();
     }
@@ -342,10 +343,7 @@ ThreadCache* Heap::create_thread_cache() noexcept {
   if (tc == nullptr) return nullptr;
   tc->attach(this, config_.check);
   LockGuard g(registry_lock_);
-  tc->prev = nullptr;
-  tc->next = threads_;
-  if (threads_ != nullptr) threads_->prev = tc;
-  threads_ = tc;
+  threads_.push_front(tc);
   return tc;
 }
 
@@ -353,17 +351,15 @@ void Heap::destroy_thread_cache(ThreadCache* tc) noexcept {
   tc->flush_all();
   {
     LockGuard g(registry_lock_);
-    if (tc->prev != nullptr) tc->prev->next = tc->next; else threads_ = tc->next;
-    if (tc->next != nullptr) tc->next->prev = tc->prev;
+    threads_.remove(tc);
+    // retired_ is written only under the registry lock (util/counter.h).
     const ThreadCounters& c = tc->counters();
     auto add = [](std::atomic<uint64_t>& to, const std::atomic<uint64_t>& from) {
-      to.store(to.load(std::memory_order_relaxed) + from.load(std::memory_order_relaxed),
-               std::memory_order_relaxed);
+      owner_add(to, from.load(std::memory_order_relaxed));
     };
     add(retired_.allocs, c.allocs);
     add(retired_.bytes_requested, c.bytes_requested);
-    retired_.frees.store(retired_.frees.load(std::memory_order_relaxed) + tc->frees(),
-                         std::memory_order_relaxed);
+    owner_add(retired_.frees, tc->frees());
     add(retired_.refills, c.refills);
     add(retired_.flushes, c.flushes);
   }

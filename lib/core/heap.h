@@ -25,6 +25,7 @@
 #include "core/segment_table.h"
 #include "core/slab_source.h"
 #include "core/thread_cache.h"
+#include "util/intrusive_list.h"
 
 namespace cachealloc {
 
@@ -67,7 +68,9 @@ class Heap {
   // Evicts least recently used memory until cached bytes fit the budget.
   void enforce_budget() noexcept;
   void get_totals(ca_totals* out) noexcept;
-  // Every counter, for lib/stats (heap_stats.cpp). Takes the registry lock only.
+  // Every counter, for lib/stats (heap_stats.cpp). Takes the registry lock (to walk the thread
+  // caches), then the LargeCache lock (for the live block count), one at a time; every other
+  // counter is read relaxed without a lock.
   void snapshot(HeapSnapshot* out) noexcept;
 
   // ---- thread caches ----
@@ -109,8 +112,9 @@ class Heap {
   RefcountTable refs_;
   std::atomic<size_t> cache_limit_{0};
   std::atomic<uint64_t> clear_epoch_{0};
-  SpinLock registry_lock_;
-  ThreadCache* threads_ = nullptr;
+  SpinLock registry_lock_{LockRank::kThreadRegistry};
+  // The live thread caches (through ThreadCache::next/prev), under registry_lock_.
+  IntrusiveList<ThreadCache, &ThreadCache::next, &ThreadCache::prev, ListEnds::kHead> threads_;
   MetaPool<ThreadCache> cache_records_;
   ThreadCounters retired_;  // counters of exited threads
   std::atomic<uint64_t> direct_allocs_{0}, direct_frees_{0};  // threads without a cache

@@ -39,7 +39,7 @@ void Heap::snapshot(HeapSnapshot* out) noexcept {
   s.flushes = get(retired_.flushes);
   {
     LockGuard g(registry_lock_);
-    for (ThreadCache* t = threads_; t != nullptr; t = t->next) {
+    for (ThreadCache* t = threads_.front(); t != nullptr; t = t->next) {
       const ThreadCounters& tc = t->counters();
       s.small_allocs += get(tc.allocs);
       s.bytes_requested += get(tc.bytes_requested);

@@ -1,7 +1,8 @@
 // large_cache.cpp - see large_cache.h.
 #include "core/large_cache.h"
 
-#include "core/slab_source.h"  // next_lru_stamp
+#include "core/lru_clock.h"
+#include "util/counter.h"
 
 namespace cachealloc {
 namespace {
@@ -41,12 +42,8 @@ bool LargeCache::grow_locked() noexcept {
     }
   }
   // Re-chain cached blocks by walking the LRU from oldest to newest, so each chain stays newest-first.
-  for (LargeBlock* b = lru_tail_; b != nullptr; b = b->lru_prev) {
-    size_t k = layout_bucket(b->size, b->align);
-    b->lay_prev = nullptr;
-    b->lay_next = by_layout_[k];
-    if (b->lay_next != nullptr) b->lay_next->lay_prev = b;
-    by_layout_[k] = b;
+  for (LargeBlock* b = lru_.back(); b != nullptr; b = lru_.prev(b)) {
+    LayoutChain::push_front_at(by_layout_[layout_bucket(b->size, b->align)], b);
   }
   MetaArena::unmap_array(old_ptr, old_n * sizeof(LargeBlock*));
   MetaArena::unmap_array(old_lay, old_n * sizeof(LargeBlock*));
@@ -58,7 +55,7 @@ void LargeCache::count_layout_locked(std::atomic<uint64_t> LargeLayoutCounters::
   size_t rounded = large_round(size);
   if (rounded == 0 || rounded > (size_t{1} << 47)) return;
   std::atomic<uint64_t>& c = layouts_[large_layout_index(rounded)].*which;
-  c.store(c.load(std::memory_order_relaxed) + static_cast<uint64_t>(by), std::memory_order_relaxed);
+  owner_add(c, static_cast<uint64_t>(by));
 }
 
 LargeBlock* LargeCache::find_locked(const void* p) noexcept {
@@ -89,30 +86,16 @@ void LargeCache::erase_ptr_locked(LargeBlock* b) noexcept {
 void LargeCache::cache_locked(LargeBlock* b) noexcept {
   b->cached = true;
   b->stamp = next_lru_stamp();
-  size_t k = layout_bucket(b->size, b->align);
-  b->lay_prev = nullptr;
-  b->lay_next = by_layout_[k];
-  if (b->lay_next != nullptr) b->lay_next->lay_prev = b;
-  by_layout_[k] = b;
-  b->lru_prev = nullptr;
-  b->lru_next = lru_head_;
-  if (lru_head_ != nullptr) lru_head_->lru_prev = b;
-  lru_head_ = b;
-  if (lru_tail_ == nullptr) lru_tail_ = b;
+  LayoutChain::push_front_at(by_layout_[layout_bucket(b->size, b->align)], b);
+  lru_.push_front(b);
   cached_.fetch_add(b->size, std::memory_order_relaxed);
   count_layout_locked(&LargeLayoutCounters::cached, b->size, 1);
 }
 
 void LargeCache::uncache_locked(LargeBlock* b) noexcept {
-  if (b->lay_prev != nullptr) {
-    b->lay_prev->lay_next = b->lay_next;
-  } else {
-    by_layout_[layout_bucket(b->size, b->align)] = b->lay_next;
-  }
-  if (b->lay_next != nullptr) b->lay_next->lay_prev = b->lay_prev;
-  if (b->lru_prev != nullptr) b->lru_prev->lru_next = b->lru_next; else lru_head_ = b->lru_next;
-  if (b->lru_next != nullptr) b->lru_next->lru_prev = b->lru_prev; else lru_tail_ = b->lru_prev;
-  b->lay_next = b->lay_prev = b->lru_next = b->lru_prev = nullptr;
+  LayoutChain::remove_at(
+      [&]() noexcept -> LargeBlock*& { return by_layout_[layout_bucket(b->size, b->align)]; }, b);
+  lru_.remove(b);
   b->cached = false;
   cached_.fetch_sub(b->size, std::memory_order_relaxed);
   count_layout_locked(&LargeLayoutCounters::cached, b->size, -1);
@@ -266,14 +249,15 @@ void LargeCache::give_upstream(LargeBlock* b) noexcept {
 
 uint64_t LargeCache::oldest_stamp() noexcept {
   LockGuard g(lock_);
-  return lru_tail_ == nullptr ? UINT64_MAX : lru_tail_->stamp;
+  LargeBlock* oldest = lru_.back();
+  return oldest == nullptr ? UINT64_MAX : oldest->stamp;
 }
 
 size_t LargeCache::evict_oldest() noexcept {
   LargeBlock* victim = nullptr;
   {
     LockGuard g(lock_);
-    victim = lru_tail_;
+    victim = lru_.back();
     if (victim == nullptr) return 0;
     uncache_locked(victim);
     erase_ptr_locked(victim);

@@ -20,7 +20,8 @@
 #include "cachealloc.h"
 #include "core/large_source.h"
 #include "core/meta_arena.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
+#include "util/intrusive_list.h"
 
 namespace cachealloc {
 
@@ -124,7 +125,7 @@ class LargeCache {
   size_t layout_bucket(size_t size, size_t align) const noexcept;
   size_t ptr_bucket(const void* p) const noexcept;
 
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kLargeCache};
   LargeSource* source_ = nullptr;
   MetaPool<LargeBlock> records_;
   LargeBlock** by_ptr_ = nullptr;
@@ -133,8 +134,9 @@ class LargeCache {
   size_t records_in_ptr_ = 0;
   size_t live_ = 0;
   std::atomic<size_t> live_bytes_{0};  // written under lock_, read by stats without it
-  LargeBlock* lru_head_ = nullptr;
-  LargeBlock* lru_tail_ = nullptr;
+  using LayoutChain = IntrusiveList<LargeBlock, &LargeBlock::lay_next, &LargeBlock::lay_prev,
+                                    ListEnds::kHead>;  // the lists of by_layout_'s buckets
+  IntrusiveList<LargeBlock, &LargeBlock::lru_next, &LargeBlock::lru_prev> lru_;  // newest first
   std::atomic<size_t> cached_{0};
   LargeLayoutCounters layouts_[kLargeLayouts];
   // Under lock_: adds `by` to the counter of the layout of `size` (sizes no layout covers, such as

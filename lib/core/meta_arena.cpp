@@ -27,7 +27,6 @@ void* MetaArena::alloc(size_t size) noexcept {
     if (chunk == nullptr) return nullptr;
     cur_ = static_cast<char*>(chunk);
     end_ = cur_ + kChunk;
-    mapped_ += kChunk;
   }
   void* p = cur_;
   cur_ += size;

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <new>
 
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc {
 
@@ -24,15 +24,13 @@ class MetaArena {
   // Direct mappings for large arrays (rounded to pages), zeroed.
   static void* map_array(size_t bytes) noexcept;
   static void unmap_array(void* p, size_t bytes) noexcept;
-  size_t bytes_mapped() const noexcept { return mapped_; }
 
   SpinLock& lock() noexcept { return lock_; }
 
  private:
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kMetaArena};
   char* cur_ = nullptr;
   char* end_ = nullptr;
-  size_t mapped_ = 0;
 };
 
 // The process-wide arena (constinit, usable before constructors).
@@ -70,7 +68,7 @@ class MetaPool {
   struct Node {
     Node* next;
   };
-  SpinLock lock_;
+  SpinLock lock_{LockRank::kMetaPool};
   Node* free_ = nullptr;
 };
 

@@ -1,13 +1,11 @@
 // refcount_table.cpp - see refcount_table.h.
 #include "core/refcount_table.h"
 
+#include "util/counter.h"
+
 namespace cachealloc {
 namespace {
 constexpr size_t kGolden = 0x9E3779B97F4A7C15ull;
-// A counter written under its shard's lock (one writer at a time), read by stats without it.
-void bump(std::atomic<uint64_t>& c) noexcept {
-  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
 }
 
 RefcountTable::Shard& RefcountTable::shard_for(Shard* shards, const void* p) noexcept {
@@ -48,7 +46,7 @@ uint32_t RefcountTable::retain(const void* p, bool* inserted) noexcept {
       for (Node* e = s.buckets[bucket(s, p)]; e != nullptr; e = e->next) {
         if (e->key == p) {
           if (e->count == UINT32_MAX) return 0;
-          bump(s.retains);
+          owner_add(s.retains, 1);
           return ++e->count;
         }
       }
@@ -61,7 +59,7 @@ uint32_t RefcountTable::retain(const void* p, bool* inserted) noexcept {
     for (Node* e = s.buckets[bucket(s, p)]; e != nullptr; e = e->next) {
       if (e->key == p) {
         nodes_.put(fresh);
-        bump(s.retains);
+        owner_add(s.retains, 1);
         return ++e->count;
       }
     }
@@ -76,7 +74,7 @@ uint32_t RefcountTable::retain(const void* p, bool* inserted) noexcept {
   fresh->next = s.buckets[k];
   s.buckets[k] = fresh;
   ++s.size;
-  bump(s.retains);
+  owner_add(s.retains, 1);
   *inserted = true;
   return 2;
 }
@@ -93,7 +91,7 @@ uint32_t RefcountTable::release(const void* p, bool* erased) noexcept {
       Node* e = *link;
       if (e->key != p) continue;
       left = --e->count;
-      bump(s.releases);
+      owner_add(s.releases, 1);
       if (left == 1) {
         *link = e->next;
         --s.size;

@@ -15,7 +15,7 @@
 #include <cstdint>
 
 #include "core/meta_arena.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc {
 
@@ -44,7 +44,7 @@ class RefcountTable {
     Node* next;
   };
   struct Shard {
-    SpinLock lock;
+    SpinLock lock{LockRank::kRefcountShard};
     Node** buckets = nullptr;
     size_t nbuckets = 0;
     size_t size = 0;

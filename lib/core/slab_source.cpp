@@ -3,13 +3,13 @@
 
 #include <new>
 
+#include "core/lru_clock.h"
 #include "core/meta_arena.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
 namespace {
-constinit std::atomic<uint64_t> g_lru_clock{1};
-constinit SpinLock g_spare_lock;
+constinit SpinLock g_spare_lock{LockRank::kSegmentMeta};
 constinit SegmentMeta* g_spare_meta = nullptr;  // SegmentMeta records of unmapped segments
 
 SegmentMeta* new_segment_meta() {
@@ -44,8 +44,6 @@ uint64_t run_mask(unsigned npages, unsigned first) {
 }  // namespace
 
 SpinLock& segment_meta_lock() noexcept { return g_spare_lock; }
-
-uint64_t next_lru_stamp() noexcept { return g_lru_clock.fetch_add(1, std::memory_order_relaxed); }
 
 bool SlabSource::add_segment_locked() noexcept {
   void* mem = pages_->map(kSegmentSize, kSegmentSize);
@@ -142,7 +140,7 @@ Slab* SlabSource::take(unsigned cls) noexcept {
   unsigned npages = slab_pages(cls);
   unsigned li = list_index(npages);
   LockGuard g(lock_);
-  Slab* s = empty_head_[li];
+  Slab* s = empty_[li].front();
   if (s != nullptr) {
     unlink_empty_locked(s);
     cached_.fetch_sub(s->bytes(), std::memory_order_relaxed);
@@ -165,19 +163,12 @@ void SlabSource::give(Slab* s) noexcept {
   for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) s->seg->clear_page_class(i);
   s->state = SlabState::kEmpty;
   s->stamp = next_lru_stamp();
-  s->prev = nullptr;
-  s->next = empty_head_[li];
-  if (s->next != nullptr) s->next->prev = s;
-  empty_head_[li] = s;
-  if (empty_tail_[li] == nullptr) empty_tail_[li] = s;
+  empty_[li].push_front(s);
   cached_.fetch_add(s->bytes(), std::memory_order_relaxed);
 }
 
 void SlabSource::unlink_empty_locked(Slab* s) noexcept {
-  unsigned li = list_index(s->npages);
-  if (s->prev != nullptr) s->prev->next = s->next; else empty_head_[li] = s->next;
-  if (s->next != nullptr) s->next->prev = s->prev; else empty_tail_[li] = s->prev;
-  s->next = s->prev = nullptr;
+  empty_[list_index(s->npages)].remove(s);
 }
 
 void SlabSource::free_pages_locked(Slab* s) noexcept {
@@ -188,7 +179,8 @@ void SlabSource::free_pages_locked(Slab* s) noexcept {
 uint64_t SlabSource::oldest_stamp() noexcept {
   LockGuard g(lock_);
   uint64_t best = UINT64_MAX;
-  for (Slab* t : empty_tail_) {
+  for (const auto& list : empty_) {
+    Slab* t = list.back();
     if (t != nullptr && t->stamp < best) best = t->stamp;
   }
   return best;
@@ -197,7 +189,8 @@ uint64_t SlabSource::oldest_stamp() noexcept {
 size_t SlabSource::evict_oldest() noexcept {
   LockGuard g(lock_);
   Slab* victim = nullptr;
-  for (Slab* t : empty_tail_) {
+  for (const auto& list : empty_) {
+    Slab* t = list.back();
     if (t != nullptr && (victim == nullptr || t->stamp < victim->stamp)) victim = t;
   }
   if (victim == nullptr) return 0;

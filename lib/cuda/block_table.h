@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc::cuda {
 

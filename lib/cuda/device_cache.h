@@ -24,7 +24,7 @@
 #include "cuda/device_pool.h"
 #include "cuda/stream_registry.h"
 #include "platform/cuda_api.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc::cuda {
 

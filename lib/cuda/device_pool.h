@@ -21,7 +21,7 @@
 #include "cuda/layout.h"
 #include "cuda/stream_registry.h"
 #include "platform/cuda_api.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc::cuda {
 

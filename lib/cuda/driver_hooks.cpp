@@ -3,7 +3,7 @@
 #include "cuda/driver_hooks.h"
 
 #include <atomic>
-#include <dlfcn.h>
+#include <dlfcn.h>  // RTLD_NEXT only: the loader calls are in platform/cuda_api.cpp
 #include <type_traits>
 
 #include "config/options.h"
@@ -244,22 +244,18 @@ void* wrap(int hook, void* real) noexcept {
 // True when `real` is the driver's own export of the hook's exact name or its per-thread
 // variants (Note [cuGetProcAddress versions]).
 bool is_known_export(int hook, void* real) noexcept {
-  Dl_info info;
-  if (dladdr(real, &info) == 0 || info.dli_fname == nullptr) return false;
-  void* h = dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
-  if (h == nullptr) return false;
-  char name[96];
+  constexpr size_t kLen = 96;
+  char names[3][kLen];
   const char* exact = kHookNames[hook].exact;
-  bool found = false;
-  for (const char* suffix : {"", "_ptsz", "_ptds"}) {
+  const char* const suffixes[3] = {"", "_ptsz", "_ptds"};
+  for (int i = 0; i < 3; ++i) {
     size_t n = 0;
-    for (const char* c = exact; *c != '\0' && n + 1 < sizeof name; ++c) name[n++] = *c;
-    for (const char* c = suffix; *c != '\0' && n + 1 < sizeof name; ++c) name[n++] = *c;
-    name[n] = '\0';
-    if (cuda_api::real_dlsym()(h, name) == real) found = true;
+    for (const char* c = exact; *c != '\0' && n + 1 < kLen; ++c) names[i][n++] = *c;
+    for (const char* c = suffixes[i]; *c != '\0' && n + 1 < kLen; ++c) names[i][n++] = *c;
+    names[i][n] = '\0';
   }
-  dlclose(h);
-  return found;
+  const char* const list[3] = {names[0], names[1], names[2]};
+  return cuda_api::object_exports_at(real, list, 3);
 }
 
 void* wrap_proc(const char* symbol, int cuda_version, void* real) noexcept {
@@ -298,9 +294,8 @@ template <typename Fn>
 Fn export_real(Hook hook) noexcept {
   void* f = g_export_real[hook].load(std::memory_order_acquire);
   if (f == nullptr) {
-    void* h = dlopen("libcuda.so.1", RTLD_NOLOAD | RTLD_LAZY);
-    if (h == nullptr) return nullptr;
-    f = cuda_api::real_dlsym()(h, kHookNames[hook].exact);
+    f = cuda_api::driver_export(kHookNames[hook].exact);
+    if (f == nullptr) return nullptr;
     g_export_real[hook].store(f, std::memory_order_release);
   }
   return reinterpret_cast<Fn>(f);

@@ -1,7 +1,7 @@
 // stream_registry.cpp - see stream_registry.h.
 #include "cuda/stream_registry.h"
 
-#include <sched.h>
+#include "platform/os.h"
 
 namespace cachealloc::cuda {
 
@@ -76,7 +76,7 @@ void StreamRegistry::capture_enter() noexcept {
     if (spins < 64) {
       cpu_relax();
     } else {
-      sched_yield();  // the fence work may be a synchronisation or a batch of real frees
+      os::yield_thread();  // the fence work may be a synchronisation or a batch of real frees
     }
   }
 }

@@ -30,7 +30,7 @@
 #include <cstddef>
 
 #include "platform/cuda_api.h"
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc::cuda {
 

@@ -10,7 +10,7 @@
 #include <dlfcn.h>
 #include <link.h>
 
-#include "util/spin_lock.h"
+#include "platform/spin_lock.h"
 
 namespace cachealloc::cuda_api {
 namespace {
@@ -266,6 +266,25 @@ bool in_driver_library(const void* addr) noexcept {
   Dl_info info;
   if (addr == nullptr || dladdr(addr, &info) == 0 || info.dli_fname == nullptr) return false;
   return starts_with(base_name(info.dli_fname), "libcuda.so");
+}
+
+void* driver_export(const char* name) noexcept {
+  void* h = dlopen("libcuda.so.1", RTLD_NOLOAD | RTLD_LAZY);
+  if (h == nullptr) return nullptr;
+  return real_dlsym()(h, name);
+}
+
+bool object_exports_at(const void* addr, const char* const* names, size_t n) noexcept {
+  Dl_info info;
+  if (dladdr(addr, &info) == 0 || info.dli_fname == nullptr) return false;
+  void* h = dlopen(info.dli_fname, RTLD_NOLOAD | RTLD_LAZY);
+  if (h == nullptr) return false;
+  bool found = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (real_dlsym()(h, names[i]) == addr) found = true;
+  }
+  dlclose(h);
+  return found;
 }
 
 bool in_runtime_call() noexcept { return t_runtime_depth > 0; }

@@ -38,7 +38,6 @@ inline constexpr CuResult kCuSuccess = 0;
 inline constexpr CuResult kCuInvalidValue = 1;
 inline constexpr CuResult kCuOutOfMemory = 2;
 inline constexpr CuResult kCuNotInitialized = 3;
-inline constexpr CuResult kCuNotFound = 500;
 inline constexpr CuResult kCuNotReady = 600;
 
 inline constexpr unsigned kEventDisableTiming = 0x2;  // CU_EVENT_DISABLE_TIMING
@@ -117,6 +116,13 @@ DlsymFn real_dlsym() noexcept;
 
 // True when `addr` lies in an object whose file name starts with "libcuda.so" (the driver).
 bool in_driver_library(const void* addr) noexcept;
+
+// The driver's own export `name` from libcuda.so.1, or nullptr when the driver is not loaded (it
+// is never loaded here: dlopen RTLD_NOLOAD) or has no such symbol.
+void* driver_export(const char* name) noexcept;
+
+// True when the object that contains `addr` exports one of names[0..n) at exactly `addr`.
+bool object_exports_at(const void* addr, const char* const* names, size_t n) noexcept;
 
 // Re-entry guard. Note [Runtime re-entry]: the shared runtime implements cudaMalloc with the
 // driver's cuMemAlloc_v2, which it fetched through cuGetProcAddress and so reaches our driver

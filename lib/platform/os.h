@@ -37,8 +37,16 @@ void write_stderr(const char* s, size_t len) noexcept;
 // Prints `msg` to stderr and aborts. Never returns, never allocates.
 [[noreturn]] void die(const char* msg, size_t len) noexcept;
 
-// A small id of the calling thread (the kernel tid), no libc TLS needed.
-uint32_t thread_id() noexcept;
+// ---- threads ----
+// A per-thread value with a destructor (pthread keys): `on_exit(value)` runs when a thread that
+// set a non-null value exits. create_thread_key: false when the process has no key left.
+// set_thread_value may allocate (glibc does, past the first 32 keys).
+using ThreadKey = unsigned;
+bool create_thread_key(ThreadKey* key, void (*on_exit)(void* value)) noexcept;
+void set_thread_value(ThreadKey key, void* value) noexcept;
+
+// Gives the CPU to another thread (sched_yield).
+void yield_thread() noexcept;
 
 // 64 unpredictable bits for per-process secrets: getrandom(2) without blocking, or, where the
 // kernel has no entropy yet (early boot) or no getrandom, a hash of the kernel's AT_RANDOM bytes,
@@ -49,6 +57,9 @@ uint64_t random_u64() noexcept;
 uint64_t now_ns() noexcept;
 
 // ---- fork (Note [Fork], core/fork.cpp) ----
+// Registers fork handlers with pthread_atfork (which may allocate). Called once, by core/fork.cpp.
+void register_fork_handlers(void (*prepare)(), void (*parent)(), void (*child)()) noexcept;
+
 // True while the process has only ever had one thread: glibc's __libc_single_threaded (2.32+),
 // the same test glibc's fork uses to skip its own locks. False when unknown (older glibc), so
 // callers then take their locks as before. Async-signal-safe (one byte load).

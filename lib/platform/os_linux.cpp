@@ -6,9 +6,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
+#include <type_traits>
 #include <unistd.h>
 
 #if __has_include(<sys/single_threaded.h>)
@@ -142,7 +144,19 @@ void die(const char* msg, size_t len) noexcept {
   abort();
 }
 
-uint32_t thread_id() noexcept { return static_cast<uint32_t>(syscall(SYS_gettid)); }
+static_assert(std::is_same_v<ThreadKey, pthread_key_t>);
+
+bool create_thread_key(ThreadKey* key, void (*on_exit)(void* value)) noexcept {
+  return pthread_key_create(key, on_exit) == 0;
+}
+
+void set_thread_value(ThreadKey key, void* value) noexcept { pthread_setspecific(key, value); }
+
+void yield_thread() noexcept { sched_yield(); }
+
+void register_fork_handlers(void (*prepare)(), void (*parent)(), void (*child)()) noexcept {
+  pthread_atfork(prepare, parent, child);
+}
 
 namespace {
 uint64_t mix64(uint64_t x) noexcept {  // a bijective 64-bit finaliser (splitmix64's constants)

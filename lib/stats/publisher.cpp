@@ -10,11 +10,11 @@
 #include "core/heap_stats.h"
 #include "platform/os.h"
 #include "platform/shm.h"
+#include "platform/spin_lock.h"
 #include "stats/stats_image.h"
 #include "stats/stats_segment.h"
 #include "stats/summary.h"
 #include "util/format.h"
-#include "util/spin_lock.h"
 
 namespace cachealloc::stats {
 namespace {

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "cachealloc/version.h"
 #include "platform/shm.h"
 
 namespace cachealloc::stats {
@@ -15,8 +16,6 @@ constexpr uint32_t kDevicesOffset = kLayoutsOffset + CA_STATS_LAYOUT_CAPACITY * 
 constexpr uint32_t kEnd = kDevicesOffset + CA_STATS_DEVICE_CAPACITY * sizeof(ca_stats_device_row);
 static_assert(kEnd <= CA_STATS_SEGMENT_SIZE);
 static_assert(kNumClasses <= CA_STATS_LAYOUT_CAPACITY);
-
-constexpr char kVersion[] = "0.1.0";
 
 uint64_t sub_or_zero(uint64_t a, uint64_t b) noexcept { return a > b ? a - b : 0; }
 
@@ -47,7 +46,7 @@ void fill_header(const Identity& id, uint64_t publish_count, ca_stats_header* h)
   h->publish_count = publish_count;
   h->publish_interval_ns = id.publish_interval_ns;
   copy_text(h->exe, sizeof h->exe, id.exe);
-  copy_text(h->library_version, sizeof h->library_version, kVersion);
+  copy_text(h->library_version, sizeof h->library_version, CACHEALLOC_VERSION_STRING);
   h->totals_offset = kTotalsOffset;
   h->totals_size = sizeof(ca_stats_totals);
   h->pools_offset = kPoolsOffset;

@@ -1,7 +1,8 @@
 // diagnostics.h - the one way cachealloc reports misuse and internal faults.
 //
 // Messages are one line, start with "cachealloc: ", and name the call and the pointer. Fatal ones
-// abort (like glibc's "free(): invalid pointer"); warnings go out once per site.
+// abort (like glibc's "free(): invalid pointer"); a warning is printed every time warn() is called,
+// so a caller that could repeat one decides how often (options warn once, when they are parsed).
 #pragma once
 
 #include <cstddef>

@@ -2,10 +2,9 @@
 #include "cachealloc/cuda.h"
 
 #include "cuda/cuda_front.h"
+#include "../export.h"
 
 namespace cf = cachealloc::cuda;
-
-#define CA_EXPORT extern "C" __attribute__((visibility("default")))
 
 CA_EXPORT int ca_cuda_retain(void* p) { return cf::retain(p); }
 CA_EXPORT int ca_cuda_release(void* p) { return cf::release(p); }

@@ -3,14 +3,13 @@
 // driver through dlsym/cuGetProcAddress (the runtime, static or shared) reach the same hooks
 // through the thunks in driver_hooks.cpp.
 #include "cuda/driver_hooks.h"
+#include "../export.h"
 
 using cachealloc::cuda::Context;
 using cachealloc::cuda::CuResult;
 using cachealloc::cuda::DevicePtr;
 using cachealloc::cuda::Stream;
 namespace cf = cachealloc::cuda;
-
-#define CA_EXPORT extern "C" __attribute__((visibility("default")))
 
 #define CA_HOOK_FORWARD(name, proc, since, impl, params, args, ...) \
   CA_EXPORT CuResult name params { return cf::exported_##name args; }

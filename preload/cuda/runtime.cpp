@@ -1,10 +1,9 @@
 // runtime.cpp - the exported CUDA runtime functions: one-line forwarders into cuda_front.h.
 #include "cuda/cuda_front.h"
+#include "../export.h"
 
 using cachealloc::cuda_api::RtError;
 namespace cf = cachealloc::cuda;
-
-#define CA_EXPORT extern "C" __attribute__((visibility("default")))
 
 // The caller's return address picks the runtime (Note [Runtime per caller] in cuda_api.h).
 #define CA_CALLER __builtin_return_address(0)

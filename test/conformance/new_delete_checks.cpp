@@ -156,6 +156,8 @@ TEST_CASE("new-expressions honour over-aligned types", "[new]") {
 }
 
 TEST_CASE("deleting nullptr is a no-op in every form", "[new]") {
+  ca_totals before{}, after{};
+  ca().get_totals(&before);
   ::operator delete(nullptr);
   ::operator delete[](nullptr);
   ::operator delete(nullptr, size_t{16});
@@ -169,7 +171,10 @@ TEST_CASE("deleting nullptr is a no-op in every form", "[new]") {
   ::operator delete(nullptr, std::align_val_t{64}, std::nothrow);
   ::operator delete[](nullptr, std::align_val_t{64}, std::nothrow);
   free(nullptr);
-  SUCCEED();
+  ca().get_totals(&after);
+  // A null pointer never reaches the heap: nothing was freed (and nothing allocated meanwhile).
+  CHECK(after.frees == before.frees);
+  CHECK(after.allocs == before.allocs);
 }
 
 TEST_CASE("standard containers run on cachealloc", "[new]") {

@@ -1,5 +1,5 @@
-// defects_test.cpp - the device-side defects found by review and on a GPU (issue 10), each a
-// case that failed before its fix, against the stub runtime and stub libcuda.so.1.
+// defects_test.cpp - the device-side defects found by review and on a GPU, each a case that
+// failed before its fix, against the stub runtime and stub libcuda.so.1.
 //
 // One program, one case per argv[1]; test/cuda/meson.build runs each under
 // LD_PRELOAD=libcachealloc.so with the environment the case needs (capacity, budget, a driver

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "cachealloc/version.h"
 #include "entry.h"
 #include "render.h"
 
@@ -101,7 +102,8 @@ Args parse_args(int argc, char** argv) {
       std::cout << kUsage;
       std::exit(0);
     } else if (s == "--version") {
-      std::cout << "cachealloc-stats 0.1.0 (segment ABI version " << CA_STATS_VERSION << ")\n";
+      std::cout << "cachealloc-stats " CACHEALLOC_VERSION_STRING " (segment ABI version "
+                << CA_STATS_VERSION << ")\n";
       std::exit(0);
     } else if (!s.empty() && s[0] == '-') {
       usage_error("unknown option '" + s + "'");

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# validate.sh - cachealloc on a real GPU, in one command (issue 10). Under 8 minutes on an H200.
+# validate.sh - cachealloc on a real GPU, in one command. Under 8 minutes on an H200.
 #
 #   bash tools/gpu/validate.sh [BUILD]      (BUILD: a build directory, default build/)
 #

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Issue 4's device-memory benchmark: raw cudaMalloc/cudaFree, cudaMallocAsync (release threshold
+"""The device-memory benchmark: raw cudaMalloc/cudaFree, cudaMallocAsync (release threshold
 at maximum) and cachealloc (the raw calls under LD_PRELOAD=libcachealloc.so), same run, alternating.
 
 usage: run_gpu.py [--build BUILD] [--reps N] [--scale S] [--workloads loop,sizes,streams,thrust]
 
 Needs a GPU; prints "skipped" and exits 0 without one. Prints a Markdown table: median seconds
 per configuration, cachealloc's speed-up over raw, its time relative to cudaMallocAsync, and peak
-reserved / peak live for each. Targets (issue 4): >= 50x faster than raw on `loop`, within 1.5x of
+reserved / peak live for each. Targets: >= 50x faster than raw on `loop`, within 1.5x of
 cudaMallocAsync, peak reserved <= 1.3x peak live.
 """
 import argparse

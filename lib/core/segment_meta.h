@@ -1,0 +1,126 @@
+// segment_meta.h - the metadata of one 4 MiB segment of small objects, and of its slabs.
+//
+// Data structures:
+//   SegmentMeta  one per segment (in the meta arena): which pages are free, a descriptor of each
+//                page (its slab's class and start, read without a lock by free(): Note [Page
+//                descriptors]), and the Slab records, indexed by the slab's first page.
+//   Slab         a run of 1..16 pages of one size class: its own free list, a bump index for blocks
+//                never handed out, and the count of blocks handed out (`used`).
+//
+// Who writes: SlabSource (pages, slab records, page classes, under its lock), CentralPool (a
+// slab's free list, bump index and `used`, under the pool lock), Heap (retained, live bits).
+// Who reads without a lock: the free fast path (pages, retained: allocator.h) and
+// Heap::live_small_block (bump). SYNCHRONIZATION: slab_source.h.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/size_class.h"
+
+namespace cachealloc {
+
+enum class SlabState : uint8_t { kFree, kActive, kEmpty };
+
+struct Slab {
+  void* free_list = nullptr;  // blocks given back to this slab
+  uint32_t free_count = 0;
+  uint32_t bump = 0;          // index of the next never-used block (relaxed atomic stores: read
+                              // without a lock by Heap::live_small_block)
+  uint32_t capacity = 0;      // blocks that fit
+  uint32_t used = 0;          // blocks outside the slab (live, thread caches, transfer cache)
+  uint32_t stride = 0;        // block size
+  uint8_t cls = kNoClass;
+  uint8_t npages = 0;
+  uint8_t first_page = 0;
+  SlabState state = SlabState::kFree;
+  bool in_partial = false;    // on its central pool's partial list
+  uintptr_t start = 0;
+  Slab* next = nullptr;       // partial list (CentralPool) or empty list (SlabSource)
+  Slab* prev = nullptr;
+  uint64_t stamp = 0;         // LRU stamp of when it became empty
+  struct SegmentMeta* seg = nullptr;
+
+  bool has_free() const noexcept { return free_count != 0 || bump < capacity; }
+  size_t bytes() const noexcept { return size_t{npages} << kPageShift; }
+};
+
+// Note [Page descriptors]
+// What free() needs to know about the 64 KiB page a pointer lies in, in one 16-byte record read
+// without a lock: the class of the slab covering it (for the bin), where that slab starts (for the
+// block-boundary test) and the class's BlockDivisor, copied here so that the test needs no second
+// table (Note [Block boundary test]). A page in no active slab has cls kNoClass and bound 0, so the
+// test refuses every pointer into it. Written under the slab source's lock with relaxed atomic
+// stores: a class is set with `bound` last and cleared with `bound` first, so a reader racing
+// with a change sees either the old slab's record or a refusal, except for a pointer into a page
+// being handed to a new slab, which no correct program frees.
+struct alignas(16) PageDesc {
+  uint32_t slab_offset;  // offset of the covering slab's first byte from the segment base
+  uint32_t inverse;
+  uint32_t bound;
+  uint8_t shift;
+  uint8_t cls;           // kNoClass when the page is in no active slab
+  uint8_t head;          // first page of the slab covering the page
+  uint8_t unused;
+};
+static_assert(sizeof(PageDesc) == 16);
+
+struct SegmentMeta {
+  uintptr_t base = 0;
+  std::atomic<uint32_t> retained{0};       // blocks here with a refcount-table entry
+  PageDesc pages[kPagesPerSegment];        // Note [Page descriptors]
+  uint64_t free_pages = ~uint64_t{0};      // bit i: page i belongs to no slab
+  SegmentMeta* next = nullptr;
+  // CACHEALLOC_CHECK only (Note [Live bits]): one bit per 16-byte granule, set while the block
+  // starting there is handed out. nullptr outside check mode.
+  std::atomic<uint64_t>* live_bits = nullptr;
+  Slab slabs[kPagesPerSegment];
+
+  static constexpr size_t kLiveWords = kSegmentSize / kMinAlign / 64;  // 4096 words: 32 KiB
+
+  // Segments are kSegmentSize-aligned, so the page index needs no load of `base`.
+  static size_t page_of(const void* p) noexcept {
+    return (reinterpret_cast<uintptr_t>(p) >> kPageShift) & (kPagesPerSegment - 1);
+  }
+  const PageDesc& page_at(const void* p) const noexcept { return pages[page_of(p)]; }
+  Slab* slab_at(const void* p) noexcept { return &slabs[page_at(p).head]; }
+  uint8_t class_at(const void* p) const noexcept { return page_at(p).cls; }
+  // Whether p is a block boundary of the active slab covering it (Note [Block boundary test]).
+  // About 9 instructions: the offset, a multiply, a rotate, a compare.
+  bool is_block_start(const void* p) const noexcept {
+    const PageDesc& d = page_at(p);
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    uint32_t off = static_cast<uint32_t>(a & (kSegmentSize - 1)) - d.slab_offset;
+    return std::rotr(off * d.inverse, d.shift) < d.bound;
+  }
+  // The same, for a slab of class cls only.
+  bool is_block_start(const void* p, unsigned cls) const noexcept {
+    return class_at(p) == cls && is_block_start(p);
+  }
+  // Page i belongs to the slab whose first page is `head` (no class yet), or, with cls, is part
+  // of an active slab of that class; clear_class makes it refuse every pointer again.
+  void set_page_head(unsigned i, unsigned head) noexcept;
+  void set_page_class(unsigned i, unsigned cls) noexcept;
+  void clear_page_class(unsigned i) noexcept;
+
+  // Note [Live bits]
+  // In check mode every small block is handed out and taken back one at a time through the heap's
+  // slow paths, which set and clear its bit here. A free that finds the bit already clear is a
+  // double free, whichever cache (transfer slot, slab free list) the block went to in between;
+  // without the bits only a free of the thread-cache bin's head could be told apart. Pre: p is a
+  // block start of this segment and live_bits != nullptr.
+  bool mark_live(const void* p) noexcept {  // false: it was live already (an internal error)
+    size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;
+    uint64_t bit = uint64_t{1} << (g % 64);
+    return (live_bits[g / 64].fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+  }
+  bool clear_live(const void* p) noexcept {  // false: it was not live (a double free)
+    size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;
+    uint64_t bit = uint64_t{1} << (g % 64);
+    return (live_bits[g / 64].fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
+  }
+};
+
+}  // namespace cachealloc

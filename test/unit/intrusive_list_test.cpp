@@ -1,0 +1,119 @@
+// intrusive_list_test.cpp - util/intrusive_list.h: order, removal from every position, both ends,
+// a head kept outside the list, and one element on two lists at once.
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include "util/intrusive_list.h"
+
+using namespace cachealloc;
+
+namespace {
+struct Node {
+  int id = 0;
+  Node* next = nullptr;
+  Node* prev = nullptr;
+  Node* b_next = nullptr;  // a second list
+  Node* b_prev = nullptr;
+};
+using List = IntrusiveList<Node, &Node::next, &Node::prev>;
+using HeadList = IntrusiveList<Node, &Node::next, &Node::prev, ListEnds::kHead>;
+using BList = IntrusiveList<Node, &Node::b_next, &Node::b_prev>;
+
+template <class L>
+std::vector<int> forward(const L& l) {
+  std::vector<int> ids;
+  for (Node* n = l.front(); n != nullptr; n = L::next(n)) ids.push_back(n->id);
+  return ids;
+}
+std::vector<int> backward(const List& l) {
+  std::vector<int> ids;
+  for (Node* n = l.back(); n != nullptr; n = List::prev(n)) ids.push_back(n->id);
+  return ids;
+}
+}  // namespace
+
+TEST_CASE("push_front orders newest first; back is the oldest", "[intrusive_list]") {
+  Node n[4];
+  List l;
+  REQUIRE(l.empty());
+  REQUIRE(l.back() == nullptr);
+  for (int i = 0; i < 4; ++i) {
+    n[i].id = i;
+    l.push_front(&n[i]);
+  }
+  REQUIRE(forward(l) == std::vector<int>{3, 2, 1, 0});
+  REQUIRE(backward(l) == std::vector<int>{0, 1, 2, 3});
+}
+
+TEST_CASE("remove from the front, the middle and the back keeps both ends right", "[intrusive_list]") {
+  for (int victim = 0; victim < 3; ++victim) {
+    Node n[3];
+    List l;
+    for (int i = 0; i < 3; ++i) {
+      n[i].id = i;
+      l.push_front(&n[i]);
+    }
+    l.remove(&n[victim]);
+    REQUIRE(n[victim].next == nullptr);
+    REQUIRE(n[victim].prev == nullptr);
+    std::vector<int> want;
+    for (int i = 2; i >= 0; --i) {
+      if (i != victim) want.push_back(i);
+    }
+    REQUIRE(forward(l) == want);
+    REQUIRE(backward(l) == std::vector<int>(want.rbegin(), want.rend()));
+  }
+  Node one;
+  List l;
+  l.push_front(&one);
+  l.remove(&one);
+  REQUIRE(l.empty());
+  REQUIRE(l.back() == nullptr);
+}
+
+TEST_CASE("a head-only list is one pointer; a head kept outside works the same", "[intrusive_list]") {
+  static_assert(sizeof(HeadList) == sizeof(Node*));
+  static_assert(sizeof(List) == 2 * sizeof(Node*));
+  Node n[3];
+  HeadList l;
+  Node* bucket = nullptr;
+  for (int i = 0; i < 3; ++i) {
+    n[i].id = i;
+    l.push_front(&n[i]);
+  }
+  l.remove(&n[2]);
+  l.remove(&n[0]);
+  REQUIRE(forward(l) == std::vector<int>{1});
+  l.remove(&n[1]);
+  REQUIRE(l.empty());
+
+  int head_lookups = 0;
+  auto head_of = [&]() -> Node*& {
+    ++head_lookups;
+    return bucket;
+  };
+  for (Node& x : n) HeadList::push_front_at(bucket, &x);  // 2, 1, 0
+  HeadList::remove_at(head_of, &n[1]);                    // not the front: head not needed
+  REQUIRE(head_lookups == 0);
+  HeadList::remove_at(head_of, &n[2]);
+  REQUIRE(head_lookups == 1);
+  REQUIRE(bucket == &n[0]);
+  HeadList::remove_at(head_of, &n[0]);
+  REQUIRE(bucket == nullptr);
+}
+
+TEST_CASE("one element on two lists through different links", "[intrusive_list]") {
+  Node n[2];
+  List a;
+  BList b;
+  n[0].id = 0;
+  n[1].id = 1;
+  a.push_front(&n[0]);
+  a.push_front(&n[1]);
+  b.push_front(&n[1]);
+  b.push_front(&n[0]);
+  a.remove(&n[1]);
+  REQUIRE(forward(a) == std::vector<int>{0});
+  REQUIRE(forward(b) == std::vector<int>{0, 1});
+}
