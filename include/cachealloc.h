@@ -94,6 +94,12 @@ void ca_get_totals(ca_totals *out);
  * (CACHEALLOC_STATS=0) or the segment could not be created. */
 int ca_stats_flush(void);
 
+/* The full statistics report, built now, in-process, without allocating: `write` is called once
+ * per line with (ctx, NUL-terminated line ending in '\n'), like jemalloc's malloc_stats_print.
+ * With write == NULL the lines go to fd 2, one write(2) each. `write` may allocate; it must not
+ * call ca_stats_print itself. Works with CACHEALLOC_STATS=0. */
+void ca_stats_print(void (*write)(void *ctx, const char *line), void *ctx);
+
 /* The library's version string, "0.1.0". */
 const char *ca_version(void);
 

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 
 #include "config/options.h"
 #include "core/allocator.h"
@@ -38,6 +39,12 @@ struct State {
   uint64_t peak = 0;
 };
 
+// In-process reports (report()): a copy of the image taken under g.lock, printed under
+// g_report_lock only, so that the sink may call malloc (whose tick try-locks g.lock) or even
+// ca_stats_flush. Reset in a fork child: its holder, if any, was another thread.
+constinit SpinLock g_report_lock;
+constinit Image g_report;
+
 // Static storage: both are too big for the stack of a thread inside malloc.
 constinit State g;
 constinit HeapSnapshot g_snapshot;
@@ -50,9 +57,11 @@ void refresh_identity_locked() noexcept {
   os::executable_name(g.id.exe, sizeof g.id.exe);
 }
 
-void build_locked() noexcept {
+// `publishing`: the image is going to the segment (counts as a publication); otherwise it is built
+// for an in-process reader (mallinfo2, ca_stats_print) and publish_count stays as it is.
+void build_locked(bool publishing) noexcept {
   g_heap.snapshot(&g_snapshot);
-  ++g.publish_count;
+  if (publishing) ++g.publish_count;
   build_image(g.id, g_snapshot, g.publish_count, &g.peak, &g_image);
   size_t rows = cuda::process_cache().reports(g_devices, CA_STATS_DEVICE_CAPACITY);
   set_device_rows(g_devices, rows, &g_image);
@@ -97,7 +106,7 @@ bool publish_locked() noexcept {
   settle_fork_locked();
   if (g.stopped) return false;
   if (!g.segment.is_open() && !(g.want_segment && open_segment_locked())) return false;
-  build_locked();
+  build_locked(true);
   g.segment.write(g_image);
   g.next_publish_ns.store(os::now_ns() + kPublishIntervalNs, std::memory_order_relaxed);
   return true;
@@ -121,7 +130,8 @@ void fork_parent() noexcept { g.lock.unlock(); }
 // Only async-signal-safe work here: the child may be the copy of a multithreaded parent, or of a
 // single-threaded one that forked from a signal handler.
 void fork_child(bool locked) noexcept {
-  if (locked) g.lock.reset_after_fork();  // prepare took it; otherwise it is not ours to reset
+  if (locked) g.lock.reset_after_fork();
+  g_report_lock.reset_after_fork();  // prepare took it; otherwise it is not ours to reset
   g.fork_time_ns.store(os::realtime_ns(), std::memory_order_relaxed);
   // The child's segment appears at its first publication after kForkGraceNs (or at
   // ca_stats_flush): short-lived children, which usually leave by exec() or _exit() and so would
@@ -167,6 +177,35 @@ int flush() noexcept {
   return ok ? 0 : ENOENT;
 }
 
+void read_totals(ca_stats_totals* out) noexcept {
+  ensure_init();
+  int saved = errno;
+  LockGuard guard(g.lock);
+  settle_fork_locked();
+  build_locked(false);
+  memcpy(out, g_image.totals(), sizeof *out);
+  errno = saved;
+}
+
+void report(ReportFormat format, LineSink out) noexcept {
+  ensure_init();
+  int saved = errno;
+  LockGuard report_guard(g_report_lock);
+  {
+    LockGuard guard(g.lock);
+    settle_fork_locked();
+    if (g.id.pid == 0) refresh_identity_locked();
+    build_locked(false);
+    memcpy(g_report.bytes, g_image.bytes, g_image.used_size());
+  }
+  errno = saved;
+  if (format == ReportFormat::kXml) {
+    print_xml(g_report, out);
+  } else {
+    print_summary(g_report, out);
+  }
+}
+
 void stop() noexcept {
   int saved = errno;
   {
@@ -174,7 +213,7 @@ void stop() noexcept {
     settle_fork_locked();
     if (g.stopped) return;  // nothing here has touched errno yet
     g.enabled.store(false, std::memory_order_relaxed);
-    if (g.segment.is_open() || g.show_summary) build_locked();
+    if (g.segment.is_open() || g.show_summary) build_locked(g.segment.is_open());
     if (g.segment.is_open()) {
       g_image.header()->flags |= CA_STATS_FLAG_FINAL;
       g.segment.write(g_image);
@@ -182,7 +221,7 @@ void stop() noexcept {
     }
     g.stopped = true;
   }
-  if (g.show_summary) print_summary(g_image);
+  if (g.show_summary) print_summary(g_image, stderr_sink());
   errno = saved;
 }
 

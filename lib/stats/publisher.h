@@ -28,6 +28,9 @@
 
 #include <cstdint>
 
+#include "cachealloc/stats_abi.h"
+#include "stats/summary.h"
+
 namespace cachealloc::stats {
 
 inline constexpr uint64_t kPublishIntervalNs = 5'000'000;  // 5 ms
@@ -38,6 +41,13 @@ void start() noexcept;
 // Publishes now (creating the segment in a fork child that has none yet). 0, or ENOENT when
 // statistics are off or the segment could not be created.
 int flush() noexcept;
+// The totals as a publication now would write them, without publishing (mallinfo2). Works with
+// statistics off. Takes the publication lock: not for use inside a sink of report().
+void read_totals(ca_stats_totals* out) noexcept;
+// The whole report, built now, one line per sink call (ca_stats_print, malloc_stats, malloc_info).
+// The sink may allocate and may call ca_stats_flush; it must not call report() itself.
+enum class ReportFormat { kText, kXml };
+void report(ReportFormat format, LineSink out) noexcept;
 // Exit: final publication, summary (CACHEALLOC_SHOW_STATS), removal.
 void stop() noexcept;
 
