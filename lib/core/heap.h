@@ -69,6 +69,8 @@ class Heap {
   void get_totals(ca_totals* out) noexcept;
   // Every counter, for lib/stats (heap_stats.cpp). Takes the registry lock only.
   void snapshot(HeapSnapshot* out) noexcept;
+  // The same without waiting: false (and `out` incomplete) when a lock it needs is held.
+  bool try_snapshot(HeapSnapshot* out) noexcept;
 
   // ---- thread caches ----
   ThreadCache* create_thread_cache() noexcept;  // nullptr when metadata cannot be mapped
@@ -97,6 +99,7 @@ class Heap {
   bool release_small_ref(void* p, SegmentMeta* seg) noexcept;  // true: still shared
   Slab* live_small_block(const void* p, SegmentMeta* seg) noexcept;  // nullptr: not a block start
   size_t release_caches() noexcept;  // everything cached, for out-of-memory retries
+  bool snapshot_impl(HeapSnapshot* out, bool try_only) noexcept;
 
   HeapConfig config_;
   SegmentTable table_;

@@ -43,7 +43,14 @@ uint32_t thread_id() noexcept;
 // Monotonic clock in nanoseconds.
 uint64_t now_ns() noexcept;
 
+// Sleeps about `ns` nanoseconds (monotonic clock; an interrupting signal ends it early).
+void sleep_ns(uint64_t ns) noexcept;
+
 // ---- fork (Note [Fork], core/fork.cpp) ----
+// Threads of this process now (field 20 of /proc/self/stat), or 0 when it cannot be read.
+// Async-signal-safe: open, read and close only.
+unsigned thread_count() noexcept;
+
 // True while the process has only ever had one thread: glibc's __libc_single_threaded (2.32+),
 // the same test glibc's fork uses to skip its own locks. False when unknown (older glibc), so
 // callers then take their locks as before. Async-signal-safe (one byte load).

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
+#include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -142,6 +143,38 @@ void die(const char* msg, size_t len) noexcept {
 }
 
 uint32_t thread_id() noexcept { return static_cast<uint32_t>(syscall(SYS_gettid)); }
+
+void sleep_ns(uint64_t ns) noexcept {
+  timespec ts;
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000u);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000u);
+  clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+}
+
+unsigned thread_count() noexcept {
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // "pid (comm) state ppid ..." : comm may hold spaces and parentheses, so count from the last ')'.
+  const char* p = nullptr;
+  for (ssize_t i = 0; i < n; ++i) {
+    if (buf[i] == ')') p = buf + i;
+  }
+  if (p == nullptr) return 0;
+  int field = 2;  // the ')' ends field 2
+  for (++p; *p != '\0' && field < 20; ++p) {
+    if (*p == ' ') ++field;
+  }
+  // p is now at field 20 (num_threads).
+  while (*p == ' ') ++p;
+  unsigned v = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) v = v * 10 + static_cast<unsigned>(*p - '0');
+  return v;
+}
 
 uint64_t now_ns() noexcept {
   timespec ts;

@@ -11,6 +11,21 @@
 // the cache's size) until some slow path or flush() publishes. flush() (ca_stats_flush) publishes
 // at once, and the exit handler publishes a final, exact picture just before removing the segment.
 //
+// Note [Publisher thread]
+// The ticks above publish only while the program calls into slow paths, so the last change before
+// a quiet period (a daemon between requests) would never reach the segment. A publisher thread
+// closes that gap: started by the first tick after start() (so from an allocator slow path once
+// the heap works, never from a constructor; the installing thread's next slow call ticks), it
+// wakes every kWatchIntervalNs, builds the image without waiting for any lock (try-locks only:
+// Heap::try_snapshot), and writes the segment only when the image's body differs from the last
+// publication's (image_hash). So a reader sees an idle process's state within about 250 ms of its
+// last change, and an idle process's segment stops changing. The thread never allocates (static
+// storage, no thread cache), never exits, and has every signal blocked. CACHEALLOC_STATS=0 starts
+// none. A fork child has none; it starts its own at its first tick after kForkGraceNs. fork with
+// the thread as the only other thread stays a single-threaded fork (Note [Helper threads],
+// core/fork.h), so fork from a signal handler keeps working. Cost: one extra thread per process,
+// which also makes glibc/libstdc++ see a multi-threaded process (atomic shared_ptr counts).
+//
 // Lifecycle: start() (library constructor) creates "/cachealloc.<pid>" unless CACHEALLOC_STATS=0;
 // a fork() child drops its view of the parent's segment and creates its own at its first
 // publication, which tick() holds back for kForkGraceNs (fork + exec and fork + _exit children
@@ -26,6 +41,7 @@
 // malloc, and so publish, while one of them is held.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "cachealloc/stats_abi.h"
@@ -35,6 +51,8 @@ namespace cachealloc::stats {
 
 inline constexpr uint64_t kPublishIntervalNs = 5'000'000;  // 5 ms
 inline constexpr uint64_t kForkGraceNs = 1'000'000'000;    // a fork child's first publication
+inline constexpr uint64_t kWatchIntervalNs = 250'000'000;  // the publisher thread's period
+inline constexpr size_t kThreadStackBytes = 128 * 1024;
 
 // Library constructor: reads the options, creates the segment, installs the tick and fork hooks.
 void start() noexcept;

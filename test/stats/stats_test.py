@@ -199,6 +199,47 @@ def case_lifecycle():
     print(f"lifecycle: {path} mode 0600 while running, gone after exit")
 
 
+def threads_of(pid):
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            names.append(open(f"/proc/{pid}/task/{tid}/comm").read().strip())
+        except OSError:
+            pass
+    return names
+
+
+def case_quiet():
+    """Two 128 MiB blocks, then silence: the publisher thread shows them within 1 s."""
+    w = Workload("quiet")
+    pid = w.expect("ready")
+    deadline = time.monotonic() + 1.0
+    live = 0
+    while time.monotonic() < deadline:
+        live = stats_json(pid)["totals"]["bytes_live"]
+        if live >= 256 << 20:
+            break
+        time.sleep(0.05)
+    waited = 1.0 - (deadline - time.monotonic())
+    check(live >= 256 << 20, f"bytes_live {live} one second after two 128 MiB allocations")
+    names = threads_of(pid)
+    check(names.count("cachealloc-stat") == 1, f"threads of the process: {names}")
+    # Nothing changes now: the publisher keeps the segment as it is.
+    first = stats_json(pid)["publish_count"]
+    time.sleep(0.6)
+    again = stats_json(pid)["publish_count"]
+    check(first == again, f"an idle process still publishes: publish_count {first} -> {again}")
+    w.finish()
+    off = Workload("quiet", env={"CACHEALLOC_STATS": "0"})
+    off_pid = off.expect("ready")
+    time.sleep(0.3)
+    names_off = threads_of(off_pid)
+    check(names_off == ["stats_workload"], f"CACHEALLOC_STATS=0 threads: {names_off}")
+    off.finish()
+    print(f"quiet: 256 MiB live seen after {waited:.2f} s; idle segment unchanged; "
+          f"CACHEALLOC_STATS=0 runs no thread")
+
+
 def case_killed():
     w = Workload("idle")
     pid = w.expect("ready")
@@ -430,7 +471,7 @@ def dead_pid():
 CASES = {
     "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
     "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
-    "show-stats": case_show_stats, "formats": case_formats, "errors": case_errors,
+    "show-stats": case_show_stats, "quiet": case_quiet, "formats": case_formats, "errors": case_errors,
     "permission": case_permission,
 }
 

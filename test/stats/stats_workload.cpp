@@ -150,6 +150,20 @@ int run_idle(bool do_fork) {
   return 0;
 }
 
+// Two large allocations in quick succession, then silence (no flush, no other allocation): the
+// publisher thread alone must bring them to the segment (Note [Publisher thread]).
+int run_quiet() {
+  constexpr size_t kSize = size_t{128} << 20;
+  void* a = malloc(kSize);
+  void* b = malloc(kSize);
+  if (a == nullptr || b == nullptr) fail("malloc(128 MiB)");
+  say("ready");
+  wait_line();
+  free(a);
+  free(b);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -164,10 +178,11 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "threads") == 0) return run_threads();
   if (strcmp(mode, "idle") == 0) return run_idle(false);
   if (strcmp(mode, "fork") == 0) return run_idle(true);
+  if (strcmp(mode, "quiet") == 0) return run_quiet();
   if (strcmp(mode, "noflush") == 0) {  // CACHEALLOC_STATS=0: flush must say ENOENT
     say(g_flush() == 0 ? "flushed" : "off");
     wait_line();
     return 0;
   }
-  fail("usage: stats_workload pattern|threads|idle|fork|noflush");
+  fail("usage: stats_workload pattern|threads|idle|fork|quiet|noflush");
 }
