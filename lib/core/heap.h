@@ -69,6 +69,8 @@ class Heap {
   void get_totals(ca_totals* out) noexcept;
   // Every counter, for lib/stats (heap_stats.cpp). Takes the registry lock only.
   void snapshot(HeapSnapshot* out) noexcept;
+  // The peak of live bytes starts again from now (ca_reset_peak; Note [Live peak]).
+  void reset_peak() noexcept { live_peak_.reset(); }
   // The same without waiting: false (and `out` incomplete) when a lock it needs is held.
   bool try_snapshot(HeapSnapshot* out) noexcept;
 
@@ -107,6 +109,7 @@ class Heap {
   CentralPool pools_[kNumClasses];
   LargeCache large_;
   RefcountTable refs_;
+  LivePeak live_peak_;  // Note [Live peak] (core/live_peak.h)
   std::atomic<size_t> cache_limit_{0};
   std::atomic<uint64_t> clear_epoch_{0};
   SpinLock registry_lock_;

@@ -98,6 +98,8 @@ bool Heap::snapshot_impl(HeapSnapshot* out, bool try_only) noexcept {
   s.retains += get(large_.retains);
   s.releases += get(large_.shared_releases);
   s.cache_limit = cache_limit();
+  s.live_total = live_peak_.total();
+  s.live_peak = live_peak_.peak();
   return true;
 }
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "cachealloc.h"
+#include "core/live_peak.h"
 #include "core/large_source.h"
 #include "core/meta_arena.h"
 #include "util/spin_lock.h"
@@ -83,6 +84,8 @@ class LargeCache {
 
   constexpr LargeCache() = default;
   void init(LargeSource* source) noexcept { source_ = source; }
+  // Live large bytes are also counted there (Note [Live peak]); null: not counted.
+  void set_live_peak(LivePeak* peak) noexcept { peak_ = peak; }
 
   // A cached block of the layout, or nullptr on a miss. *usable gets the block's size.
   void* take_cached(size_t usable_size, size_t align) noexcept;
@@ -132,7 +135,8 @@ class LargeCache {
   size_t nbuckets_ = 0;  // both tables, a power of two
   size_t records_in_ptr_ = 0;
   size_t live_ = 0;
-  std::atomic<size_t> live_bytes_{0};  // written under lock_, read by stats without it
+  std::atomic<size_t> live_bytes_{0};
+  LivePeak* peak_ = nullptr;  // written under lock_, read by stats without it
   LargeBlock* lru_head_ = nullptr;
   LargeBlock* lru_tail_ = nullptr;
   std::atomic<size_t> cached_{0};

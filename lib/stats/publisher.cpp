@@ -330,6 +330,14 @@ void report(ReportFormat format, LineSink out) noexcept {
   }
 }
 
+void reset_peak() noexcept {
+  ensure_init();
+  LockGuard guard(g.lock);
+  settle_fork_locked();
+  g.peak = 0;
+  g_heap.reset_peak();
+}
+
 void stop() noexcept {
   int saved = errno;
   {

@@ -66,6 +66,8 @@ void read_totals(ca_stats_totals* out) noexcept;
 // The sink may allocate and may call ca_stats_flush; it must not call report() itself.
 enum class ReportFormat { kText, kXml };
 void report(ReportFormat format, LineSink out) noexcept;
+// bytes_live_peak starts again from the live bytes now (ca_reset_peak, Note [Live peak]).
+void reset_peak() noexcept;
 // Exit: final publication, summary (CACHEALLOC_SHOW_STATS), removal.
 void stop() noexcept;
 

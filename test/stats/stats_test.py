@@ -240,6 +240,23 @@ def case_quiet():
           f"CACHEALLOC_STATS=0 runs no thread")
 
 
+def case_peak():
+    """400 MiB live for an instant between two publications: the peak shows it; ca_reset_peak."""
+    w = Workload("spike")
+    pid = w.expect("ready")
+    t = stats_json(pid)["totals"]
+    check(t["bytes_live_peak"] >= 400 << 20, f"bytes_live_peak {t['bytes_live_peak']} after 400 MiB live")
+    check(t["bytes_live"] < 100 << 20, f"bytes_live {t['bytes_live']}: the spike was not freed")
+    w.go()
+    w.expect("done")
+    after = stats_json(pid)["totals"]
+    w.finish()
+    check(after["bytes_live_peak"] < 100 << 20, f"peak {after['bytes_live_peak']} after ca_reset_peak")
+    check(after["bytes_live_peak"] >= after["bytes_live"], "peak below live")
+    print(f"peak: {t['bytes_live_peak'] >> 20} MiB after a 400 MiB spike (live {t['bytes_live'] >> 10} KiB); "
+          f"{after['bytes_live_peak'] >> 10} KiB after ca_reset_peak")
+
+
 def case_killed():
     w = Workload("idle")
     pid = w.expect("ready")
@@ -471,7 +488,7 @@ def dead_pid():
 CASES = {
     "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
     "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
-    "show-stats": case_show_stats, "quiet": case_quiet, "formats": case_formats, "errors": case_errors,
+    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "formats": case_formats, "errors": case_errors,
     "permission": case_permission,
 }
 

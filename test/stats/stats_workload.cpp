@@ -22,6 +22,8 @@ using FlushFn = int (*)();
 using RefFn = int (*)(void*);
 FlushFn g_flush;
 RefFn g_retain, g_release;
+using ResetFn = void (*)();
+ResetFn g_reset_peak;
 
 [[noreturn]] void fail(const char* what) {
   write(2, "FAIL: ", 6);
@@ -164,13 +166,36 @@ int run_quiet() {
   return 0;
 }
 
+// 400 MiB live for an instant (4 large blocks, freed at once), then small work, all between two
+// flushes: the peak must still show it. On the next line: ca_reset_peak, flush.
+int run_spike() {
+  flush();
+  constexpr size_t kBlock = size_t{100} << 20;
+  void* big[4];
+  for (void*& p : big) {
+    p = malloc(kBlock);
+    if (p == nullptr) fail("malloc(100 MiB)");
+  }
+  for (void* p : big) free(p);
+  for (int i = 0; i < 1000; ++i) free(malloc(4096));
+  flush();
+  say("ready");
+  if (!wait_line()) return 0;
+  g_reset_peak();
+  flush();
+  say("done");
+  wait_line();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   g_flush = reinterpret_cast<FlushFn>(dlsym(RTLD_DEFAULT, "ca_stats_flush"));
   g_retain = reinterpret_cast<RefFn>(dlsym(RTLD_DEFAULT, "ca_retain"));
   g_release = reinterpret_cast<RefFn>(dlsym(RTLD_DEFAULT, "ca_release"));
-  if (g_flush == nullptr || g_retain == nullptr || g_release == nullptr) {
+  g_reset_peak = reinterpret_cast<ResetFn>(dlsym(RTLD_DEFAULT, "ca_reset_peak"));
+  if (g_flush == nullptr || g_retain == nullptr || g_release == nullptr || g_reset_peak == nullptr) {
     fail("ca_stats_flush not found; is libcachealloc.so preloaded?");
   }
   const char* mode = argc > 1 ? argv[1] : "";
@@ -179,10 +204,11 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "idle") == 0) return run_idle(false);
   if (strcmp(mode, "fork") == 0) return run_idle(true);
   if (strcmp(mode, "quiet") == 0) return run_quiet();
+  if (strcmp(mode, "spike") == 0) return run_spike();
   if (strcmp(mode, "noflush") == 0) {  // CACHEALLOC_STATS=0: flush must say ENOENT
     say(g_flush() == 0 ? "flushed" : "off");
     wait_line();
     return 0;
   }
-  fail("usage: stats_workload pattern|threads|idle|fork|quiet|noflush");
+  fail("usage: stats_workload pattern|threads|idle|fork|quiet|spike|noflush");
 }
