@@ -115,12 +115,43 @@ Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept {
   return o;
 }
 
+size_t warn_unknown_names(const char* const* env, WarnFn warn_fn) noexcept {
+  static constexpr char kPrefix[] = "CACHEALLOC_";
+  size_t found = 0;
+  for (; env != nullptr && *env != nullptr; ++env) {
+    const char* e = *env;
+    size_t k = 0;
+    while (kPrefix[k] != '\0' && e[k] == kPrefix[k]) ++k;
+    if (kPrefix[k] != '\0') continue;
+    size_t len = 0;
+    while (e[len] != '\0' && e[len] != '=') ++len;
+    auto same = [&](const char* name) {
+      size_t i = 0;
+      while (i < len && name[i] == e[i]) ++i;
+      return i == len && name[i] == '\0';
+    };
+    bool known = false;
+    for (const OptionInfo& info : kTable) known = known || same(info.env);
+    for (const char* other : kOtherEnvNames) known = known || same(other);
+    if (known) continue;
+    ++found;
+    StackText<200> t;
+    t.str("unknown setting ");
+    for (size_t i = 0; e[i] != '\0' && i < 120; ++i) t.chr(e[i]);  // NAME=value
+    t.str(" ignored (docs/configuration.md lists the CACHEALLOC_* variables)");
+    if (warn_fn != nullptr) warn_fn(t.data());
+  }
+  return found;
+}
+
 const Options& options() noexcept { return g_options; }
 Options& mutable_options() noexcept { return g_options; }
 
 void options_init() noexcept {
   g_loaded_with_env = os::get_env("PATH") != nullptr || os::get_env("HOME") != nullptr;
   g_options = load_options(&os::get_env, &library_warn);
+  // Once, with the real environment (options_reload does not come back here after that).
+  if (g_loaded_with_env) warn_unknown_names(os::environment(), &library_warn);
   if (g_options.verbose != 0) {
     StackText<512> t;
     t.str("cachealloc: ");

@@ -71,6 +71,13 @@ using EnvLookup = const char* (*)(const char* name);
 using WarnFn = void (*)(const char* line);
 Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept;
 
+// Warns once (one line through `warn_fn`, naming the entry) for each CACHEALLOC_* name in `env` ("NAME=value"
+// entries, nullptr-terminated; nullptr for none) that is neither in the table nor in
+// kOtherEnvNames: a misspelt setting would otherwise be ignored silently. Returns how many.
+size_t warn_unknown_names(const char* const* env, WarnFn warn_fn) noexcept;
+// CACHEALLOC_* names that are not library settings but are read elsewhere (the tools).
+inline constexpr const char* kOtherEnvNames[] = {"CACHEALLOC_STATS_DIR"};
+
 // The process-wide options. Valid after options_init(); before it, the defaults.
 const Options& options() noexcept;
 void options_init() noexcept;

@@ -31,6 +31,10 @@ uint64_t physical_memory() noexcept;
 // nullptr for set-uid/set-gid programs (AT_SECURE) and before the environment exists.
 const char* get_env(const char* name) noexcept;
 
+// The environment as `environ` has it (nullptr before it exists, or for set-uid/set-gid programs,
+// as get_env). Entries are "NAME=value".
+const char* const* environment() noexcept;
+
 // Writes all of `len` bytes to stderr with write(2), retrying on EINTR. Never allocates.
 void write_stderr(const char* s, size_t len) noexcept;
 

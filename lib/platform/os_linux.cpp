@@ -109,6 +109,11 @@ bool decommit(void* p, size_t size) noexcept {
   return madvise(p, size, MADV_DONTNEED) == 0;
 }
 
+const char* const* environment() noexcept {
+  if (getauxval(AT_SECURE) != 0) return nullptr;
+  return environ;
+}
+
 const char* get_env(const char* name) noexcept {
   if (getauxval(AT_SECURE) != 0) return nullptr;
   char** env = environ;

@@ -257,6 +257,52 @@ def case_peak():
           f"{after['bytes_live_peak'] >> 10} KiB after ca_reset_peak")
 
 
+def case_cli():
+    """getopt_long options, --help, usage errors, JSON errors, large rows under their own heading."""
+    w = Workload("quiet")
+    pid = w.expect("ready")
+    for _ in range(40):  # the publisher thread brings the two large blocks within a second
+        if stats_json(pid)["totals"]["bytes_live"] >= 256 << 20:
+            break
+        time.sleep(0.05)
+    rc, out, _ = cli(str(pid), "--watch=0.1", "--count=2", "--json")
+    check(rc == 0 and len([l for l in out.splitlines() if l.strip()]) == 2, f"--watch=0.1 --count=2: {rc}")
+    rc, out, _ = cli("--top=1", str(pid))
+    check(rc == 0 and "more layouts" in out, f"--top=1 before the pid: {rc}\n{out}")
+    rc, out, _ = cli("--top=0", str(pid))
+    check(rc == 0 and "\nLARGE " in out and "MISSES" in out and "\nLAYOUT " in out,
+          f"large rows lack their heading:\n{out}")
+    w.finish()
+    rc, out, err = cli("--help")
+    check(rc == 0 and out.startswith("usage: cachealloc-stats") and err == "", f"--help: {rc} {err!r}")
+    rc, out, err = cli("--bogus")
+    check(rc == 2 and out == "" and err.count("\n") == 2 and "try 'cachealloc-stats --help'" in err,
+          f"unknown option: {rc} {err!r}")
+    rc, out, err = cli("--watch")
+    check(rc == 2 and "--watch needs a value" in err, f"--watch without a value: {rc} {err!r}")
+    dead = dead_pid()
+    rc, out, err = cli(str(dead), "--json")
+    doc = json.loads(out)
+    check(rc == 3 and doc == {"pid": dead, "state": "no-process", "error": doc.get("error")} and doc["error"],
+          f"--json on a missing pid: {rc} {out!r}")
+    launcher = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(CLI))), "tools", "cachealloc")
+    if os.path.exists(launcher):
+        for args in (["--help"], ["run", "--help"]):
+            r = subprocess.run([launcher, *args], capture_output=True, text=True)
+            check(r.returncode == 0 and r.stdout.startswith("usage: cachealloc run"), f"cachealloc {args}: {r}")
+        r = subprocess.run([launcher, "run", "--large-threshold=8K", "--cache-bytes", "1G", "--", "env"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and "CACHEALLOC_LARGE_THRESHOLD=8K" in r.stdout and
+              "CACHEALLOC_CACHE_BYTES=1G" in r.stdout, f"launcher options: {r}")
+        r = subprocess.run([launcher, "run", "--cache-bytes=banana", "--", "true"], capture_output=True, text=True)
+        check(r.returncode == 2 and "bad size for --cache-bytes: 'banana'" in r.stderr and
+              r.stderr.count("\n") == 2, f"launcher bad size: {r}")
+    else:
+        fail(f"launcher not found at {launcher}")
+    print("cli: --opt=value, --help on stdout, one-line usage errors, JSON error object, LARGE heading; "
+          "launcher --help, --opt=value, sizes checked")
+
+
 def case_killed():
     w = Workload("idle")
     pid = w.expect("ready")
@@ -488,7 +534,7 @@ def dead_pid():
 CASES = {
     "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
     "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
-    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "formats": case_formats, "errors": case_errors,
+    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "formats": case_formats, "errors": case_errors,
     "permission": case_permission,
 }
 

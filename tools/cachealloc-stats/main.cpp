@@ -6,6 +6,7 @@
 //   --watch SECONDS                  refresh in place, with rates per second
 //   --json | --prometheus            machine-readable output
 //   --gc                             remove the caller's stale segments
+#include <getopt.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -49,11 +50,13 @@ const char kUsage[] =
     "  --gc               remove stale segments (their process is gone) that you own\n"
     "  --dir DIR          where segments live (default $CACHEALLOC_STATS_DIR, else /dev/shm)\n"
     "  --version, --help\n"
+    "  options take their value as --opt VALUE or --opt=VALUE\n"
     "exit status: 0 ok, 2 usage, 3 no such process, 4 no segment, 5 permission denied,\n"
     "             6 unsupported segment version, 7 truncated or corrupt segment, 8 wrong owner\n";
 
+// A usage error: one line and a hint on stderr, exit 2 (the usage itself goes to stdout on --help).
 [[noreturn]] void usage_error(const std::string& msg) {
-  std::cerr << "cachealloc-stats: " << msg << "\n" << kUsage;
+  std::cerr << "cachealloc-stats: " << msg << "\ntry 'cachealloc-stats --help'\n";
   std::exit(kExitUsage);
 }
 
@@ -66,52 +69,60 @@ bool parse_number(const std::string& s, double* out) {
   return true;
 }
 
+// getopt_long: --opt VALUE and --opt=VALUE, options anywhere on the line.
 Args parse_args(int argc, char** argv) {
   Args a;
   const char* env_dir = std::getenv("CACHEALLOC_STATS_DIR");
   a.dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : "/dev/shm";
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    auto value = [&](const char* what) -> std::string {
-      if (i + 1 >= argc) usage_error(s + " needs " + what);
-      return argv[++i];
-    };
-    if (s == "--json") {
-      a.json = true;
-    } else if (s == "--prometheus") {
-      a.prometheus = true;
-    } else if (s == "--gc") {
-      a.gc = true;
-    } else if (s == "--watch") {
-      std::string v = value("a number of seconds");
-      if (!parse_number(v, &a.watch) || a.watch < 0.05) usage_error("bad --watch interval '" + v + "'");
-    } else if (s == "--count") {
-      double n = 0;
-      std::string v = value("a count");
-      if (!parse_number(v, &n) || n < 1) usage_error("bad --count '" + v + "'");
-      a.count = static_cast<long>(n);
-    } else if (s == "--top") {
-      double n = 0;
-      std::string v = value("a count");
-      if (!parse_number(v, &n)) usage_error("bad --top '" + v + "'");
-      a.render.top_layouts = static_cast<size_t>(n);
-    } else if (s == "--dir") {
-      a.dir = value("a directory");
-    } else if (s == "-h" || s == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (s == "--version") {
-      std::cout << "cachealloc-stats 0.1.0 (segment ABI version " << CA_STATS_VERSION << ")\n";
-      std::exit(0);
-    } else if (!s.empty() && s[0] == '-') {
-      usage_error("unknown option '" + s + "'");
-    } else if (a.has_pid) {
-      usage_error("more than one PID");
-    } else if (!parse_pid(s, &a.pid)) {
-      usage_error("'" + s + "' is not a process id");
-    } else {
-      a.has_pid = true;
+  enum { kJson = 1000, kPrometheus, kGc, kWatch, kCount, kTop, kDir, kVersion };
+  static const option kLong[] = {
+      {"json", no_argument, nullptr, kJson},       {"prometheus", no_argument, nullptr, kPrometheus},
+      {"gc", no_argument, nullptr, kGc},           {"watch", required_argument, nullptr, kWatch},
+      {"count", required_argument, nullptr, kCount}, {"top", required_argument, nullptr, kTop},
+      {"dir", required_argument, nullptr, kDir},   {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, kVersion}, {nullptr, 0, nullptr, 0},
+  };
+  opterr = 0;  // our own one-line messages
+  int c;
+  while ((c = getopt_long(argc, argv, ":h", kLong, nullptr)) != -1) {
+    std::string v = optarg != nullptr ? optarg : "";
+    switch (c) {
+      case kJson: a.json = true; break;
+      case kPrometheus: a.prometheus = true; break;
+      case kGc: a.gc = true; break;
+      case kWatch:
+        if (!parse_number(v, &a.watch) || a.watch < 0.05) usage_error("bad --watch interval '" + v + "'");
+        break;
+      case kCount: {
+        double n = 0;
+        if (!parse_number(v, &n) || n < 1) usage_error("bad --count '" + v + "'");
+        a.count = static_cast<long>(n);
+        break;
+      }
+      case kTop: {
+        double n = 0;
+        if (!parse_number(v, &n)) usage_error("bad --top '" + v + "'");
+        a.render.top_layouts = static_cast<size_t>(n);
+        break;
+      }
+      case kDir: a.dir = v; break;
+      case 'h':
+        std::cout << kUsage;
+        std::exit(0);
+      case kVersion:
+        std::cout << "cachealloc-stats 0.1.0 (segment ABI version " << CA_STATS_VERSION << ")\n";
+        std::exit(0);
+      case ':':
+        usage_error(std::string(argv[optind - 1]) + " needs a value");
+      default:
+        usage_error("unknown option '" + std::string(argv[optind - 1]) + "'");
     }
+  }
+  for (int i = optind; i < argc; ++i) {
+    std::string s = argv[i];
+    if (a.has_pid) usage_error("more than one PID");
+    if (!parse_pid(s, &a.pid)) usage_error("'" + s + "' is not a process id");
+    a.has_pid = true;
   }
   if (a.json && a.prometheus) usage_error("--json and --prometheus exclude each other");
   if (a.gc && (a.watch > 0 || a.json || a.prometheus)) usage_error("--gc takes no output options");
@@ -171,6 +182,11 @@ int frame(const Args& a, std::vector<Entry>& prev, std::ostream& out) {
     if (!e.ok()) {
       std::cerr << "cachealloc-stats: pid " << e.pid << ": " << e.message << "\n";
       status = exit_code(e.status);
+      // docs/stats.md: with --json an error is still one JSON object on stdout.
+      if (a.json) {
+        render_entry_json(out, e, nullptr, opt);
+        out << "\n";
+      }
     } else if (a.json) {
       render_entry_json(out, e, with_rates ? &rates[0] : nullptr, opt);
       out << "\n";
