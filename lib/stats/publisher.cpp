@@ -98,12 +98,13 @@ uint64_t image_hash(const Image& image) noexcept {
 bool open_segment_locked() noexcept {
   g.want_segment = false;
   refresh_identity_locked();
-  int err = g.segment.create(g.id.pid);
+  int err = g.segment.create(g.id.pid, os::pid_namespace_id());
   if (err == 0) return true;
   g.enabled.store(false, std::memory_order_relaxed);
   if (g.verbose) {
     StackText<160> t;
     t.str("cachealloc: warning: statistics segment /dev/shm/" CA_STATS_NAME_PREFIX).dec(g.id.pid);
+    t.chr('.').dec(os::pid_namespace_id());
     t.str(" not created (errno ").dec(static_cast<uint64_t>(err)).str("); statistics are off\n");
     os::write_stderr(t.data(), t.size());
   }
@@ -170,6 +171,8 @@ void watch_once() noexcept {
 
 void* publisher_main(void*) {
   g_thread.store(kRunning, std::memory_order_release);
+  // Note [Dead segments] (stats_segment.cpp): once, off the program's threads.
+  remove_dead_segments(os::pid_namespace_id(), os::process_id(), kDeadScanEntries, kDeadScanRemovals);
   for (;;) {
     os::sleep_ns(kWatchIntervalNs);
     watch_once();

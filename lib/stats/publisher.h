@@ -53,6 +53,9 @@ inline constexpr uint64_t kPublishIntervalNs = 5'000'000;  // 5 ms
 inline constexpr uint64_t kForkGraceNs = 1'000'000'000;    // a fork child's first publication
 inline constexpr uint64_t kWatchIntervalNs = 250'000'000;  // the publisher thread's period
 inline constexpr size_t kThreadStackBytes = 128 * 1024;
+// Note [Dead segments]: the publisher thread's one clean-up at its start.
+inline constexpr size_t kDeadScanEntries = 4096;
+inline constexpr size_t kDeadScanRemovals = 64;
 
 // Library constructor: reads the options, creates the segment, installs the tick and fork hooks.
 void start() noexcept;

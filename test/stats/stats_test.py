@@ -178,8 +178,13 @@ def case_threads():
     print(f"threads: 8 threads, live {after['totals']['blocks_live']} == allocs - frees, layouts sum up")
 
 
+def pid_namespace():
+    return int(os.readlink("/proc/self/ns/pid").split("[")[1].rstrip("]"))
+
+
 def segment(pid):
-    return os.path.join(SHM, f"cachealloc.{pid}")
+    """The segment of a process in our pid namespace (Note [Segment names])."""
+    return os.path.join(SHM, f"cachealloc.{pid}.{pid_namespace()}")
 
 
 def case_lifecycle():
@@ -303,6 +308,53 @@ def case_cli():
           "launcher --help, --opt=value, sizes checked")
 
 
+def case_names():
+    """Names carry the pid namespace; the publisher removes old segments of dead processes."""
+    ns = pid_namespace()
+    w = Workload("idle")
+    pid = w.expect("ready")
+    check(os.path.exists(os.path.join(SHM, f"cachealloc.{pid}.{ns}")), f"no cachealloc.{pid}.{ns}")
+    check(not os.path.exists(os.path.join(SHM, f"cachealloc.{pid}")), "an old-style name was created")
+    check(stats_json(pid)["pid"] == pid, "the CLI does not find the segment by pid")
+    image = bytearray(open(segment(pid), "rb").read())
+    w.finish()
+    # Three leftovers of dead processes: one last published long ago (removed), one just now
+    # (kept a while: a reader sees it stale), one in another namespace (not ours to judge).
+    dead_old, dead_new = dead_pid(), dead_pid(skip=1)
+    planted_paths = {}
+    for name, dead, when in (("old", dead_old, 0), ("new", dead_new, time.time_ns()),
+                             ("other-ns", dead_old, 0)):
+        img = bytearray(image)
+        struct.pack_into("<I", img, 32, dead)
+        struct.pack_into("<Q", img, 56, when)
+        path = os.path.join(SHM, f"cachealloc.{dead}.{ns if name != 'other-ns' else ns + 1}")
+        with open(path, "wb") as f:
+            f.write(img)
+        os.chmod(path, 0o600)
+        planted_paths[name] = path
+    try:
+        w = Workload("quiet")
+        w.expect("ready")
+        for _ in range(30):
+            if not os.path.exists(planted_paths["old"]):
+                break
+            time.sleep(0.05)
+        w.finish()
+        check(not os.path.exists(planted_paths["old"]), "a dead process's old segment was not removed")
+        check(os.path.exists(planted_paths["new"]), "a segment of a process that just died was removed")
+        check(os.path.exists(planted_paths["other-ns"]), "another namespace's segment was removed")
+        rc, out, _ = cli(str(dead_new), "--json")
+        check(rc == 0 and json.loads(out)["state"] == "stale", f"the recent leftover is not listed stale: {out}")
+        rc, out, _ = cli("--gc")
+        check(rc == 0 and not os.path.exists(planted_paths["new"]), f"--gc left the stale segment: {out}")
+    finally:
+        for p in planted_paths.values():
+            if os.path.exists(p):
+                os.unlink(p)
+    print(f"names: cachealloc.<pid>.{ns}; an old dead segment removed by the next process's publisher, "
+          "a fresh one kept (stale, then --gc), another namespace's left alone")
+
+
 def case_killed():
     w = Workload("idle")
     pid = w.expect("ready")
@@ -319,7 +371,7 @@ def case_killed():
     check(rc == 0 and json.loads(out)["state"] == "stale", f"{pid} --json is not stale: {out}")
     rc, out, err = cli("--gc")
     check(rc == 0, f"--gc exited {rc}: {err}")
-    check(f"cachealloc.{pid} " in out, f"--gc did not report removing {pid}:\n{out}")
+    check(f"cachealloc.{pid}.{pid_namespace()} " in out, f"--gc did not report removing {pid}:\n{out}")
     check(not os.path.exists(path), "--gc did not remove the stale segment")
     check(os.path.exists(segment(live_pid)), "--gc removed a live process's segment")
     live.finish()
@@ -519,13 +571,15 @@ def case_permission():
     print("permission: another user's segment gives exit 5")
 
 
-def dead_pid():
+def dead_pid(skip=0):
     limit = int(open("/proc/sys/kernel/pid_max").read())
     for pid in range(limit - 1, 1, -1):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return pid
+            if skip == 0:
+                return pid
+            skip -= 1
         except PermissionError:
             pass
     fail("no free pid")
@@ -534,7 +588,7 @@ def dead_pid():
 CASES = {
     "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
     "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
-    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "formats": case_formats, "errors": case_errors,
+    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "names": case_names, "formats": case_formats, "errors": case_errors,
     "permission": case_permission,
 }
 
