@@ -29,7 +29,7 @@ enum class OptionKind : uint8_t { kSize, kBool };
   X(check, "CACHEALLOC_CHECK", kBool, 0, 0, 1,                                                    \
     "Hardened mode: detect every double free of small blocks and poison freed memory (slower).")  \
   X(stats, "CACHEALLOC_STATS", kBool, 1, 0, 1,                                                    \
-    "Publish live counters in /dev/shm/cachealloc.<pid> for cachealloc-stats.")                   \
+    "Publish live counters in /dev/shm/cachealloc.<pid>.<ns> for cachealloc-stats.")              \
   X(show_stats, "CACHEALLOC_SHOW_STATS", kBool, 0, 0, 1,                                          \
     "Print a summary of the counters to stderr at exit.")                                         \
   X(cuda, "CACHEALLOC_CUDA", kBool, 1, 0, 1,                                                      \

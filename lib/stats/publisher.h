@@ -26,13 +26,17 @@
 // core/fork.h), so fork from a signal handler keeps working. Cost: one extra thread per process,
 // which also makes glibc/libstdc++ see a multi-threaded process (atomic shared_ptr counts).
 //
-// Lifecycle: start() (library constructor) creates "/cachealloc.<pid>" unless CACHEALLOC_STATS=0;
+// Lifecycle: start() (library constructor) creates "/cachealloc.<pid>.<ns>" (Note [Segment names],
+// stats_segment.h) unless CACHEALLOC_STATS=0;
 // a fork() child drops its view of the parent's segment and creates its own at its first
 // publication, which tick() holds back for kForkGraceNs (fork + exec and fork + _exit children
 // would otherwise leave stale segments behind: neither runs exit handlers); at normal exit the segment is removed, and with CACHEALLOC_SHOW_STATS=1 a summary is
 // printed to stderr (even with CACHEALLOC_STATS=0).
 //
-// SYNCHRONIZATION: one SpinLock serialises publications. Around fork() it is taken in the one fork
+// SYNCHRONIZATION: one SpinLock serialises publications (the publisher thread only try-locks it,
+// and takes the heap's locks with try-locks too: it never waits). In-process reports (report())
+// copy the image under it and print from the copy under a second lock, g_report_lock, so their
+// sink may allocate. Around fork() it is taken in the one fork
 // sequence (ForkLayer::kStats, Note [Fork] in core/fork.cpp) after the CUDA cache's locks, so the
 // child never inherits it held by a lost thread. It is a leaf above the heap's locks: a
 // publication takes the heap's registry lock (Heap::snapshot) while holding it, and the heap never
