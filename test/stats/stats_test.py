@@ -355,6 +355,27 @@ def case_names():
           "a fresh one kept (stale, then --gc), another namespace's left alone")
 
 
+def case_interval():
+    """--watch shows the hit rate of each interval, not only the cumulative one."""
+    w = Workload("busy", env={"CACHEALLOC_CACHE_BYTES": "0"})
+    pid = w.expect("ready")
+    w.go()
+    rc, out, err = cli(str(pid), "--watch=0.4", "--count=4", "--json")
+    check(rc == 0, f"--watch --json exited {rc}: {err}")
+    frames = [json.loads(l) for l in out.splitlines() if l.strip()]
+    rates = [f["rates"] for f in frames if "rates" in f]
+    check(len(rates) == 3, f"{len(rates)} frames with rates")
+    for r in rates:
+        check(r["hit_rate"] is not None and 0.0 <= r["hit_rate"] <= 1.0, f"interval hit_rate {r}")
+        check(abs(r["hit_rate"] - r["hits"] / (r["hits"] + r["misses"])) < 1e-6, f"hit_rate != hits/(hits+misses): {r}")
+    rc, out, _ = cli(str(pid), "--watch=0.3", "--count=2")
+    check(rc == 0 and re.search(r"hit rate [0-9.]+% \(this interval\)", out), f"text frames lack the interval rate:\n{out}")
+    w.expect("done")
+    w.finish()
+    print(f"interval: hit rate per interval {[round(r['hit_rate'], 4) for r in rates]} "
+          f"(cumulative {frames[-1]['hit_rate']:.4f})")
+
+
 def case_killed():
     w = Workload("idle")
     pid = w.expect("ready")
@@ -588,7 +609,7 @@ def dead_pid(skip=0):
 CASES = {
     "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
     "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
-    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "names": case_names, "formats": case_formats, "errors": case_errors,
+    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "names": case_names, "interval": case_interval, "formats": case_formats, "errors": case_errors,
     "permission": case_permission,
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -188,6 +189,28 @@ int run_spike() {
   return 0;
 }
 
+// Allocates and frees for about 3 s, so that --watch frames see activity in every interval: first
+// 0.4 s of 1 MiB blocks (misses when run with CACHEALLOC_CACHE_BYTES=0), then 64-byte blocks (hits).
+int run_busy() {
+  say("ready");
+  if (!wait_line()) return 0;
+  timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  now = start;
+  do {
+    for (int i = 0; i < 4096; ++i) {
+      bool first_half = (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 400000000L;
+      void* p = malloc(first_half ? (size_t{1} << 20) : 64);
+      if (p == nullptr) fail("malloc");
+      free(p);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 3000000000L);
+  say("done");
+  wait_line();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -205,10 +228,11 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "fork") == 0) return run_idle(true);
   if (strcmp(mode, "quiet") == 0) return run_quiet();
   if (strcmp(mode, "spike") == 0) return run_spike();
+  if (strcmp(mode, "busy") == 0) return run_busy();
   if (strcmp(mode, "noflush") == 0) {  // CACHEALLOC_STATS=0: flush must say ENOENT
     say(g_flush() == 0 ? "flushed" : "off");
     wait_line();
     return 0;
   }
-  fail("usage: stats_workload pattern|threads|idle|fork|quiet|spike|noflush");
+  fail("usage: stats_workload pattern|threads|idle|fork|quiet|spike|busy|noflush");
 }

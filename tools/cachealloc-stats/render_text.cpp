@@ -10,6 +10,16 @@
 namespace castats {
 namespace {
 
+// The hit rate of the allocations between the two publications a Rates compares ("-" when none):
+// a cumulative rate hides the last minute behind hours of history.
+std::string interval_hit_rate(const Rates& r) {
+  double calls = r.hits + r.misses;
+  if (calls <= 0) return "-";
+  char buf[16];
+  snprintf(buf, sizeof buf, "%.1f%%", 100.0 * r.hits / calls);
+  return buf;
+}
+
 std::string pct(uint64_t num, uint64_t den) {
   if (den == 0) return "-";
   char buf[32];
@@ -114,7 +124,7 @@ void render_entry_text(std::ostream& os, const Entry& e, const Rates* rates, con
   if (rates != nullptr && rates->valid) {
     os << "rates     allocs " << per_second(rates->allocs) << "   frees " << per_second(rates->frees)
        << "   refills " << per_second(rates->refills) << "   flushes " << per_second(rates->flushes)
-       << "\n";
+       << "   hit rate " << interval_hit_rate(*rates) << " (this interval)\n";
   }
 
   std::vector<ca_stats_pool_row> pools = e.seg.pools;
