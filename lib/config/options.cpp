@@ -84,7 +84,18 @@ const OptionInfo* option_table(size_t* count) noexcept {
 
 bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out) noexcept {
   uint64_t v = 0;
-  bool ok = info.kind == OptionKind::kBool ? parse_bool(text, &v) : parse_size(text, &v);
+  bool ok = false;
+  if (info.kind == OptionKind::kSize) {
+    ok = parse_size(text, &v);
+  } else {
+    ok = parse_bool(text, &v);
+    if (!ok && info.kind == OptionKind::kBoolOrPath && text[0] == '/') {
+      size_t len = 0;
+      while (text[len] != '\0') ++len;
+      ok = len < kOptionPathMax;
+      v = kOptionPath;
+    }
+  }
   if (!ok || v < info.min || v > info.max) return false;
   *out = v;
   return true;
@@ -105,11 +116,16 @@ Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept {
     if (!parse_option_value(info, text, field)) {
       StackText<400> t;
       t.str(info.env).str("=\"").str(text).str("\" is not a valid ");
-      t.str(info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
-                                           : "size (bytes, or a number with K, M, G or T)");
+      t.str(info.kind == OptionKind::kSize ? "size (bytes, or a number with K, M, G or T)"
+            : info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
+                                             : "boolean or absolute path (1/0, on/off, ..., or /file)");
       if (info.kind == OptionKind::kSize) t.str(" in range ").dec(info.min).str("..").dec(info.max);
       t.str("; using the default ").dec(info.default_value);
       if (warn_fn != nullptr) warn_fn(t.data());
+    } else if (info.kind == OptionKind::kBoolOrPath && *field == kOptionPath) {
+      size_t k = 0;
+      for (; text[k] != '\0' && k + 1 < kOptionPathMax; ++k) o.path_of[k] = text[k];
+      o.path_of[k] = '\0';
     }
   }
   return o;

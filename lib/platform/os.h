@@ -35,6 +35,13 @@ const char* get_env(const char* name) noexcept;
 // as get_env). Entries are "NAME=value".
 const char* const* environment() noexcept;
 
+// Opens `path` for appending (O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, mode 0644 less the umask).
+// The descriptor, or -1 (errno set).
+int open_append(const char* path) noexcept;
+// Writes all of `len` bytes to `fd`, retrying on EINTR; false on an error. close_fd closes it.
+bool write_fd(int fd, const char* s, size_t len) noexcept;
+void close_fd(int fd) noexcept;
+
 // Writes all of `len` bytes to stderr with write(2), retrying on EINTR. Never allocates.
 void write_stderr(const char* s, size_t len) noexcept;
 

@@ -130,6 +130,25 @@ const char* get_env(const char* name) noexcept {
   return nullptr;
 }
 
+int open_append(const char* path) noexcept {
+  return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+bool write_fd(int fd, const char* s, size_t len) noexcept {
+  while (len > 0) {
+    ssize_t w = write(fd, s, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    s += w;
+    len -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+void close_fd(int fd) noexcept { close(fd); }
+
 void write_stderr(const char* s, size_t len) noexcept {
   while (len > 0) {
     ssize_t w = write(2, s, len);

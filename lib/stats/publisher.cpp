@@ -35,6 +35,7 @@ struct State {
   std::atomic<uint64_t> fork_time_ns{0};  // os::realtime_ns() in the child, for start_time_ns
   bool stopped = false;
   bool show_summary = false;
+  char summary_path[kOptionPathMax] = {};  // CACHEALLOC_SHOW_STATS=/path: the summary goes there
   bool verbose = false;
   Identity id;
   StatsSegment segment;
@@ -275,6 +276,7 @@ void start() noexcept {
   const Options& o = options();
   LockGuard guard(g.lock);
   g.show_summary = o.show_stats != 0;
+  if (o.show_stats == kOptionPath) memcpy(g.summary_path, o.path_of, sizeof g.summary_path);
   g.verbose = o.verbose != 0;
   g.id.start_time_ns = os::realtime_ns();
   g.id.publish_interval_ns = kPublishIntervalNs;
@@ -356,7 +358,13 @@ void stop() noexcept {
     }
     g.stopped = true;
   }
-  if (g.show_summary) print_summary(g_image, stderr_sink());
+  if (g.show_summary) {
+    // To the file when one was named (appended: one write per line, so the summaries of several
+    // processes do not mix inside a line); to fd 2 otherwise, or when the file cannot be opened.
+    int fd = g.summary_path[0] != '\0' ? os::open_append(g.summary_path) : -1;
+    print_summary(g_image, fd >= 0 ? fd_sink(&fd) : stderr_sink());
+    if (fd >= 0) os::close_fd(fd);
+  }
   errno = saved;
 }
 

@@ -90,6 +90,16 @@ void pool_line(LineSink out, const ca_stats_pool_row& p) noexcept {
 
 LineSink stderr_sink() noexcept { return LineSink{&write_fd2, nullptr}; }
 
+namespace {
+void write_to_fd(void* ctx, const char* line) noexcept {
+  size_t n = 0;
+  while (line[n] != '\0') ++n;
+  os::write_fd(*static_cast<int*>(ctx), line, n);
+}
+}  // namespace
+
+LineSink fd_sink(int* fd) noexcept { return LineSink{&write_to_fd, fd}; }
+
 void print_summary(const Image& image, LineSink out) noexcept {
   const ca_stats_header& h = *image.header();
   const ca_stats_totals& t = *image.totals();

@@ -18,6 +18,8 @@ struct LineSink {
 
 // A sink that writes each line to fd 2 with one write(2).
 LineSink stderr_sink() noexcept;
+// The same to another descriptor; `fd` points at an int that outlives the sink's use.
+LineSink fd_sink(int* fd) noexcept;
 
 void print_summary(const Image& image, LineSink out) noexcept;
 // malloc_info()'s XML (docs/stats.md, "glibc's introspection").

@@ -431,7 +431,27 @@ def case_show_stats():
     err = w.finish()
     check(re.search(r"cachealloc: stats for stats_workload \(pid \d+\)", err), f"no summary header:\n{err}")
     check(re.search(r"allocs \d+ \([0-9.]+ [KMGT]?i?B requested\)  frees \d+  live", err) and "hit rate" in err, f"summary incomplete:\n{err}")
-    print("show-stats: summary printed at exit")
+    # To a file, with nothing on stderr; and with fd 2 closed (coreutils close it) the file still
+    # gets it. One write per line: every line is whole.
+    d = tempfile.mkdtemp(prefix="castats-")
+    try:
+        path = os.path.join(d, "summary.txt")
+        w = Workload("idle", env={"CACHEALLOC_SHOW_STATS": path})
+        w.expect("ready")
+        err = w.finish()
+        check(err == "", f"stderr with a summary file: {err!r}")
+        text = open(path).read()
+        check(text.count("cachealloc: stats for stats_workload") == 1, f"summary file:\n{text}")
+        e = dict(os.environ, LD_PRELOAD=LIB, CACHEALLOC_SHOW_STATS=path)
+        r = subprocess.run(["sh", "-c", 'exec "$0" idle 2>&-', WORKLOAD], input="", capture_output=True,
+                           text=True, env=e, timeout=30)
+        text = open(path).read()
+        check(r.returncode == 0 and text.count("cachealloc: stats for stats_workload") == 2,
+              f"with fd 2 closed: rc {r.returncode}, file:\n{text}")
+        check(all(l.startswith("cachealloc: ") for l in text.splitlines()), f"a line is not whole:\n{text}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print("show-stats: summary printed at exit; CACHEALLOC_SHOW_STATS=/path appends it there, also with fd 2 closed")
 
 
 PROM_SAMPLE = re.compile(r'^cachealloc_[a-z_]+\{pid="\d+",program="[^"]*"(,[a-z]+="[^"]*")*\} [-+0-9.e]+$')
