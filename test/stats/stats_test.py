@@ -376,6 +376,54 @@ def case_interval():
           f"(cumulative {frames[-1]['hit_rate']:.4f})")
 
 
+def case_node_exporter():
+    """--prometheus -o into a textfile directory; Debian's node exporter serves the metrics."""
+    exporter = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+    if exporter is None:
+        print("node-exporter: prometheus-node-exporter not installed; skipped")
+        sys.exit(77)
+    import socket
+    import urllib.request
+    d = tempfile.mkdtemp(prefix="castats-prom-")
+    w = Workload("idle")
+    pid = w.expect("ready")
+    ne = None
+    try:
+        target = os.path.join(d, "cachealloc.prom")
+        rc, out, err = cli("--prometheus", "-o", target)
+        check(rc == 0 and out == "" and os.path.exists(target), f"-o: {rc} {err}")
+        check(sorted(os.listdir(d)) == ["cachealloc.prom"], f"left behind: {os.listdir(d)}")
+        check(f'cachealloc_bytes_live{{pid="{pid}"' in open(target).read(), "the file lacks the process")
+        rc, _, err = cli("--prometheus", "-o", target, "--watch=1")
+        check(rc == 2, f"-o with --watch: {rc}")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        ne = subprocess.Popen([exporter, "--collector.disable-defaults", "--collector.textfile",
+                               f"--collector.textfile.directory={d}",
+                               f"--web.listen-address=127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        body = ""
+        for _ in range(100):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        check(f'cachealloc_bytes_live{{pid="{pid}",program="stats_workload"}}' in body,
+              f"the scrape lacks cachealloc_bytes_live for {pid}:\n{body[:2000]}")
+        check("node_textfile_scrape_error 0" in body, "the textfile collector reported an error")
+        n = len([l for l in body.splitlines() if l.startswith("cachealloc_")])
+    finally:
+        if ne is not None:
+            ne.terminate()
+            ne.wait(timeout=10)
+        w.finish()
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"node-exporter: {n} cachealloc samples in the scrape of {os.path.basename(exporter)} on 127.0.0.1:{port}")
+
+
 def case_killed():
     w = Workload("idle")
     pid = w.expect("ready")
@@ -475,6 +523,9 @@ def case_formats():
             check(line.split("{")[0] in declared, f"sample before its TYPE: {line!r}")
     for m in ("cachealloc_allocs_total", "cachealloc_bytes_live", "cachealloc_pool_hits_total"):
         check(m in declared, f"{m} missing")
+    check(not any(m.startswith("cachealloc_layout_") for m in declared), "per-layout series by default")
+    rc, out, _ = cli(str(pid), "--prometheus", "--layouts")
+    check(rc == 0 and "cachealloc_layout_blocks_live{" in out, "--layouts gives no layout series")
     rc, out, _ = cli("--json")
     procs = json.loads(out)["processes"]
     check(any(p["pid"] == pid and p["state"] == "live" for p in procs), "list --json lacks the process")
@@ -629,7 +680,7 @@ def dead_pid(skip=0):
 CASES = {
     "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
     "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
-    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "names": case_names, "interval": case_interval, "formats": case_formats, "errors": case_errors,
+    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "names": case_names, "interval": case_interval, "node-exporter": case_node_exporter, "formats": case_formats, "errors": case_errors,
     "permission": case_permission,
 }
 

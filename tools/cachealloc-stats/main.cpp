@@ -10,7 +10,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -35,6 +37,7 @@ struct Args {
   uint32_t pid = 0;
   RenderOptions render;
   std::string dir;
+  std::string output;  // -o: write there atomically (temporary file + rename)
 };
 
 const char kUsage[] =
@@ -45,7 +48,10 @@ const char kUsage[] =
     "  --watch SECONDS    refresh every SECONDS with rates per second, until interrupted\n"
     "  --count N          with --watch: stop after N refreshes\n"
     "  --json             one JSON object (one per refresh with --watch); see docs/stats.md\n"
-    "  --prometheus       Prometheus text format (metrics cachealloc_*, label pid)\n"
+    "  --prometheus       Prometheus text format (metrics cachealloc_*, labels pid, program)\n"
+    "  --layouts          with --prometheus: also per-layout series (many per process)\n"
+    "  -o, --output FILE  write the output to FILE atomically (temporary file + rename),\n"
+    "                     e.g. into node_exporter's textfile directory; not with --watch\n"
     "  --top N            layouts shown in the table (default 20; 0: all)\n"
     "  --gc               remove stale segments (their process is gone) that you own\n"
     "  --dir DIR          where segments live (default $CACHEALLOC_STATS_DIR, else /dev/shm)\n"
@@ -74,17 +80,18 @@ Args parse_args(int argc, char** argv) {
   Args a;
   const char* env_dir = std::getenv("CACHEALLOC_STATS_DIR");
   a.dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : "/dev/shm";
-  enum { kJson = 1000, kPrometheus, kGc, kWatch, kCount, kTop, kDir, kVersion };
+  enum { kJson = 1000, kPrometheus, kGc, kWatch, kCount, kTop, kDir, kVersion, kLayouts };
   static const option kLong[] = {
       {"json", no_argument, nullptr, kJson},       {"prometheus", no_argument, nullptr, kPrometheus},
       {"gc", no_argument, nullptr, kGc},           {"watch", required_argument, nullptr, kWatch},
       {"count", required_argument, nullptr, kCount}, {"top", required_argument, nullptr, kTop},
       {"dir", required_argument, nullptr, kDir},   {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, kVersion}, {nullptr, 0, nullptr, 0},
+      {"version", no_argument, nullptr, kVersion}, {"layouts", no_argument, nullptr, kLayouts},
+      {"output", required_argument, nullptr, 'o'}, {nullptr, 0, nullptr, 0},
   };
   opterr = 0;  // our own one-line messages
   int c;
-  while ((c = getopt_long(argc, argv, ":h", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":ho:", kLong, nullptr)) != -1) {
     std::string v = optarg != nullptr ? optarg : "";
     switch (c) {
       case kJson: a.json = true; break;
@@ -106,6 +113,11 @@ Args parse_args(int argc, char** argv) {
         break;
       }
       case kDir: a.dir = v; break;
+      case kLayouts: a.render.prometheus_layouts = true; break;
+      case 'o':
+        if (v.empty()) usage_error("-o needs a file name");
+        a.output = v;
+        break;
       case 'h':
         std::cout << kUsage;
         std::exit(0);
@@ -125,7 +137,11 @@ Args parse_args(int argc, char** argv) {
     a.has_pid = true;
   }
   if (a.json && a.prometheus) usage_error("--json and --prometheus exclude each other");
-  if (a.gc && (a.watch > 0 || a.json || a.prometheus)) usage_error("--gc takes no output options");
+  if (a.gc && (a.watch > 0 || a.json || a.prometheus || !a.output.empty())) {
+    usage_error("--gc takes no output options");
+  }
+  if (!a.output.empty() && a.watch > 0) usage_error("-o cannot be used with --watch");
+  if (a.render.prometheus_layouts && !a.prometheus) usage_error("--layouts needs --prometheus");
   return a;
 }
 
@@ -207,12 +223,37 @@ int frame(const Args& a, std::vector<Entry>& prev, std::ostream& out) {
   return status;
 }
 
+// One frame into a.output: written to a temporary file in the same directory, flushed, then renamed
+// over the target, so a reader (node_exporter's textfile collector) never sees half a file.
+int frame_to_file(const Args& a, std::vector<Entry>& prev) {
+  std::ostringstream buf;
+  int status = frame(a, prev, buf);
+  std::string tmp = a.output + ".tmp." + std::to_string(getpid());
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) {
+    std::cerr << "cachealloc-stats: cannot write " << tmp << ": " << strerror(errno) << "\n";
+    return 1;
+  }
+  const std::string text = buf.str();
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fflush(f) == 0 && ok;
+  ok = fsync(fileno(f)) == 0 && ok;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), a.output.c_str()) != 0) {
+    std::cerr << "cachealloc-stats: cannot write " << a.output << ": " << strerror(errno) << "\n";
+    std::remove(tmp.c_str());
+    return 1;
+  }
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Args a = parse_args(argc, argv);
   if (a.gc) return run_gc(a);
   std::vector<Entry> prev;
+  if (a.watch <= 0 && !a.output.empty()) return frame_to_file(a, prev);
   if (a.watch <= 0) return frame(a, prev, std::cout);
 
   signal(SIGINT, on_signal);
