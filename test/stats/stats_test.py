@@ -424,6 +424,49 @@ def case_node_exporter():
     print(f"node-exporter: {n} cachealloc samples in the scrape of {os.path.basename(exporter)} on 127.0.0.1:{port}")
 
 
+def case_timeline():
+    """record samples a process until it exits; plot draws memory, hit rate per interval, sizes."""
+    import xml.etree.ElementTree as ET
+    d = tempfile.mkdtemp(prefix="castats-tl-")
+    try:
+        rec_path, svg = os.path.join(d, "run.rec"), os.path.join(d, "run.svg")
+        w = Workload("busy", env={"CACHEALLOC_CACHE_BYTES": "0"})
+        pid = w.expect("ready")
+        e = dict(os.environ)
+        e.pop("LD_PRELOAD", None)
+        rec = subprocess.Popen([CLI, "record", str(pid), "-o", rec_path, "--interval=0.1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+        w.go()
+        w.expect("done")
+        w.finish()
+        out, err = rec.communicate(timeout=30)
+        check(rec.returncode == 0, f"record exited {rec.returncode}: {err}")
+        lines = open(rec_path).read().splitlines()
+        check(lines[0].startswith(f"# cachealloc-stats record v1 pid={pid} program=stats_workload"), lines[0])
+        samples = [l for l in lines if l.startswith("s ")]
+        hist = [l for l in lines if l.startswith("h ")]
+        check(len(samples) >= 10 and hist, f"{len(samples)} samples, {len(hist)} size classes")
+        rc, out, err = cli("plot", rec_path, "-o", svg)
+        check(rc == 0, f"plot exited {rc}: {err}")
+        root = ET.parse(svg).getroot()
+        ns = "{http://www.w3.org/2000/svg}"
+        lines_drawn = [p for p in root.iter(ns + "polyline") if len(p.get("points").split()) >= 2]
+        bars = [r for r in root.iter(ns + "rect") if r.get("class") == "bar"]
+        texts = " ".join(t.text or "" for t in root.iter(ns + "text"))
+        check(len(lines_drawn) >= 6 and bars, f"{len(lines_drawn)} polylines, {len(bars)} bars")
+        for word in ("memory", "hit rate per interval", "live bytes by size class", "live", "cached",
+                     "os mapped", "device"):
+            check(word in texts, f"the chart lacks '{word}'")
+        rc, _, err = cli("record", str(pid), "-o", rec_path)
+        check(rc in (3, 4), f"record of a gone process: {rc}")
+        rc, _, err = cli("plot", svg, "-o", svg + ".2")
+        check(rc == 1 and "not a record file" in err, f"plot of a non-record: {rc} {err}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"timeline: {len(samples)} samples until exit; SVG with {len(lines_drawn)} lines and "
+          f"{len(bars)} size-class bars (parsed as XML)")
+
+
 def case_killed():
     w = Workload("idle")
     pid = w.expect("ready")
@@ -680,7 +723,7 @@ def dead_pid(skip=0):
 CASES = {
     "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
     "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
-    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "names": case_names, "interval": case_interval, "node-exporter": case_node_exporter, "formats": case_formats, "errors": case_errors,
+    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "names": case_names, "interval": case_interval, "node-exporter": case_node_exporter, "timeline": case_timeline, "formats": case_formats, "errors": case_errors,
     "permission": case_permission,
 }
 

@@ -23,6 +23,7 @@
 
 #include "entry.h"
 #include "render.h"
+#include "timeline.h"
 
 namespace {
 
@@ -56,6 +57,11 @@ const char kUsage[] =
     "  --gc               remove stale segments (their process is gone) that you own\n"
     "  --dir DIR          where segments live (default $CACHEALLOC_STATS_DIR, else /dev/shm)\n"
     "  --version, --help\n"
+    "\n"
+    "cachealloc-stats record PID -o FILE [--interval SECONDS]   sample PID (default every 0.5 s)\n"
+    "                     until it exits or Ctrl-C\n"
+    "cachealloc-stats plot FILE -o CHART.svg   memory over time, hit rate per interval, live\n"
+    "                     bytes by size class\n"
     "  options take their value as --opt VALUE or --opt=VALUE\n"
     "exit status: 0 ok, 2 usage, 3 no such process, 4 no segment, 5 permission denied,\n"
     "             6 unsupported segment version, 7 truncated or corrupt segment, 8 wrong owner\n";
@@ -250,6 +256,8 @@ int frame_to_file(const Args& a, std::vector<Entry>& prev) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "record") == 0) return record_main(argc - 1, argv + 1);
+  if (argc > 1 && std::strcmp(argv[1], "plot") == 0) return plot_main(argc - 1, argv + 1);
   Args a = parse_args(argc, argv);
   if (a.gc) return run_gc(a);
   std::vector<Entry> prev;
