@@ -56,7 +56,7 @@ constinit std::atomic<bool> g_paused{false};
 
 // In-process reports (report()): a copy of the image taken under g.lock, printed under
 // g_report_lock only, so that the sink may call malloc (whose tick try-locks g.lock) or even
-// ca_stats_flush. Reset in a fork child: its holder, if any, was another thread.
+// ca_stats_flush. Reset in the child of a multi-threaded fork (fork_child).
 constinit SpinLock g_report_lock;
 constinit Image g_report;
 
@@ -245,14 +245,18 @@ void fork_parent() noexcept { g.lock.unlock(); }
 // Only async-signal-safe work here: the child may be the copy of a multithreaded parent, or of a
 // single-threaded one that forked from a signal handler.
 void fork_child(bool locked) noexcept {
-  if (locked) g.lock.reset_after_fork();
-  g_report_lock.reset_after_fork();
+  if (locked) {
+    g.lock.reset_after_fork();  // prepare took it; otherwise it is not ours to reset
+    // Not taken by prepare: another thread may have been printing a report. Without `locked`
+    // only the interrupted code itself can hold it (the publisher never does), so it stays.
+    g_report_lock.reset_after_fork();
+  }
   // The publisher thread is not copied: the child starts its own at its first tick after the
   // grace period below.
   g_thread.store(kNoThread, std::memory_order_relaxed);
   g_busy.store(false, std::memory_order_relaxed);
   g_paused.store(false, std::memory_order_relaxed);
-  g_thread_not_before_ns.store(os::now_ns() + kForkGraceNs, std::memory_order_relaxed);  // prepare took it; otherwise it is not ours to reset
+  g_thread_not_before_ns.store(os::now_ns() + kForkGraceNs, std::memory_order_relaxed);
   g.fork_time_ns.store(os::realtime_ns(), std::memory_order_relaxed);
   // The child's segment appears at its first publication after kForkGraceNs (or at
   // ca_stats_flush): short-lived children, which usually leave by exec() or _exit() and so would
