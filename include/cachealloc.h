@@ -92,6 +92,19 @@ void ca_get_totals(ca_totals *out);
  * (CACHEALLOC_STATS=0) or the segment could not be created. */
 int ca_stats_flush(void);
 
+/* bytes_live_peak (the segment's, mallinfo2's usmblks, the reports') starts again from the bytes
+ * live now. The peak is exact at slow-path granularity: it counts a small block as live from the
+ * moment its batch leaves the central pool for a thread cache until the batch comes back, so it is
+ * never below the true peak and above it by at most what thread caches held then; large blocks are
+ * counted exactly (docs/stats.md, "Peak"). */
+void ca_reset_peak(void);
+
+/* The full statistics report, built now, in-process, without allocating: `write` is called once
+ * per line with (ctx, NUL-terminated line ending in '\n'), like jemalloc's malloc_stats_print.
+ * With write == NULL the lines go to fd 2, one write(2) each. `write` may allocate; it must not
+ * call ca_stats_print itself. Works with CACHEALLOC_STATS=0. */
+void ca_stats_print(void (*write)(void *ctx, const char *line), void *ctx);
+
 /* The library's version string, CACHEALLOC_VERSION_STRING (e.g. "0.1.0"). */
 const char *ca_version(void);
 

@@ -29,4 +29,9 @@ CA_EXPORT void ca_get_totals(ca_totals* out) {
   if (out != nullptr) heap().get_totals(out);
 }
 CA_EXPORT int ca_stats_flush(void) { return ca::stats::flush(); }
+CA_EXPORT void ca_reset_peak(void) { ca::stats::reset_peak(); }
+CA_EXPORT void ca_stats_print(void (*write)(void*, const char*), void* ctx) {
+  ca::stats::report(ca::stats::ReportFormat::kText,
+                    write != nullptr ? ca::stats::LineSink{write, ctx} : ca::stats::stderr_sink());
+}
 CA_EXPORT const char* ca_version(void) { return CACHEALLOC_VERSION_STRING; }

@@ -39,7 +39,10 @@ extern "C" {
 
 #define CA_STATS_MAGIC 0x3153544154534143ull /* "CASTATS1" read as little-endian bytes */
 #define CA_STATS_VERSION 1u
-#define CA_STATS_NAME_PREFIX "cachealloc." /* object "/cachealloc.<pid>", file /dev/shm/cachealloc.<pid> */
+/* Object "/cachealloc.<pid>.<ns>", file /dev/shm/cachealloc.<pid>.<ns>, where <ns> is the inode of
+ * the process's pid namespace (/proc/self/ns/pid); "/cachealloc.<pid>" when that is unknown (and
+ * from libraries before the namespace was added). */
+#define CA_STATS_NAME_PREFIX "cachealloc."
 #define CA_STATS_EXE_LEN 64
 #define CA_STATS_POOL_NAME_LEN 16
 

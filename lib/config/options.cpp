@@ -84,7 +84,18 @@ const OptionInfo* option_table(size_t* count) noexcept {
 
 bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out) noexcept {
   uint64_t v = 0;
-  bool ok = info.kind == OptionKind::kBool ? parse_bool(text, &v) : parse_size(text, &v);
+  bool ok = false;
+  if (info.kind == OptionKind::kSize) {
+    ok = parse_size(text, &v);
+  } else {
+    ok = parse_bool(text, &v);
+    if (!ok && info.kind == OptionKind::kBoolOrPath && text[0] == '/') {
+      size_t len = 0;
+      while (text[len] != '\0') ++len;
+      ok = len < kOptionPathMax;
+      v = kOptionPath;
+    }
+  }
   if (!ok || v < info.min || v > info.max) return false;
   *out = v;
   return true;
@@ -105,14 +116,48 @@ Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept {
     if (!parse_option_value(info, text, field)) {
       StackText<400> t;
       t.str(info.env).str("=\"").str(text).str("\" is not a valid ");
-      t.str(info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
-                                           : "size (bytes, or a number with K, M, G or T)");
+      t.str(info.kind == OptionKind::kSize ? "size (bytes, or a number with K, M, G or T)"
+            : info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
+                                             : "boolean or absolute path (1/0, on/off, ..., or /file)");
       if (info.kind == OptionKind::kSize) t.str(" in range ").dec(info.min).str("..").dec(info.max);
       t.str("; using the default ").dec(info.default_value);
       if (warn_fn != nullptr) warn_fn(t.data());
+    } else if (info.kind == OptionKind::kBoolOrPath && *field == kOptionPath) {
+      size_t k = 0;
+      for (; text[k] != '\0' && k + 1 < kOptionPathMax; ++k) o.path_of[k] = text[k];
+      o.path_of[k] = '\0';
     }
   }
   return o;
+}
+
+size_t warn_unknown_names(const char* const* env, WarnFn warn_fn) noexcept {
+  static constexpr char kPrefix[] = "CACHEALLOC_";
+  size_t found = 0;
+  for (; env != nullptr && *env != nullptr; ++env) {
+    const char* e = *env;
+    size_t k = 0;
+    while (kPrefix[k] != '\0' && e[k] == kPrefix[k]) ++k;
+    if (kPrefix[k] != '\0') continue;
+    size_t len = 0;
+    while (e[len] != '\0' && e[len] != '=') ++len;
+    auto same = [&](const char* name) {
+      size_t i = 0;
+      while (i < len && name[i] == e[i]) ++i;
+      return i == len && name[i] == '\0';
+    };
+    bool known = false;
+    for (const OptionInfo& info : kTable) known = known || same(info.env);
+    for (const char* other : kOtherEnvNames) known = known || same(other);
+    if (known) continue;
+    ++found;
+    StackText<200> t;
+    t.str("unknown setting ");
+    for (size_t i = 0; e[i] != '\0' && i < 120; ++i) t.chr(e[i]);  // NAME=value
+    t.str(" ignored (docs/configuration.md lists the CACHEALLOC_* variables)");
+    if (warn_fn != nullptr) warn_fn(t.data());
+  }
+  return found;
 }
 
 const Options& options() noexcept { return g_options; }
@@ -121,6 +166,8 @@ Options& mutable_options() noexcept { return g_options; }
 void options_init() noexcept {
   g_loaded_with_env = os::get_env("PATH") != nullptr || os::get_env("HOME") != nullptr;
   g_options = load_options(&os::get_env, &library_warn);
+  // Once, with the real environment (options_reload does not come back here after that).
+  if (g_loaded_with_env) warn_unknown_names(os::environment(), &library_warn);
   if (g_options.verbose != 0) {
     StackText<512> t;
     t.str("cachealloc: ");

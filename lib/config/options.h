@@ -14,7 +14,10 @@
 
 namespace cachealloc {
 
-enum class OptionKind : uint8_t { kSize, kBool };
+// kBoolOrPath: a boolean (0/1), or an absolute path (value 2, the path in Options::path_of).
+enum class OptionKind : uint8_t { kSize, kBool, kBoolOrPath };
+inline constexpr uint64_t kOptionPath = 2;
+inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
 
 // X(field, ENV_NAME, kind, default, min, max, "one-line doc")
 #define CACHEALLOC_OPTIONS(X)                                                                     \
@@ -29,9 +32,10 @@ enum class OptionKind : uint8_t { kSize, kBool };
   X(check, "CACHEALLOC_CHECK", kBool, 0, 0, 1,                                                    \
     "Hardened mode: detect every double free of small blocks and poison freed memory (slower).")  \
   X(stats, "CACHEALLOC_STATS", kBool, 1, 0, 1,                                                    \
-    "Publish live counters in /dev/shm/cachealloc.<pid> for cachealloc-stats.")                   \
-  X(show_stats, "CACHEALLOC_SHOW_STATS", kBool, 0, 0, 1,                                          \
-    "Print a summary of the counters to stderr at exit.")                                         \
+    "Publish live counters in /dev/shm/cachealloc.<pid>.<ns> for cachealloc-stats.")              \
+  X(show_stats, "CACHEALLOC_SHOW_STATS", kBoolOrPath, 0, 0, 2,                                    \
+    "Print a summary of the counters at exit: 1 to stderr, or an absolute path: appended to that "\
+    "file.")                                                                                      \
   X(cuda, "CACHEALLOC_CUDA", kBool, 1, 0, 1,                                                      \
     "Cache CUDA device and pinned host memory; 0 passes every CUDA call through untouched.")      \
   X(cuda_cache_bytes, "CACHEALLOC_CUDA_CACHE_BYTES", kSize, 0, 0, 1ull << 50,                     \
@@ -48,6 +52,8 @@ struct Options {
 #define CA_OPTION_FIELD(field, env, kind, def, lo, hi, doc) uint64_t field = def;
   CACHEALLOC_OPTIONS(CA_OPTION_FIELD)
 #undef CA_OPTION_FIELD
+  // The path of the kBoolOrPath option whose value is kOptionPath (only one option has that kind).
+  char path_of[kOptionPathMax] = {};
 };
 
 struct OptionInfo {
@@ -70,6 +76,13 @@ bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out)
 using EnvLookup = const char* (*)(const char* name);
 using WarnFn = void (*)(const char* line);
 Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept;
+
+// Warns once (one line through `warn_fn`, naming the entry) for each CACHEALLOC_* name in `env` ("NAME=value"
+// entries, nullptr-terminated; nullptr for none) that is neither in the table nor in
+// kOtherEnvNames: a misspelt setting would otherwise be ignored silently. Returns how many.
+size_t warn_unknown_names(const char* const* env, WarnFn warn_fn) noexcept;
+// CACHEALLOC_* names that are not library settings but are read elsewhere (the tools).
+inline constexpr const char* kOtherEnvNames[] = {"CACHEALLOC_STATS_DIR"};
 
 // The process-wide options. Valid after options_init(); before it, the defaults.
 const Options& options() noexcept;

@@ -108,7 +108,10 @@ ThreadCache* current_cache() noexcept {
   return tc;
 }
 
-void set_stats_tick(StatsTick fn) noexcept { g_stats_tick.store(fn, std::memory_order_release); }
+void set_stats_tick(StatsTick fn) noexcept {
+  g_stats_tick.store(fn, std::memory_order_release);
+  t_tick_countdown = 0;  // the installing thread's next slow call ticks
+}
 
 void stats_tick_now() noexcept {
   StatsTick fn = g_stats_tick.load(std::memory_order_acquire);

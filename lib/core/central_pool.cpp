@@ -6,8 +6,9 @@
 
 namespace cachealloc {
 
-void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table) noexcept {
+void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table, LivePeak* peak) noexcept {
   cls_ = cls;
+  peak_ = peak;
   batch_ = batch_size(cls);
   size_t per_batch = size_t{batch_} * class_size(cls);
   size_t slots = (256 * 1024) / per_batch;
@@ -46,6 +47,7 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
     owner_add(counters_.slot_takes, 1);
     owner_add(counters_.blocks_taken, s.count);
     owner_add(counters_.slot_blocks, -uint64_t{s.count});
+    if (peak_ != nullptr) peak_->add(uint64_t{s.count} * class_size(cls_));
     return s.count;
   }
   void* chain = nullptr;
@@ -81,6 +83,7 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
   *head = chain;
   owner_add(counters_.takes, 1);
   owner_add(counters_.blocks_taken, got);
+  if (peak_ != nullptr && got != 0) peak_->add(uint64_t{got} * class_size(cls_));
   return got;
 }
 
@@ -88,6 +91,7 @@ void CentralPool::give(void* head, uint32_t count, const char* call, unsigned sh
   LockGuard g(lock_);
   owner_add(counters_.gives, 1);
   owner_add(counters_.blocks_given, count);
+  if (peak_ != nullptr) peak_->sub(uint64_t{count} * class_size(cls_));
   shard = batch_ == 1 ? 0 : shard % kShards;
   if (count == batch_ && nslots_[shard] < max_slots_) {
     slots_[shard][nslots_[shard]++] = Slot{head, count};

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/live_peak.h"
 #include "core/slab_source.h"
 #include "platform/spin_lock.h"
 #include "util/intrusive_list.h"
@@ -37,7 +38,8 @@ class CentralPool {
   static constexpr unsigned kShards = 4;
 
   constexpr CentralPool() = default;
-  void init(unsigned cls, SlabSource* slabs, SegmentTable* table) noexcept;
+  // `peak` (may be null): counts the blocks that leave and return (Note [Live peak]).
+  void init(unsigned cls, SlabSource* slabs, SegmentTable* table, LivePeak* peak = nullptr) noexcept;
 
   // Up to `want` blocks as a chain (next pointer in each block's first word, last one nullptr).
   // Returns how many; 0 means out of memory.
@@ -75,6 +77,7 @@ class CentralPool {
   Slot slots_[kShards][kMaxSlots] = {};
   IntrusiveList<Slab, &Slab::next, &Slab::prev, ListEnds::kHead> partial_;
   SlabSource* slabs_ = nullptr;
+  LivePeak* peak_ = nullptr;
   SegmentTable* table_ = nullptr;
   Counters counters_;
 };

@@ -36,7 +36,8 @@
 // ever waits for the list lock.
 //
 // In a single-threaded process nothing is taken, by glibc or by us (os::single_threaded, the test
-// glibc's fork makes). The only code that can hold one of our locks then is the code a signal
+// glibc's fork makes; or our own helper thread is the only other one and is paused, Note [Helper
+// threads] in fork.h). The only code that can hold one of our locks then is the code a signal
 // handler interrupted to call fork, which POSIX allows; taking the lock would spin forever, and in
 // both processes the lock belongs to that code, which releases it when the handler returns. The
 // decision is made once in prepare and recorded, so parent and child undo exactly what prepare did
@@ -62,14 +63,24 @@ constexpr unsigned kLayers = static_cast<unsigned>(ForkLayer::kCount);
 
 constinit std::atomic<const ForkHooks*> g_hooks[kLayers] = {};
 constinit std::atomic<bool> g_installed{false};
+constinit std::atomic<const ForkHelper*> g_helper{nullptr};
 
 // What prepare did, for parent and child (the forking thread only; see fork.h).
 constinit bool g_locked = false;
 constinit const ForkHooks* g_taken[kLayers] = {};
+constinit const ForkHelper* g_paused = nullptr;  // a helper paused by prepare, resumed by parent
 
 void fork_prepare() noexcept {
   for (unsigned i = 0; i < kLayers; ++i) g_taken[i] = g_hooks[i].load(std::memory_order_acquire);
   g_locked = !os::single_threaded();
+  g_paused = nullptr;
+  if (g_locked) {
+    const ForkHelper* helper = g_helper.load(std::memory_order_acquire);
+    if (helper != nullptr && helper->pause()) {
+      g_paused = helper;
+      g_locked = false;
+    }
+  }
   if (!g_locked) return;
   for (const ForkHooks* h : g_taken) {
     if (h != nullptr && h->prepare != nullptr) h->prepare();
@@ -79,7 +90,10 @@ void fork_prepare() noexcept {
 }
 
 void fork_parent() noexcept {
-  if (!g_locked) return;
+  if (!g_locked) {
+    if (g_paused != nullptr) g_paused->resume();
+    return;
+  }
   g_heap.unlock_all();
   os::stdio_list_unlock();
   for (unsigned i = kLayers; i-- > 0;) {
@@ -101,6 +115,10 @@ void fork_child() noexcept {
 
 void set_fork_hooks(ForkLayer layer, const ForkHooks* hooks) noexcept {
   g_hooks[static_cast<unsigned>(layer)].store(hooks, std::memory_order_release);
+}
+
+void set_fork_helper(const ForkHelper* helper) noexcept {
+  g_helper.store(helper, std::memory_order_release);
 }
 
 void install_fork_handlers() noexcept {

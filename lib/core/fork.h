@@ -39,6 +39,22 @@ struct ForkHooks {
 // (a constinit object). The next fork uses them.
 void set_fork_hooks(ForkLayer layer, const ForkHooks* hooks) noexcept;
 
+// Note [Helper threads]
+// A layer may run a thread of its own (the stats publisher, Note [Publisher thread] in
+// stats/publisher.h). That thread makes glibc see a multi-threaded process, and so would make the
+// sequence take every lock in prepare even in a program with one thread of its own, which breaks
+// fork from a signal handler (the interrupted code may hold the lock). So prepare first asks the
+// helper: pause() returns true when the helper's thread is the only other thread of the process
+// and it is now paused outside all of our locks (it never waits for a lock, so this is bounded);
+// the fork then proceeds as in a single-threaded process (nothing taken, child hooks run with
+// locked = false) and the parent calls resume(). The child has no helper thread; its child hook
+// resets the helper's state. pause() must be async-signal-safe.
+struct ForkHelper {
+  bool (*pause)() noexcept;
+  void (*resume)() noexcept;
+};
+void set_fork_helper(const ForkHelper* helper) noexcept;
+
 // Registers the sequence with pthread_atfork, once. Called by the core's lazy initialisation,
 // after the heap works (pthread_atfork may allocate).
 void install_fork_handlers() noexcept;

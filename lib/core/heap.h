@@ -72,6 +72,10 @@ class Heap {
   // caches), then the LargeCache lock (for the live block count), one at a time; every other
   // counter is read relaxed without a lock.
   void snapshot(HeapSnapshot* out) noexcept;
+  // The peak of live bytes starts again from now (ca_reset_peak; Note [Live peak]).
+  void reset_peak() noexcept { live_peak_.reset(); }
+  // The same without waiting: false (and `out` incomplete) when a lock it needs is held.
+  bool try_snapshot(HeapSnapshot* out) noexcept;
 
   // ---- thread caches ----
   ThreadCache* create_thread_cache() noexcept;  // nullptr when metadata cannot be mapped
@@ -102,6 +106,7 @@ class Heap {
   bool release_small_ref(void* p, SegmentMeta* seg) noexcept;  // true: still shared
   Slab* live_small_block(const void* p, SegmentMeta* seg) noexcept;  // nullptr: not a block start
   size_t release_caches() noexcept;  // everything cached, for out-of-memory retries
+  bool snapshot_impl(HeapSnapshot* out, bool try_only) noexcept;
 
   HeapConfig config_;
   FreeListKeys keys_;  // per process, drawn at init; every thread cache copies them
@@ -110,6 +115,7 @@ class Heap {
   CentralPool pools_[kNumClasses];
   LargeCache large_;
   RefcountTable refs_;
+  LivePeak live_peak_;  // Note [Live peak] (core/live_peak.h)
   std::atomic<size_t> cache_limit_{0};
   std::atomic<uint64_t> clear_epoch_{0};
   SpinLock registry_lock_{LockRank::kThreadRegistry};

@@ -12,7 +12,13 @@ namespace {
 uint64_t get(const std::atomic<uint64_t>& c) noexcept { return c.load(std::memory_order_relaxed); }
 }  // namespace
 
-void Heap::snapshot(HeapSnapshot* out) noexcept {
+void Heap::snapshot(HeapSnapshot* out) noexcept { snapshot_impl(out, false); }
+
+bool Heap::try_snapshot(HeapSnapshot* out) noexcept { return snapshot_impl(out, true); }
+
+// `try_only`: the two locks are only tried, and false comes back (out half-filled) when either is
+// held, so that the caller never waits (the stats publisher thread, Note [Publisher thread]).
+bool Heap::snapshot_impl(HeapSnapshot* out, bool try_only) noexcept {
   // Cleared in place: a HeapSnapshot (~18 KiB) must never be a temporary on the stack of the
   // thread that publishes from inside malloc.
   static_assert(std::is_trivially_copyable_v<HeapSnapshot>);
@@ -38,7 +44,11 @@ void Heap::snapshot(HeapSnapshot* out) noexcept {
   s.refills = get(retired_.refills);
   s.flushes = get(retired_.flushes);
   {
-    LockGuard g(registry_lock_);
+    if (try_only) {
+      if (!registry_lock_.try_lock()) return false;
+    } else {
+      registry_lock_.lock();
+    }
     for (ThreadCache* t = threads_.front(); t != nullptr; t = t->next) {
       const ThreadCounters& tc = t->counters();
       s.small_allocs += get(tc.allocs);
@@ -49,6 +59,7 @@ void Heap::snapshot(HeapSnapshot* out) noexcept {
       ++s.threads;
       for (unsigned c = 0; c < kNumClasses; ++c) s.classes[c].blocks_thread_cached += t->bin_count(c);
     }
+    registry_lock_.unlock();
   }
   s.direct_allocs = direct_allocs_.load(std::memory_order_relaxed);
   s.small_allocs += s.direct_allocs;
@@ -68,8 +79,13 @@ void Heap::snapshot(HeapSnapshot* out) noexcept {
   s.large_upstream_allocs = get(large_.upstream_allocs);
   s.large_upstream_frees = get(large_.upstream_frees);
   {
-    LockGuard g(large_.lock());
+    if (try_only) {
+      if (!large_.lock().try_lock()) return false;
+    } else {
+      large_.lock().lock();
+    }
     s.large_blocks_live = large_.live_blocks();
+    large_.lock().unlock();
   }
   s.large_bytes_live = large_.live_bytes();
   s.large_bytes_cached = large_.cached_bytes();
@@ -82,6 +98,9 @@ void Heap::snapshot(HeapSnapshot* out) noexcept {
   s.retains += get(large_.retains);
   s.releases += get(large_.shared_releases);
   s.cache_limit = cache_limit();
+  s.live_total = live_peak_.total();
+  s.live_peak = live_peak_.peak();
+  return true;
 }
 
 }  // namespace cachealloc

@@ -118,6 +118,7 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
           b->refcount = 1;
           ++live_;
           live_bytes_.fetch_add(b->size, std::memory_order_relaxed);
+          if (peak_ != nullptr) peak_->add(b->size);
           hits.fetch_add(1, std::memory_order_relaxed);
           count_layout_locked(&LargeLayoutCounters::live, b->size, 1);
           count_layout_locked(&LargeLayoutCounters::hits, usable_size, 1);
@@ -150,6 +151,7 @@ void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero) no
     if (insert_ptr_locked(rec)) {
       ++live_;
       live_bytes_.fetch_add(rec->size, std::memory_order_relaxed);
+      if (peak_ != nullptr) peak_->add(rec->size);
       count_layout_locked(&LargeLayoutCounters::live, rec->size, 1);
       return p;
     }
@@ -172,6 +174,7 @@ LargeCache::Release LargeCache::release(void* p, size_t limit, size_t threshold)
     }
     --live_;
     live_bytes_.fetch_sub(b->size, std::memory_order_relaxed);
+    if (peak_ != nullptr) peak_->sub(b->size);
     frees.fetch_add(1, std::memory_order_relaxed);
     count_layout_locked(&LargeLayoutCounters::live, b->size, -1);
     bool adopted_small = b->upstream_free != nullptr && b->size <= threshold;
@@ -232,6 +235,7 @@ int LargeCache::adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn
   }
   ++live_;
   live_bytes_.fetch_add(size, std::memory_order_relaxed);
+  if (peak_ != nullptr) peak_->add(size);
   adopts.fetch_add(1, std::memory_order_relaxed);
   count_layout_locked(&LargeLayoutCounters::live, size, 1);
   return 0;

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "cachealloc.h"
+#include "core/live_peak.h"
 #include "core/large_source.h"
 #include "core/meta_arena.h"
 #include "platform/spin_lock.h"
@@ -84,6 +85,8 @@ class LargeCache {
 
   constexpr LargeCache() = default;
   void init(LargeSource* source) noexcept { source_ = source; }
+  // Live large bytes are also counted there (Note [Live peak]); null: not counted.
+  void set_live_peak(LivePeak* peak) noexcept { peak_ = peak; }
 
   // A cached block of the layout, or nullptr on a miss. *usable gets the block's size.
   void* take_cached(size_t usable_size, size_t align) noexcept;
@@ -134,6 +137,7 @@ class LargeCache {
   size_t records_in_ptr_ = 0;
   size_t live_ = 0;
   std::atomic<size_t> live_bytes_{0};  // written under lock_, read by stats without it
+  LivePeak* peak_ = nullptr;
   using LayoutChain = IntrusiveList<LargeBlock, &LargeBlock::lay_next, &LargeBlock::lay_prev,
                                     ListEnds::kHead>;  // the lists of by_layout_'s buckets
   IntrusiveList<LargeBlock, &LargeBlock::lru_next, &LargeBlock::lru_prev> lru_;  // newest first

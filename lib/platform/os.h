@@ -31,6 +31,17 @@ uint64_t physical_memory() noexcept;
 // nullptr for set-uid/set-gid programs (AT_SECURE) and before the environment exists.
 const char* get_env(const char* name) noexcept;
 
+// The environment as `environ` has it (nullptr before it exists, or for set-uid/set-gid programs,
+// as get_env). Entries are "NAME=value".
+const char* const* environment() noexcept;
+
+// Opens `path` for appending (O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, mode 0644 less the umask).
+// The descriptor, or -1 (errno set).
+int open_append(const char* path) noexcept;
+// Writes all of `len` bytes to `fd`, retrying on EINTR; false on an error. close_fd closes it.
+bool write_fd(int fd, const char* s, size_t len) noexcept;
+void close_fd(int fd) noexcept;
+
 // Writes all of `len` bytes to stderr with write(2), retrying on EINTR. Never allocates.
 void write_stderr(const char* s, size_t len) noexcept;
 
@@ -48,6 +59,9 @@ void set_thread_value(ThreadKey key, void* value) noexcept;
 // Gives the CPU to another thread (sched_yield).
 void yield_thread() noexcept;
 
+// The kernel's id of the calling thread (gettid), no libc TLS needed.
+uint32_t thread_id() noexcept;
+
 // 64 unpredictable bits for per-process secrets: getrandom(2) without blocking, or, where the
 // kernel has no entropy yet (early boot) or no getrandom, a hash of the kernel's AT_RANDOM bytes,
 // the clock and the stack address. Never allocates.
@@ -56,9 +70,16 @@ uint64_t random_u64() noexcept;
 // Monotonic clock in nanoseconds.
 uint64_t now_ns() noexcept;
 
+// Sleeps about `ns` nanoseconds (monotonic clock; an interrupting signal ends it early).
+void sleep_ns(uint64_t ns) noexcept;
+
 // ---- fork (Note [Fork], core/fork.cpp) ----
 // Registers fork handlers with pthread_atfork (which may allocate). Called once, by core/fork.cpp.
 void register_fork_handlers(void (*prepare)(), void (*parent)(), void (*child)()) noexcept;
+
+// Threads of this process now (field 20 of /proc/self/stat), or 0 when it cannot be read.
+// Async-signal-safe: open, read and close only.
+unsigned thread_count() noexcept;
 
 // True while the process has only ever had one thread: glibc's __libc_single_threaded (2.32+),
 // the same test glibc's fork uses to skip its own locks. False when unknown (older glibc), so

@@ -6,10 +6,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <type_traits>
 #include <unistd.h>
 
@@ -111,6 +113,11 @@ bool decommit(void* p, size_t size) noexcept {
   return madvise(p, size, MADV_DONTNEED) == 0;
 }
 
+const char* const* environment() noexcept {
+  if (getauxval(AT_SECURE) != 0) return nullptr;
+  return environ;
+}
+
 const char* get_env(const char* name) noexcept {
   if (getauxval(AT_SECURE) != 0) return nullptr;
   char** env = environ;
@@ -126,6 +133,25 @@ const char* get_env(const char* name) noexcept {
   }
   return nullptr;
 }
+
+int open_append(const char* path) noexcept {
+  return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+bool write_fd(int fd, const char* s, size_t len) noexcept {
+  while (len > 0) {
+    ssize_t w = write(fd, s, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    s += w;
+    len -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+void close_fd(int fd) noexcept { close(fd); }
 
 void write_stderr(const char* s, size_t len) noexcept {
   while (len > 0) {
@@ -168,6 +194,8 @@ uint64_t mix64(uint64_t x) noexcept {  // a bijective 64-bit finaliser (splitmix
 }
 }  // namespace
 
+uint32_t thread_id() noexcept { return static_cast<uint32_t>(syscall(SYS_gettid)); }
+
 uint64_t random_u64() noexcept {
   uint64_t v = 0;
   int saved = errno;
@@ -179,6 +207,38 @@ uint64_t random_u64() noexcept {
   if (auto* at = reinterpret_cast<const unsigned char*>(getauxval(AT_RANDOM))) memcpy(&seed, at + 8, sizeof seed);
   uintptr_t stack = reinterpret_cast<uintptr_t>(&v);
   return mix64(seed ^ mix64(now_ns() ^ mix64(stack)));
+}
+
+void sleep_ns(uint64_t ns) noexcept {
+  timespec ts;
+  ts.tv_sec = static_cast<time_t>(ns / 1000000000u);
+  ts.tv_nsec = static_cast<long>(ns % 1000000000u);
+  clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+}
+
+unsigned thread_count() noexcept {
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[512];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // "pid (comm) state ppid ..." : comm may hold spaces and parentheses, so count from the last ')'.
+  const char* p = nullptr;
+  for (ssize_t i = 0; i < n; ++i) {
+    if (buf[i] == ')') p = buf + i;
+  }
+  if (p == nullptr) return 0;
+  int field = 2;  // the ')' ends field 2
+  for (++p; *p != '\0' && field < 20; ++p) {
+    if (*p == ' ') ++field;
+  }
+  // p is now at field 20 (num_threads).
+  while (*p == ' ') ++p;
+  unsigned v = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) v = v * 10 + static_cast<unsigned>(*p - '0');
+  return v;
 }
 
 uint64_t now_ns() noexcept {

@@ -88,6 +88,56 @@ void shm_unmap(void* p, size_t size) noexcept { munmap(p, size); }
 
 int shm_remove(const char* name) noexcept { return shm_unlink(name) == 0 ? 0 : errno; }
 
+size_t shm_list(bool (*fn)(void* ctx, const char* name), void* ctx, size_t max_entries) noexcept {
+  int fd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name (NUL-terminated).
+  alignas(8) char buf[4096];
+  size_t seen = 0;
+  bool go = true;
+  while (go && seen < max_entries) {
+    long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n && go && seen < max_entries;) {
+      unsigned short reclen;
+      __builtin_memcpy(&reclen, buf + off + 16, sizeof reclen);
+      const char* name = buf + off + 19;
+      ++seen;
+      go = fn(ctx, name);
+      off += reclen;
+    }
+  }
+  close(fd);
+  return seen;
+}
+
+bool shm_read_own(const char* name, void* buf, size_t n) noexcept {
+  int fd = shm_open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) return false;
+  struct stat st;
+  bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+            pread(fd, buf, n, 0) == static_cast<ssize_t>(n);
+  close(fd);
+  return ok;
+}
+
+bool process_may_exist(uint32_t pid) noexcept {
+  return pid != 0 && !(syscall(SYS_kill, static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
+}
+
+uint64_t pid_namespace_id() noexcept {
+  char buf[64];
+  ssize_t n = readlink("/proc/self/ns/pid", buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  uint64_t v = 0;
+  const char* p = buf;
+  while (*p != '\0' && *p != '[') ++p;
+  if (*p != '[') return 0;
+  for (++p; *p >= '0' && *p <= '9'; ++p) v = v * 10 + static_cast<uint64_t>(*p - '0');
+  return *p == ']' ? v : 0;
+}
+
 uint32_t process_id() noexcept { return static_cast<uint32_t>(syscall(SYS_getpid)); }
 
 uint64_t realtime_ns() noexcept {

@@ -28,6 +28,22 @@ void shm_unmap(void* p, size_t size) noexcept;
 // Removes the object `name`. 0 or an errno value.
 int shm_remove(const char* name) noexcept;
 
+// Calls fn(ctx, name) for each entry of /dev/shm (the directory shm_open uses), at most
+// `max_entries` of them, until fn returns false. Reads the directory with getdents64 into a stack
+// buffer (no opendir: it allocates). Returns the number of entries seen.
+size_t shm_list(bool (*fn)(void* ctx, const char* name), void* ctx, size_t max_entries) noexcept;
+
+// Reads the first `n` bytes of the object `name` ("/name") into buf, if it is a regular file owned
+// by our effective uid (O_NOFOLLOW). True when all n bytes were read.
+bool shm_read_own(const char* name, void* buf, size_t n) noexcept;
+
+// True unless `pid` certainly does not exist (kill(pid, 0) fails with ESRCH).
+bool process_may_exist(uint32_t pid) noexcept;
+
+// The inode number of this process's pid namespace (/proc/self/ns/pid, "pid:[4026531836]"), or 0
+// when it cannot be read. Two processes with the same pid in different namespaces differ here.
+uint64_t pid_namespace_id() noexcept;
+
 // getpid(), without libc's cache (correct in a fork() child at any point).
 uint32_t process_id() noexcept;
 

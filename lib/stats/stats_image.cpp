@@ -202,6 +202,9 @@ void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_cou
   t->adopts = s.large_adopts;
   t->blocks_live = sub_or_zero(t->allocs + t->adopts, t->frees);
   t->bytes_live = small_bytes_live + s.large_bytes_live;
+  // Note [Live peak]: the exact slow-path peak, and the publications' own samples (which it
+  // covers, but a publication may see bytes_live a moment before the counters it adds up).
+  if (s.live_peak > *peak) *peak = s.live_peak;
   if (t->bytes_live > *peak) *peak = t->bytes_live;
   t->bytes_live_peak = *peak;
   t->bytes_cached = s.slab_bytes_cached + s.large_bytes_cached;

@@ -14,9 +14,10 @@ constexpr size_t kSeqOffset = offsetof(ca_stats_header, seq);
 static_assert(kSeqOffset % 8 == 0);
 }  // namespace
 
-int StatsSegment::create(uint32_t pid) noexcept {
+int StatsSegment::create(uint32_t pid, uint64_t ns) noexcept {
   StackText<sizeof name_> n;
   n.chr('/').str(CA_STATS_NAME_PREFIX).dec(pid);
+  if (ns != 0) n.chr('.').dec(ns);
   memcpy(name_, n.data(), n.size() + 1);
   void* p = nullptr;
   int err = os::shm_create(name_, CA_STATS_SEGMENT_SIZE, &p);
@@ -51,6 +52,70 @@ void StatsSegment::forget() noexcept {
   if (base_ == nullptr) return;
   os::shm_unmap(base_, CA_STATS_SEGMENT_SIZE);
   base_ = nullptr;
+}
+
+// Note [Dead segments]
+// A process that dies without running exit handlers (SIGKILL, abort, _exit) leaves its segment in
+// /dev/shm. The publisher thread removes such leftovers once, when it starts: a segment whose name
+// is "cachealloc.<pid>.<ns>" with our namespace, whose pid no longer exists (kill(pid, 0): ESRCH),
+// which is a regular file owned by our effective uid with a valid header naming that pid, and whose
+// last publication is more than kDeadSegmentAgeNs old (so a process that just died stays visible as
+// "stale" to a reader for a while). Bounded: a scan of at most max_scan directory entries and at
+// most max_remove removals, a few system calls each. `cachealloc-stats --gc` stays for the rest
+// (other namespaces cannot be judged from here: their pids mean nothing to us).
+namespace {
+
+struct DeadScan {
+  uint64_t ns;
+  uint32_t self_pid;
+  size_t max_remove;
+  size_t removed;
+  uint64_t now_ns;
+};
+
+// "cachealloc.<pid>.<ns>" -> pid and ns; false for anything else.
+bool parse_name(const char* name, uint32_t* pid, uint64_t* ns) noexcept {
+  const char* prefix = CA_STATS_NAME_PREFIX;
+  while (*prefix != '\0' && *name == *prefix) {
+    ++prefix;
+    ++name;
+  }
+  if (*prefix != '\0') return false;
+  uint64_t p = 0, n = 0;
+  const char* s = name;
+  for (; *s >= '0' && *s <= '9' && p <= 0xFFFFFFFFull; ++s) p = p * 10 + static_cast<uint64_t>(*s - '0');
+  if (s == name || *s != '.' || p == 0 || p > 0xFFFFFFFFull) return false;
+  const char* t = ++s;
+  for (; *s >= '0' && *s <= '9' && n < (uint64_t{1} << 60); ++s) n = n * 10 + static_cast<uint64_t>(*s - '0');
+  if (s == t || *s != '\0') return false;
+  *pid = static_cast<uint32_t>(p);
+  *ns = n;
+  return true;
+}
+
+bool consider(void* ctx, const char* name) noexcept {
+  auto* d = static_cast<DeadScan*>(ctx);
+  uint32_t pid = 0;
+  uint64_t ns = 0;
+  if (!parse_name(name, &pid, &ns) || ns != d->ns || pid == d->self_pid) return true;
+  if (os::process_may_exist(pid)) return true;
+  StackText<64> full;
+  full.chr('/').str(name);
+  ca_stats_header h;
+  if (!os::shm_read_own(full.data(), &h, sizeof h)) return true;
+  if (h.magic != CA_STATS_MAGIC || h.pid != pid) return true;
+  if (h.publish_time_ns + kDeadSegmentAgeNs > d->now_ns) return true;  // died just now: keep a while
+  if (os::shm_remove(full.data()) == 0) ++d->removed;
+  return d->removed < d->max_remove;
+}
+
+}  // namespace
+
+size_t remove_dead_segments(uint64_t ns, uint32_t self_pid, size_t max_scan, size_t max_remove) noexcept {
+  if (ns == 0 || max_remove == 0) return 0;
+  DeadScan d{ns, self_pid, max_remove, 0, os::realtime_ns()};
+  os::shm_list(&consider, &d, max_scan);
+  return d.removed;
 }
 
 }  // namespace cachealloc::stats

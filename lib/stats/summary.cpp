@@ -20,9 +20,20 @@ namespace {
 
 using Line = StackText<256>;
 
-void emit(const Line& l) noexcept {
-  os::write_stderr(l.data(), l.size());
-  os::write_stderr("\n", 1);
+// Hands one finished line to the sink, with its newline, in one call.
+void emit(LineSink out, const Line& l) noexcept {
+  char buf[sizeof(Line) + 2];
+  size_t n = l.size();
+  for (size_t i = 0; i < n; ++i) buf[i] = l.data()[i];
+  buf[n] = '\n';
+  buf[n + 1] = '\0';
+  out.write(out.ctx, buf);
+}
+
+void write_fd2(void*, const char* line) noexcept {
+  size_t n = 0;
+  while (line[n] != '\0') ++n;
+  os::write_stderr(line, n);
 }
 
 // "1.5 MiB": one decimal, binary units.
@@ -58,7 +69,7 @@ void field(Line& l, size_t width, F fill) noexcept {
   l.str(tmp.data());
 }
 
-void pool_line(const ca_stats_pool_row& p) noexcept {
+void pool_line(LineSink out, const ca_stats_pool_row& p) noexcept {
   Line l;
   l.str("cachealloc:   ");
   size_t len = 0;
@@ -72,12 +83,24 @@ void pool_line(const ca_stats_pool_row& p) noexcept {
   field(l, 11, [&](Line& t) { t.dec(p.upstream_frees); });
   field(l, 11, [&](Line& t) { bytes(t, p.bytes_cached); });
   field(l, 11, [&](Line& t) { bytes(t, p.bytes_live); });
-  emit(l);
+  emit(out, l);
 }
 
 }  // namespace
 
-void print_summary(const Image& image) noexcept {
+LineSink stderr_sink() noexcept { return LineSink{&write_fd2, nullptr}; }
+
+namespace {
+void write_to_fd(void* ctx, const char* line) noexcept {
+  size_t n = 0;
+  while (line[n] != '\0') ++n;
+  os::write_fd(*static_cast<int*>(ctx), line, n);
+}
+}  // namespace
+
+LineSink fd_sink(int* fd) noexcept { return LineSink{&write_to_fd, fd}; }
+
+void print_summary(const Image& image, LineSink out) noexcept {
   const ca_stats_header& h = *image.header();
   const ca_stats_totals& t = *image.totals();
   uint64_t now = os::realtime_ns();
@@ -87,7 +110,7 @@ void print_summary(const Image& image) noexcept {
     l.str("cachealloc: stats for ").str(h.exe).str(" (pid ").dec(h.pid).str("), up ");
     l.dec(up_ms / 1000).chr('.').dec(up_ms % 1000 / 100).dec(up_ms % 100 / 10).str(" s, ");
     l.dec(h.publish_count).str(" publications");
-    emit(l);
+    emit(out, l);
   }
   {
     Line l;
@@ -99,7 +122,7 @@ void print_summary(const Image& image) noexcept {
     l.str(" (peak ");
     bytes(l, t.bytes_live_peak);
     l.chr(')');
-    emit(l);
+    emit(out, l);
   }
   {
     Line l;
@@ -111,7 +134,7 @@ void print_summary(const Image& image) noexcept {
     bytes(l, t.bytes_thread_cached);
     l.str("  transfer ");
     bytes(l, t.bytes_transfer);
-    emit(l);
+    emit(out, l);
   }
   {
     Line l;
@@ -120,7 +143,7 @@ void print_summary(const Image& image) noexcept {
     l.str("  large upstream ");
     bytes(l, t.bytes_large_upstream);
     l.str("  threads ").dec(t.threads);
-    emit(l);
+    emit(out, l);
   }
   {
     Line l;
@@ -129,15 +152,15 @@ void print_summary(const Image& image) noexcept {
     l.str("  refills ").dec(t.refills).str("  flushes ").dec(t.flushes);
     l.str("  retains ").dec(t.retains).str("  releases ").dec(t.releases);
     if (t.adopts != 0) l.str("  adopts ").dec(t.adopts);
-    emit(l);
+    emit(out, l);
   }
   {
     Line l;
     l.str("cachealloc:   pool       allocs      frees     hit%  evictions   up-allocs   up-frees"
           "     cached       live");
-    emit(l);
+    emit(out, l);
   }
-  for (uint32_t i = 0; i < h.pool_count && i < CA_STATS_POOL_CAPACITY; ++i) pool_line(*image.pool(i));
+  for (uint32_t i = 0; i < h.pool_count && i < CA_STATS_POOL_CAPACITY; ++i) pool_line(out, *image.pool(i));
 
   for (uint32_t i = 0; i < h.device_count && i < CA_STATS_DEVICE_CAPACITY; ++i) {
     const ca_stats_device_row& d = *image.device(i);
@@ -152,7 +175,7 @@ void print_summary(const Image& image) noexcept {
     l.str("  hit rate ");
     percent(l, d.hits, d.hits + d.misses);
     l.str("  syncs ").dec(d.syncs_forced).str("  oom retries ").dec(d.oom_retries);
-    emit(l);
+    emit(out, l);
   }
 
   // The five layouts holding the most live bytes (selection, no sorting buffer needed).
@@ -175,7 +198,7 @@ void print_summary(const Image& image) noexcept {
     if (!header_done) {
       Line l;
       l.str("cachealloc:   busiest layouts      size   live-blocks   live-bytes     refills     flushes");
-      emit(l);
+      emit(out, l);
       header_done = true;
     }
     Line l;
@@ -185,7 +208,76 @@ void print_summary(const Image& image) noexcept {
     field(l, 13, [&](Line& x) { bytes(x, best->bytes_live); });
     field(l, 12, [&](Line& x) { x.dec(best->refills); });
     field(l, 12, [&](Line& x) { x.dec(best->flushes); });
-    emit(l);
+    emit(out, l);
+  }
+}
+
+// <malloc version="1" allocator="cachealloc"> ... </malloc>: one line per element. The elements
+// are cachealloc's own (glibc's arena/fastbin structure does not exist here); a reader that only
+// wants the totals finds them in the <total> and <system> elements, as in glibc's output.
+void print_xml(const Image& image, LineSink out) noexcept {
+  const ca_stats_header& h = *image.header();
+  const ca_stats_totals& t = *image.totals();
+  {
+    Line l;
+    l.str("<malloc version=\"1\" allocator=\"cachealloc\" library_version=\"")
+        .str(h.library_version).str("\" pid=\"").dec(h.pid).str("\">");
+    emit(out, l);
+  }
+  {
+    Line l;
+    l.str("<sizes>");
+    emit(out, l);
+  }
+  uint32_t n = h.layout_count < CA_STATS_LAYOUT_CAPACITY ? h.layout_count : CA_STATS_LAYOUT_CAPACITY;
+  for (uint32_t i = 0; i < n; ++i) {
+    const ca_stats_layout_row& r = *image.layout(i);
+    Line l;
+    l.str("<size kind=\"").str(r.kind == CA_STATS_LAYOUT_LARGE ? "large" : "small");
+    l.str("\" block_size=\"").dec(r.block_size).str("\" live_count=\"").dec(r.blocks_live);
+    l.str("\" live_size=\"").dec(r.bytes_live).str("\"/>");
+    emit(out, l);
+  }
+  {
+    Line l;
+    l.str("</sizes>");
+    emit(out, l);
+  }
+  for (uint32_t i = 0; i < h.pool_count && i < CA_STATS_POOL_CAPACITY; ++i) {
+    const ca_stats_pool_row& p = *image.pool(i);
+    char name[CA_STATS_POOL_NAME_LEN + 1] = {};
+    for (size_t k = 0; k < sizeof p.name && p.name[k] != '\0'; ++k) name[k] = p.name[k];
+    Line l;
+    l.str("<pool name=\"").str(name).str("\" live_count=\"").dec(p.blocks_live);
+    l.str("\" live_size=\"").dec(p.bytes_live).str("\" cached_size=\"").dec(p.bytes_cached);
+    l.str("\" hits=\"").dec(p.hits).str("\" misses=\"").dec(p.misses).str("\"/>");
+    emit(out, l);
+  }
+  struct Item {
+    const char* element;
+    const char* type;
+    uint64_t size;
+    bool count;  // the element carries count="blocks live"
+  };
+  const Item items[] = {
+      {"total", "live", t.bytes_live, true},
+      {"total", "peak", t.bytes_live_peak, false},
+      {"total", "cached", t.bytes_cached, false},
+      {"total", "thread_cached", t.bytes_thread_cached, false},
+      {"total", "transfer", t.bytes_transfer, false},
+      {"system", "current", t.bytes_os_mapped + t.bytes_large_upstream, false},
+  };
+  for (const Item& it : items) {
+    Line l;
+    l.chr('<').str(it.element).str(" type=\"").str(it.type).str("\" size=\"").dec(it.size);
+    if (it.count) l.str("\" count=\"").dec(t.blocks_live);
+    l.str("\"/>");
+    emit(out, l);
+  }
+  {
+    Line l;
+    l.str("</malloc>");
+    emit(out, l);
   }
 }
 

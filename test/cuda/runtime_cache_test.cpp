@@ -361,7 +361,12 @@ void stats_segment() {
   CHECK_EQ(cachealloc_fn<int (*)()>("ca_stats_flush")(), 0);
 
   static unsigned char seg[CA_STATS_SEGMENT_SIZE];
-  std::string path = "/dev/shm/" CA_STATS_NAME_PREFIX + std::to_string(getpid());
+  // "cachealloc.<pid>.<pid namespace inode>" (Note [Segment names], lib/stats/stats_segment.h).
+  char ns_link[64] = {};
+  CHECK(readlink("/proc/self/ns/pid", ns_link, sizeof ns_link - 1) > 0);
+  std::string ns = ns_link;  // "pid:[4026531836]"
+  ns = ns.substr(ns.find('[') + 1, ns.find(']') - ns.find('[') - 1);
+  std::string path = "/dev/shm/" CA_STATS_NAME_PREFIX + std::to_string(getpid()) + "." + ns;
   int fd = open(path.c_str(), O_RDONLY);
   CHECK(fd >= 0);
   CHECK_EQ(read(fd, seg, sizeof seg), static_cast<ssize_t>(sizeof seg));

@@ -13,6 +13,7 @@ Start-up conditions must not disturb the program:
   env-banana       CACHEALLOC_CACHE_BYTES=banana: exactly one warning line naming the variable
                    and the value, the default budget, normal exit.
   env-out-of-range CACHEALLOC_LARGE_THRESHOLD=1K (below its minimum): same.
+  env-misspelt     CACHEALLOC_CACHEBYTES=1G (not a setting): one warning naming it, default budget.
   env-good         CACHEALLOC_CACHE_BYTES=64M: no output on stderr, the budget is 64 MiB.
   ulimit-true      /bin/true under `ulimit -v 200 MiB` starts and exits 0 silently.
   ulimit-exhaust   bad_input exhaust under the same limit: NULL+ENOMEM, bad_alloc, no crash.
@@ -119,6 +120,8 @@ def main():
         check_env(lib, prog, "CACHEALLOC_CACHE_BYTES", "banana", True, DEFAULT_CACHE_BYTES)
     elif case == "env-out-of-range":
         check_env(lib, prog, "CACHEALLOC_LARGE_THRESHOLD", "1K", True, DEFAULT_CACHE_BYTES)
+    elif case == "env-misspelt":
+        check_env(lib, prog, "CACHEALLOC_CACHEBYTES", "1G", True, DEFAULT_CACHE_BYTES)
     elif case == "env-good":
         check_env(lib, prog, "CACHEALLOC_CACHE_BYTES", "64M", False, 64 << 20)
     elif case == "ulimit-true":

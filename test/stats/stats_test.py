@@ -178,8 +178,13 @@ def case_threads():
     print(f"threads: 8 threads, live {after['totals']['blocks_live']} == allocs - frees, layouts sum up")
 
 
+def pid_namespace():
+    return int(os.readlink("/proc/self/ns/pid").split("[")[1].rstrip("]"))
+
+
 def segment(pid):
-    return os.path.join(SHM, f"cachealloc.{pid}")
+    """The segment of a process in our pid namespace (Note [Segment names])."""
+    return os.path.join(SHM, f"cachealloc.{pid}.{pid_namespace()}")
 
 
 def case_lifecycle():
@@ -199,6 +204,269 @@ def case_lifecycle():
     print(f"lifecycle: {path} mode 0600 while running, gone after exit")
 
 
+def threads_of(pid):
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            names.append(open(f"/proc/{pid}/task/{tid}/comm").read().strip())
+        except OSError:
+            pass
+    return names
+
+
+def case_quiet():
+    """Two 128 MiB blocks, then silence: the publisher thread shows them within 1 s."""
+    w = Workload("quiet")
+    pid = w.expect("ready")
+    deadline = time.monotonic() + 1.0
+    live = 0
+    while time.monotonic() < deadline:
+        live = stats_json(pid)["totals"]["bytes_live"]
+        if live >= 256 << 20:
+            break
+        time.sleep(0.05)
+    waited = 1.0 - (deadline - time.monotonic())
+    check(live >= 256 << 20, f"bytes_live {live} one second after two 128 MiB allocations")
+    names = threads_of(pid)
+    check(names.count("cachealloc-stat") == 1, f"threads of the process: {names}")
+    # Nothing changes now: the publisher keeps the segment as it is.
+    first = stats_json(pid)["publish_count"]
+    time.sleep(0.6)
+    again = stats_json(pid)["publish_count"]
+    check(first == again, f"an idle process still publishes: publish_count {first} -> {again}")
+    w.finish()
+    off = Workload("quiet", env={"CACHEALLOC_STATS": "0"})
+    off_pid = off.expect("ready")
+    time.sleep(0.3)
+    names_off = threads_of(off_pid)
+    check(names_off == ["stats_workload"], f"CACHEALLOC_STATS=0 threads: {names_off}")
+    off.finish()
+    print(f"quiet: 256 MiB live seen after {waited:.2f} s; idle segment unchanged; "
+          f"CACHEALLOC_STATS=0 runs no thread")
+
+
+def case_peak():
+    """400 MiB live for an instant between two publications: the peak shows it; ca_reset_peak."""
+    w = Workload("spike")
+    pid = w.expect("ready")
+    t = stats_json(pid)["totals"]
+    check(t["bytes_live_peak"] >= 400 << 20, f"bytes_live_peak {t['bytes_live_peak']} after 400 MiB live")
+    check(t["bytes_live"] < 100 << 20, f"bytes_live {t['bytes_live']}: the spike was not freed")
+    w.go()
+    w.expect("done")
+    after = stats_json(pid)["totals"]
+    w.finish()
+    check(after["bytes_live_peak"] < 100 << 20, f"peak {after['bytes_live_peak']} after ca_reset_peak")
+    check(after["bytes_live_peak"] >= after["bytes_live"], "peak below live")
+    print(f"peak: {t['bytes_live_peak'] >> 20} MiB after a 400 MiB spike (live {t['bytes_live'] >> 10} KiB); "
+          f"{after['bytes_live_peak'] >> 10} KiB after ca_reset_peak")
+
+
+def case_cli():
+    """getopt_long options, --help, usage errors, JSON errors, large rows under their own heading."""
+    w = Workload("quiet")
+    pid = w.expect("ready")
+    for _ in range(40):  # the publisher thread brings the two large blocks within a second
+        if stats_json(pid)["totals"]["bytes_live"] >= 256 << 20:
+            break
+        time.sleep(0.05)
+    rc, out, _ = cli(str(pid), "--watch=0.1", "--count=2", "--json")
+    check(rc == 0 and len([l for l in out.splitlines() if l.strip()]) == 2, f"--watch=0.1 --count=2: {rc}")
+    rc, out, _ = cli("--top=1", str(pid))
+    check(rc == 0 and "more layouts" in out, f"--top=1 before the pid: {rc}\n{out}")
+    rc, out, _ = cli("--top=0", str(pid))
+    check(rc == 0 and "\nLARGE " in out and "MISSES" in out and "\nLAYOUT " in out,
+          f"large rows lack their heading:\n{out}")
+    w.finish()
+    rc, out, err = cli("--help")
+    check(rc == 0 and out.startswith("usage: cachealloc-stats") and err == "", f"--help: {rc} {err!r}")
+    rc, out, err = cli("--bogus")
+    check(rc == 2 and out == "" and err.count("\n") == 2 and "try 'cachealloc-stats --help'" in err,
+          f"unknown option: {rc} {err!r}")
+    rc, out, err = cli("--watch")
+    check(rc == 2 and "--watch needs a value" in err, f"--watch without a value: {rc} {err!r}")
+    dead = dead_pid()
+    rc, out, err = cli(str(dead), "--json")
+    doc = json.loads(out)
+    check(rc == 3 and doc == {"pid": dead, "state": "no-process", "error": doc.get("error")} and doc["error"],
+          f"--json on a missing pid: {rc} {out!r}")
+    launcher = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(CLI))), "tools", "cachealloc")
+    if os.path.exists(launcher):
+        for args in (["--help"], ["run", "--help"]):
+            r = subprocess.run([launcher, *args], capture_output=True, text=True)
+            check(r.returncode == 0 and r.stdout.startswith("usage: cachealloc run"), f"cachealloc {args}: {r}")
+        r = subprocess.run([launcher, "run", "--large-threshold=8K", "--cache-bytes", "1G", "--", "env"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and "CACHEALLOC_LARGE_THRESHOLD=8K" in r.stdout and
+              "CACHEALLOC_CACHE_BYTES=1G" in r.stdout, f"launcher options: {r}")
+        r = subprocess.run([launcher, "run", "--cache-bytes=banana", "--", "true"], capture_output=True, text=True)
+        check(r.returncode == 2 and "bad size for --cache-bytes: 'banana'" in r.stderr and
+              r.stderr.count("\n") == 2, f"launcher bad size: {r}")
+    else:
+        fail(f"launcher not found at {launcher}")
+    print("cli: --opt=value, --help on stdout, one-line usage errors, JSON error object, LARGE heading; "
+          "launcher --help, --opt=value, sizes checked")
+
+
+def case_names():
+    """Names carry the pid namespace; the publisher removes old segments of dead processes."""
+    ns = pid_namespace()
+    w = Workload("idle")
+    pid = w.expect("ready")
+    check(os.path.exists(os.path.join(SHM, f"cachealloc.{pid}.{ns}")), f"no cachealloc.{pid}.{ns}")
+    check(not os.path.exists(os.path.join(SHM, f"cachealloc.{pid}")), "an old-style name was created")
+    check(stats_json(pid)["pid"] == pid, "the CLI does not find the segment by pid")
+    image = bytearray(open(segment(pid), "rb").read())
+    w.finish()
+    # Three leftovers of dead processes: one last published long ago (removed), one just now
+    # (kept a while: a reader sees it stale), one in another namespace (not ours to judge).
+    dead_old, dead_new = dead_pid(), dead_pid(skip=1)
+    planted_paths = {}
+    for name, dead, when in (("old", dead_old, 0), ("new", dead_new, time.time_ns()),
+                             ("other-ns", dead_old, 0)):
+        img = bytearray(image)
+        struct.pack_into("<I", img, 32, dead)
+        struct.pack_into("<Q", img, 56, when)
+        path = os.path.join(SHM, f"cachealloc.{dead}.{ns if name != 'other-ns' else ns + 1}")
+        with open(path, "wb") as f:
+            f.write(img)
+        os.chmod(path, 0o600)
+        planted_paths[name] = path
+    try:
+        w = Workload("quiet")
+        w.expect("ready")
+        for _ in range(30):
+            if not os.path.exists(planted_paths["old"]):
+                break
+            time.sleep(0.05)
+        w.finish()
+        check(not os.path.exists(planted_paths["old"]), "a dead process's old segment was not removed")
+        check(os.path.exists(planted_paths["new"]), "a segment of a process that just died was removed")
+        check(os.path.exists(planted_paths["other-ns"]), "another namespace's segment was removed")
+        rc, out, _ = cli(str(dead_new), "--json")
+        check(rc == 0 and json.loads(out)["state"] == "stale", f"the recent leftover is not listed stale: {out}")
+        rc, out, _ = cli("--gc")
+        check(rc == 0 and not os.path.exists(planted_paths["new"]), f"--gc left the stale segment: {out}")
+    finally:
+        for p in planted_paths.values():
+            if os.path.exists(p):
+                os.unlink(p)
+    print(f"names: cachealloc.<pid>.{ns}; an old dead segment removed by the next process's publisher, "
+          "a fresh one kept (stale, then --gc), another namespace's left alone")
+
+
+def case_interval():
+    """--watch shows the hit rate of each interval, not only the cumulative one."""
+    w = Workload("busy", env={"CACHEALLOC_CACHE_BYTES": "0"})
+    pid = w.expect("ready")
+    w.go()
+    rc, out, err = cli(str(pid), "--watch=0.4", "--count=4", "--json")
+    check(rc == 0, f"--watch --json exited {rc}: {err}")
+    frames = [json.loads(l) for l in out.splitlines() if l.strip()]
+    rates = [f["rates"] for f in frames if "rates" in f]
+    check(len(rates) == 3, f"{len(rates)} frames with rates")
+    for r in rates:
+        check(r["hit_rate"] is not None and 0.0 <= r["hit_rate"] <= 1.0, f"interval hit_rate {r}")
+        check(abs(r["hit_rate"] - r["hits"] / (r["hits"] + r["misses"])) < 1e-6, f"hit_rate != hits/(hits+misses): {r}")
+    rc, out, _ = cli(str(pid), "--watch=0.3", "--count=2")
+    check(rc == 0 and re.search(r"hit rate [0-9.]+% \(this interval\)", out), f"text frames lack the interval rate:\n{out}")
+    w.expect("done")
+    w.finish()
+    print(f"interval: hit rate per interval {[round(r['hit_rate'], 4) for r in rates]} "
+          f"(cumulative {frames[-1]['hit_rate']:.4f})")
+
+
+def case_node_exporter():
+    """--prometheus -o into a textfile directory; Debian's node exporter serves the metrics."""
+    exporter = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+    if exporter is None:
+        print("node-exporter: prometheus-node-exporter not installed; skipped")
+        sys.exit(77)
+    import socket
+    import urllib.request
+    d = tempfile.mkdtemp(prefix="castats-prom-")
+    w = Workload("idle")
+    pid = w.expect("ready")
+    ne = None
+    try:
+        target = os.path.join(d, "cachealloc.prom")
+        rc, out, err = cli("--prometheus", "-o", target)
+        check(rc == 0 and out == "" and os.path.exists(target), f"-o: {rc} {err}")
+        check(sorted(os.listdir(d)) == ["cachealloc.prom"], f"left behind: {os.listdir(d)}")
+        check(f'cachealloc_bytes_live{{pid="{pid}"' in open(target).read(), "the file lacks the process")
+        rc, _, err = cli("--prometheus", "-o", target, "--watch=1")
+        check(rc == 2, f"-o with --watch: {rc}")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        ne = subprocess.Popen([exporter, "--collector.disable-defaults", "--collector.textfile",
+                               f"--collector.textfile.directory={d}",
+                               f"--web.listen-address=127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        body = ""
+        for _ in range(100):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        check(f'cachealloc_bytes_live{{pid="{pid}",program="stats_workload"}}' in body,
+              f"the scrape lacks cachealloc_bytes_live for {pid}:\n{body[:2000]}")
+        check("node_textfile_scrape_error 0" in body, "the textfile collector reported an error")
+        n = len([l for l in body.splitlines() if l.startswith("cachealloc_")])
+    finally:
+        if ne is not None:
+            ne.terminate()
+            ne.wait(timeout=10)
+        w.finish()
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"node-exporter: {n} cachealloc samples in the scrape of {os.path.basename(exporter)} on 127.0.0.1:{port}")
+
+
+def case_timeline():
+    """record samples a process until it exits; plot draws memory, hit rate per interval, sizes."""
+    import xml.etree.ElementTree as ET
+    d = tempfile.mkdtemp(prefix="castats-tl-")
+    try:
+        rec_path, svg = os.path.join(d, "run.rec"), os.path.join(d, "run.svg")
+        w = Workload("busy", env={"CACHEALLOC_CACHE_BYTES": "0"})
+        pid = w.expect("ready")
+        e = dict(os.environ)
+        e.pop("LD_PRELOAD", None)
+        rec = subprocess.Popen([CLI, "record", str(pid), "-o", rec_path, "--interval=0.1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+        w.go()
+        w.expect("done")
+        w.finish()
+        out, err = rec.communicate(timeout=30)
+        check(rec.returncode == 0, f"record exited {rec.returncode}: {err}")
+        lines = open(rec_path).read().splitlines()
+        check(lines[0].startswith(f"# cachealloc-stats record v1 pid={pid} program=stats_workload"), lines[0])
+        samples = [l for l in lines if l.startswith("s ")]
+        hist = [l for l in lines if l.startswith("h ")]
+        check(len(samples) >= 10 and hist, f"{len(samples)} samples, {len(hist)} size classes")
+        rc, out, err = cli("plot", rec_path, "-o", svg)
+        check(rc == 0, f"plot exited {rc}: {err}")
+        root = ET.parse(svg).getroot()
+        ns = "{http://www.w3.org/2000/svg}"
+        lines_drawn = [p for p in root.iter(ns + "polyline") if len(p.get("points").split()) >= 2]
+        bars = [r for r in root.iter(ns + "rect") if r.get("class") == "bar"]
+        texts = " ".join(t.text or "" for t in root.iter(ns + "text"))
+        check(len(lines_drawn) >= 6 and bars, f"{len(lines_drawn)} polylines, {len(bars)} bars")
+        for word in ("memory", "hit rate per interval", "live bytes by size class", "live", "cached",
+                     "os mapped", "device"):
+            check(word in texts, f"the chart lacks '{word}'")
+        rc, _, err = cli("record", str(pid), "-o", rec_path)
+        check(rc in (3, 4), f"record of a gone process: {rc}")
+        rc, _, err = cli("plot", svg, "-o", svg + ".2")
+        check(rc == 1 and "not a record file" in err, f"plot of a non-record: {rc} {err}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print(f"timeline: {len(samples)} samples until exit; SVG with {len(lines_drawn)} lines and "
+          f"{len(bars)} size-class bars (parsed as XML)")
+
+
 def case_killed():
     w = Workload("idle")
     pid = w.expect("ready")
@@ -215,7 +483,7 @@ def case_killed():
     check(rc == 0 and json.loads(out)["state"] == "stale", f"{pid} --json is not stale: {out}")
     rc, out, err = cli("--gc")
     check(rc == 0, f"--gc exited {rc}: {err}")
-    check(f"cachealloc.{pid} " in out, f"--gc did not report removing {pid}:\n{out}")
+    check(f"cachealloc.{pid}.{pid_namespace()} " in out, f"--gc did not report removing {pid}:\n{out}")
     check(not os.path.exists(path), "--gc did not remove the stale segment")
     check(os.path.exists(segment(live_pid)), "--gc removed a live process's segment")
     live.finish()
@@ -254,7 +522,27 @@ def case_show_stats():
     err = w.finish()
     check(re.search(r"cachealloc: stats for stats_workload \(pid \d+\)", err), f"no summary header:\n{err}")
     check(re.search(r"allocs \d+ \([0-9.]+ [KMGT]?i?B requested\)  frees \d+  live", err) and "hit rate" in err, f"summary incomplete:\n{err}")
-    print("show-stats: summary printed at exit")
+    # To a file, with nothing on stderr; and with fd 2 closed (coreutils close it) the file still
+    # gets it. One write per line: every line is whole.
+    d = tempfile.mkdtemp(prefix="castats-")
+    try:
+        path = os.path.join(d, "summary.txt")
+        w = Workload("idle", env={"CACHEALLOC_SHOW_STATS": path})
+        w.expect("ready")
+        err = w.finish()
+        check(err == "", f"stderr with a summary file: {err!r}")
+        text = open(path).read()
+        check(text.count("cachealloc: stats for stats_workload") == 1, f"summary file:\n{text}")
+        e = dict(os.environ, LD_PRELOAD=LIB, CACHEALLOC_SHOW_STATS=path)
+        r = subprocess.run(["sh", "-c", 'exec "$0" idle 2>&-', WORKLOAD], input="", capture_output=True,
+                           text=True, env=e, timeout=30)
+        text = open(path).read()
+        check(r.returncode == 0 and text.count("cachealloc: stats for stats_workload") == 2,
+              f"with fd 2 closed: rc {r.returncode}, file:\n{text}")
+        check(all(l.startswith("cachealloc: ") for l in text.splitlines()), f"a line is not whole:\n{text}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    print("show-stats: summary printed at exit; CACHEALLOC_SHOW_STATS=/path appends it there, also with fd 2 closed")
 
 
 PROM_SAMPLE = re.compile(r'^cachealloc_[a-z_]+\{pid="\d+",program="[^"]*"(,[a-z]+="[^"]*")*\} [-+0-9.e]+$')
@@ -278,6 +566,9 @@ def case_formats():
             check(line.split("{")[0] in declared, f"sample before its TYPE: {line!r}")
     for m in ("cachealloc_allocs_total", "cachealloc_bytes_live", "cachealloc_pool_hits_total"):
         check(m in declared, f"{m} missing")
+    check(not any(m.startswith("cachealloc_layout_") for m in declared), "per-layout series by default")
+    rc, out, _ = cli(str(pid), "--prometheus", "--layouts")
+    check(rc == 0 and "cachealloc_layout_blocks_live{" in out, "--layouts gives no layout series")
     rc, out, _ = cli("--json")
     procs = json.loads(out)["processes"]
     check(any(p["pid"] == pid and p["state"] == "live" for p in procs), "list --json lacks the process")
@@ -415,13 +706,15 @@ def case_permission():
     print("permission: another user's segment gives exit 5")
 
 
-def dead_pid():
+def dead_pid(skip=0):
     limit = int(open("/proc/sys/kernel/pid_max").read())
     for pid in range(limit - 1, 1, -1):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return pid
+            if skip == 0:
+                return pid
+            skip -= 1
         except PermissionError:
             pass
     fail("no free pid")
@@ -430,7 +723,7 @@ def dead_pid():
 CASES = {
     "pattern": case_pattern, "threads": case_threads, "lifecycle": case_lifecycle,
     "killed": case_killed, "fork": case_fork, "disabled": case_disabled,
-    "show-stats": case_show_stats, "formats": case_formats, "errors": case_errors,
+    "show-stats": case_show_stats, "quiet": case_quiet, "peak": case_peak, "cli": case_cli, "names": case_names, "interval": case_interval, "node-exporter": case_node_exporter, "timeline": case_timeline, "formats": case_formats, "errors": case_errors,
     "permission": case_permission,
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -22,6 +23,8 @@ using FlushFn = int (*)();
 using RefFn = int (*)(void*);
 FlushFn g_flush;
 RefFn g_retain, g_release;
+using ResetFn = void (*)();
+ResetFn g_reset_peak;
 
 [[noreturn]] void fail(const char* what) {
   write(2, "FAIL: ", 6);
@@ -150,13 +153,72 @@ int run_idle(bool do_fork) {
   return 0;
 }
 
+// Two large allocations in quick succession, then silence (no flush, no other allocation): the
+// publisher thread alone must bring them to the segment (Note [Publisher thread]).
+int run_quiet() {
+  constexpr size_t kSize = size_t{128} << 20;
+  void* a = malloc(kSize);
+  void* b = malloc(kSize);
+  if (a == nullptr || b == nullptr) fail("malloc(128 MiB)");
+  say("ready");
+  wait_line();
+  free(a);
+  free(b);
+  return 0;
+}
+
+// 400 MiB live for an instant (4 large blocks, freed at once), then small work, all between two
+// flushes: the peak must still show it. On the next line: ca_reset_peak, flush.
+int run_spike() {
+  flush();
+  constexpr size_t kBlock = size_t{100} << 20;
+  void* big[4];
+  for (void*& p : big) {
+    p = malloc(kBlock);
+    if (p == nullptr) fail("malloc(100 MiB)");
+  }
+  for (void* p : big) free(p);
+  for (int i = 0; i < 1000; ++i) free(malloc(4096));
+  flush();
+  say("ready");
+  if (!wait_line()) return 0;
+  g_reset_peak();
+  flush();
+  say("done");
+  wait_line();
+  return 0;
+}
+
+// Allocates and frees for about 3 s, so that --watch frames see activity in every interval: first
+// 0.4 s of 1 MiB blocks (misses when run with CACHEALLOC_CACHE_BYTES=0), then 64-byte blocks (hits).
+int run_busy() {
+  say("ready");
+  if (!wait_line()) return 0;
+  timespec start, now;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  now = start;
+  do {
+    for (int i = 0; i < 4096; ++i) {
+      bool first_half = (now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 400000000L;
+      void* p = malloc(first_half ? (size_t{1} << 20) : 64);
+      if (p == nullptr) fail("malloc");
+      free(p);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) < 3000000000L);
+  say("done");
+  wait_line();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   g_flush = reinterpret_cast<FlushFn>(dlsym(RTLD_DEFAULT, "ca_stats_flush"));
   g_retain = reinterpret_cast<RefFn>(dlsym(RTLD_DEFAULT, "ca_retain"));
   g_release = reinterpret_cast<RefFn>(dlsym(RTLD_DEFAULT, "ca_release"));
-  if (g_flush == nullptr || g_retain == nullptr || g_release == nullptr) {
+  g_reset_peak = reinterpret_cast<ResetFn>(dlsym(RTLD_DEFAULT, "ca_reset_peak"));
+  if (g_flush == nullptr || g_retain == nullptr || g_release == nullptr || g_reset_peak == nullptr) {
     fail("ca_stats_flush not found; is libcachealloc.so preloaded?");
   }
   const char* mode = argc > 1 ? argv[1] : "";
@@ -164,10 +226,13 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "threads") == 0) return run_threads();
   if (strcmp(mode, "idle") == 0) return run_idle(false);
   if (strcmp(mode, "fork") == 0) return run_idle(true);
+  if (strcmp(mode, "quiet") == 0) return run_quiet();
+  if (strcmp(mode, "spike") == 0) return run_spike();
+  if (strcmp(mode, "busy") == 0) return run_busy();
   if (strcmp(mode, "noflush") == 0) {  // CACHEALLOC_STATS=0: flush must say ENOENT
     say(g_flush() == 0 ? "flushed" : "off");
     wait_line();
     return 0;
   }
-  fail("usage: stats_workload pattern|threads|idle|fork|noflush");
+  fail("usage: stats_workload pattern|threads|idle|fork|quiet|spike|busy|noflush");
 }

@@ -150,3 +150,38 @@ TEST_CASE("every option of the table is documented in docs/configuration.md", "[
     REQUIRE(strlen(t[i].doc) > 10);
   }
 }
+
+TEST_CASE("a misspelt CACHEALLOC_ name warns once, known names do not", "[options]") {
+  g_warnings.clear();
+  const char* env[] = {"CACHEALLOC_CACHEBYTES=1G", "CACHEALLOC_CACHE_BYTES=1G", "CACHEALLOC_STATS=0",
+                       "CACHEALLOC_STATS_DIR=/tmp", "PATH=/bin", "CACHEALLOC_STAT=1",
+                       "CACHEALLOC_STATS_X", "XCACHEALLOC_FOO=1", nullptr};
+  CHECK(warn_unknown_names(env, &fake_warn) == 3);
+  REQUIRE(g_warnings.size() == 3);
+  CHECK(g_warnings[0].find("unknown setting CACHEALLOC_CACHEBYTES=1G ignored") == 0);
+  CHECK(g_warnings[1].find("unknown setting CACHEALLOC_STAT=1 ignored") == 0);
+  CHECK(g_warnings[2].find("unknown setting CACHEALLOC_STATS_X ignored") == 0);
+  CHECK(warn_unknown_names(nullptr, &fake_warn) == 0);
+}
+
+TEST_CASE("CACHEALLOC_SHOW_STATS takes a boolean or an absolute path", "[options]") {
+  g_warnings.clear();
+  g_env = {{"CACHEALLOC_SHOW_STATS", "/var/log/app/cachealloc.txt"}};
+  Options o = load_options(&fake_lookup, &fake_warn);
+  CHECK(g_warnings.empty());
+  CHECK(o.show_stats == kOptionPath);
+  CHECK(std::string(o.path_of) == "/var/log/app/cachealloc.txt");
+  g_env = {{"CACHEALLOC_SHOW_STATS", "yes"}};
+  o = load_options(&fake_lookup, &fake_warn);
+  CHECK(o.show_stats == 1);
+  CHECK(o.path_of[0] == '\0');
+  g_env = {{"CACHEALLOC_SHOW_STATS", "relative/file"}};
+  o = load_options(&fake_lookup, &fake_warn);
+  CHECK(o.show_stats == 0);
+  REQUIRE(g_warnings.size() == 1);
+  CHECK(g_warnings[0].find("boolean or absolute path") != std::string::npos);
+  g_env = {{"CACHEALLOC_SHOW_STATS", "/" + std::string(kOptionPathMax, 'x')}};
+  o = load_options(&fake_lookup, &fake_warn);
+  CHECK(o.show_stats == 0);  // too long: refused, not cut
+  g_env.clear();
+}

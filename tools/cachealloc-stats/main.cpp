@@ -6,10 +6,13 @@
 //   --watch SECONDS                  refresh in place, with rates per second
 //   --json | --prometheus            machine-readable output
 //   --gc                             remove the caller's stale segments
+#include <getopt.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -21,6 +24,7 @@
 #include "cachealloc/version.h"
 #include "entry.h"
 #include "render.h"
+#include "timeline.h"
 
 namespace {
 
@@ -35,6 +39,7 @@ struct Args {
   uint32_t pid = 0;
   RenderOptions render;
   std::string dir;
+  std::string output;  // -o: write there atomically (temporary file + rename)
 };
 
 const char kUsage[] =
@@ -45,16 +50,26 @@ const char kUsage[] =
     "  --watch SECONDS    refresh every SECONDS with rates per second, until interrupted\n"
     "  --count N          with --watch: stop after N refreshes\n"
     "  --json             one JSON object (one per refresh with --watch); see docs/stats.md\n"
-    "  --prometheus       Prometheus text format (metrics cachealloc_*, label pid)\n"
+    "  --prometheus       Prometheus text format (metrics cachealloc_*, labels pid, program)\n"
+    "  --layouts          with --prometheus: also per-layout series (many per process)\n"
+    "  -o, --output FILE  write the output to FILE atomically (temporary file + rename),\n"
+    "                     e.g. into node_exporter's textfile directory; not with --watch\n"
     "  --top N            layouts shown in the table (default 20; 0: all)\n"
     "  --gc               remove stale segments (their process is gone) that you own\n"
     "  --dir DIR          where segments live (default $CACHEALLOC_STATS_DIR, else /dev/shm)\n"
     "  --version, --help\n"
+    "\n"
+    "cachealloc-stats record PID -o FILE [--interval SECONDS]   sample PID (default every 0.5 s)\n"
+    "                     until it exits or Ctrl-C\n"
+    "cachealloc-stats plot FILE -o CHART.svg   memory over time, hit rate per interval, live\n"
+    "                     bytes by size class\n"
+    "  options take their value as --opt VALUE or --opt=VALUE\n"
     "exit status: 0 ok, 2 usage, 3 no such process, 4 no segment, 5 permission denied,\n"
     "             6 unsupported segment version, 7 truncated or corrupt segment, 8 wrong owner\n";
 
+// A usage error: one line and a hint on stderr, exit 2 (the usage itself goes to stdout on --help).
 [[noreturn]] void usage_error(const std::string& msg) {
-  std::cerr << "cachealloc-stats: " << msg << "\n" << kUsage;
+  std::cerr << "cachealloc-stats: " << msg << "\ntry 'cachealloc-stats --help'\n";
   std::exit(kExitUsage);
 }
 
@@ -67,56 +82,74 @@ bool parse_number(const std::string& s, double* out) {
   return true;
 }
 
+// getopt_long: --opt VALUE and --opt=VALUE, options anywhere on the line.
 Args parse_args(int argc, char** argv) {
   Args a;
   const char* env_dir = std::getenv("CACHEALLOC_STATS_DIR");
   a.dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : "/dev/shm";
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    auto value = [&](const char* what) -> std::string {
-      if (i + 1 >= argc) usage_error(s + " needs " + what);
-      return argv[++i];
-    };
-    if (s == "--json") {
-      a.json = true;
-    } else if (s == "--prometheus") {
-      a.prometheus = true;
-    } else if (s == "--gc") {
-      a.gc = true;
-    } else if (s == "--watch") {
-      std::string v = value("a number of seconds");
-      if (!parse_number(v, &a.watch) || a.watch < 0.05) usage_error("bad --watch interval '" + v + "'");
-    } else if (s == "--count") {
-      double n = 0;
-      std::string v = value("a count");
-      if (!parse_number(v, &n) || n < 1) usage_error("bad --count '" + v + "'");
-      a.count = static_cast<long>(n);
-    } else if (s == "--top") {
-      double n = 0;
-      std::string v = value("a count");
-      if (!parse_number(v, &n)) usage_error("bad --top '" + v + "'");
-      a.render.top_layouts = static_cast<size_t>(n);
-    } else if (s == "--dir") {
-      a.dir = value("a directory");
-    } else if (s == "-h" || s == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (s == "--version") {
-      std::cout << "cachealloc-stats " CACHEALLOC_VERSION_STRING " (segment ABI version "
-                << CA_STATS_VERSION << ")\n";
-      std::exit(0);
-    } else if (!s.empty() && s[0] == '-') {
-      usage_error("unknown option '" + s + "'");
-    } else if (a.has_pid) {
-      usage_error("more than one PID");
-    } else if (!parse_pid(s, &a.pid)) {
-      usage_error("'" + s + "' is not a process id");
-    } else {
-      a.has_pid = true;
+  enum { kJson = 1000, kPrometheus, kGc, kWatch, kCount, kTop, kDir, kVersion, kLayouts };
+  static const option kLong[] = {
+      {"json", no_argument, nullptr, kJson},       {"prometheus", no_argument, nullptr, kPrometheus},
+      {"gc", no_argument, nullptr, kGc},           {"watch", required_argument, nullptr, kWatch},
+      {"count", required_argument, nullptr, kCount}, {"top", required_argument, nullptr, kTop},
+      {"dir", required_argument, nullptr, kDir},   {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, kVersion}, {"layouts", no_argument, nullptr, kLayouts},
+      {"output", required_argument, nullptr, 'o'}, {nullptr, 0, nullptr, 0},
+  };
+  opterr = 0;  // our own one-line messages
+  int c;
+  while ((c = getopt_long(argc, argv, ":ho:", kLong, nullptr)) != -1) {
+    std::string v = optarg != nullptr ? optarg : "";
+    switch (c) {
+      case kJson: a.json = true; break;
+      case kPrometheus: a.prometheus = true; break;
+      case kGc: a.gc = true; break;
+      case kWatch:
+        if (!parse_number(v, &a.watch) || a.watch < 0.05) usage_error("bad --watch interval '" + v + "'");
+        break;
+      case kCount: {
+        double n = 0;
+        if (!parse_number(v, &n) || n < 1) usage_error("bad --count '" + v + "'");
+        a.count = static_cast<long>(n);
+        break;
+      }
+      case kTop: {
+        double n = 0;
+        if (!parse_number(v, &n)) usage_error("bad --top '" + v + "'");
+        a.render.top_layouts = static_cast<size_t>(n);
+        break;
+      }
+      case kDir: a.dir = v; break;
+      case kLayouts: a.render.prometheus_layouts = true; break;
+      case 'o':
+        if (v.empty()) usage_error("-o needs a file name");
+        a.output = v;
+        break;
+      case 'h':
+        std::cout << kUsage;
+        std::exit(0);
+      case kVersion:
+        std::cout << "cachealloc-stats " CACHEALLOC_VERSION_STRING " (segment ABI version "
+                  << CA_STATS_VERSION << ")\n";
+        std::exit(0);
+      case ':':
+        usage_error(std::string(argv[optind - 1]) + " needs a value");
+      default:
+        usage_error("unknown option '" + std::string(argv[optind - 1]) + "'");
     }
   }
+  for (int i = optind; i < argc; ++i) {
+    std::string s = argv[i];
+    if (a.has_pid) usage_error("more than one PID");
+    if (!parse_pid(s, &a.pid)) usage_error("'" + s + "' is not a process id");
+    a.has_pid = true;
+  }
   if (a.json && a.prometheus) usage_error("--json and --prometheus exclude each other");
-  if (a.gc && (a.watch > 0 || a.json || a.prometheus)) usage_error("--gc takes no output options");
+  if (a.gc && (a.watch > 0 || a.json || a.prometheus || !a.output.empty())) {
+    usage_error("--gc takes no output options");
+  }
+  if (!a.output.empty() && a.watch > 0) usage_error("-o cannot be used with --watch");
+  if (a.render.prometheus_layouts && !a.prometheus) usage_error("--layouts needs --prometheus");
   return a;
 }
 
@@ -173,6 +206,11 @@ int frame(const Args& a, std::vector<Entry>& prev, std::ostream& out) {
     if (!e.ok()) {
       std::cerr << "cachealloc-stats: pid " << e.pid << ": " << e.message << "\n";
       status = exit_code(e.status);
+      // docs/stats.md: with --json an error is still one JSON object on stdout.
+      if (a.json) {
+        render_entry_json(out, e, nullptr, opt);
+        out << "\n";
+      }
     } else if (a.json) {
       render_entry_json(out, e, with_rates ? &rates[0] : nullptr, opt);
       out << "\n";
@@ -193,12 +231,39 @@ int frame(const Args& a, std::vector<Entry>& prev, std::ostream& out) {
   return status;
 }
 
+// One frame into a.output: written to a temporary file in the same directory, flushed, then renamed
+// over the target, so a reader (node_exporter's textfile collector) never sees half a file.
+int frame_to_file(const Args& a, std::vector<Entry>& prev) {
+  std::ostringstream buf;
+  int status = frame(a, prev, buf);
+  std::string tmp = a.output + ".tmp." + std::to_string(getpid());
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) {
+    std::cerr << "cachealloc-stats: cannot write " << tmp << ": " << strerror(errno) << "\n";
+    return 1;
+  }
+  const std::string text = buf.str();
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fflush(f) == 0 && ok;
+  ok = fsync(fileno(f)) == 0 && ok;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), a.output.c_str()) != 0) {
+    std::cerr << "cachealloc-stats: cannot write " << a.output << ": " << strerror(errno) << "\n";
+    std::remove(tmp.c_str());
+    return 1;
+  }
+  return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "record") == 0) return record_main(argc - 1, argv + 1);
+  if (argc > 1 && std::strcmp(argv[1], "plot") == 0) return plot_main(argc - 1, argv + 1);
   Args a = parse_args(argc, argv);
   if (a.gc) return run_gc(a);
   std::vector<Entry> prev;
+  if (a.watch <= 0 && !a.output.empty()) return frame_to_file(a, prev);
   if (a.watch <= 0) return frame(a, prev, std::cout);
 
   signal(SIGINT, on_signal);

@@ -18,9 +18,16 @@ struct ProcessInfo {
 
 ProcessInfo probe_process(uint32_t pid);
 
-// The pids of every "cachealloc.<pid>" entry in `dir`, ascending.
+// This reader's pid namespace (the inode of /proc/self/ns/pid), 0 when unknown. Segments are named
+// "cachealloc.<pid>.<namespace>" (Note [Segment names], lib/stats/stats_segment.h); older
+// libraries, and a library that cannot read its namespace, write "cachealloc.<pid>".
+uint64_t own_pid_namespace();
+
+// The pids of every "cachealloc.<pid>.<our namespace>" and "cachealloc.<pid>" entry in `dir`,
+// ascending, each once. Segments of other pid namespaces are not listed.
 std::vector<uint32_t> list_segment_pids(const std::string& dir);
 
+// The segment of `pid`: "cachealloc.<pid>.<our namespace>" when it exists, else "cachealloc.<pid>".
 std::string segment_path(const std::string& dir, uint32_t pid);
 
 // Parses a decimal pid (1..2^31-1). False on anything else.

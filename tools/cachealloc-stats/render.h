@@ -13,6 +13,7 @@ namespace castats {
 struct RenderOptions {
   size_t top_layouts = 20;  // 0: all
   uint64_t now_ns = 0;      // CLOCK_REALTIME, for uptimes
+  bool prometheus_layouts = false;  // --layouts: per-layout series (up to ~130 per process)
 };
 
 // One row per segment: pid, program, state, uptime, live, cached, hit rate (+ allocs/s with rates).

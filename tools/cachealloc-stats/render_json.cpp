@@ -43,7 +43,14 @@ void fields(std::ostream& os, const Row& row, const Field<Row> (&table)[N], bool
 void rates_object(std::ostream& os, const Rates& r) {
   os << "{\"seconds\":" << num(r.seconds) << ",\"allocs\":" << num(r.allocs) << ",\"frees\":"
      << num(r.frees) << ",\"refills\":" << num(r.refills) << ",\"flushes\":" << num(r.flushes)
-     << ",\"hits\":" << num(r.hits) << ",\"misses\":" << num(r.misses) << "}";
+     << ",\"hits\":" << num(r.hits) << ",\"misses\":" << num(r.misses) << ",\"hit_rate\":";
+  // The hit rate of this interval's allocations; null when there were none.
+  if (r.hits + r.misses > 0) {
+    os << num(r.hits / (r.hits + r.misses));
+  } else {
+    os << "null";
+  }
+  os << "}";
 }
 
 }  // namespace

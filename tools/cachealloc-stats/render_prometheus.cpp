@@ -70,7 +70,10 @@ void render_prometheus(std::ostream& os, const std::vector<Entry>& all, const Re
       }
     }
   }
+  // Per-layout series only on request: each process has up to ~130 layouts, so by default the
+  // series stay bounded by processes x pools x devices.
   for (const auto& f : kLayoutFields) {
+    if (!opt.prometheus_layouts) break;
     std::string n = metric_name("layout_", f.name, f.kind);
     head(os, n, f.help, f.kind == Kind::kCounter ? "counter" : "gauge");
     for (const Entry* e : entries) {

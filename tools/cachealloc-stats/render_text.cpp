@@ -10,6 +10,16 @@
 namespace castats {
 namespace {
 
+// The hit rate of the allocations between the two publications a Rates compares ("-" when none):
+// a cumulative rate hides the last minute behind hours of history.
+std::string interval_hit_rate(const Rates& r) {
+  double calls = r.hits + r.misses;
+  if (calls <= 0) return "-";
+  char buf[16];
+  snprintf(buf, sizeof buf, "%.1f%%", 100.0 * r.hits / calls);
+  return buf;
+}
+
 std::string pct(uint64_t num, uint64_t den) {
   if (den == 0) return "-";
   char buf[32];
@@ -114,7 +124,7 @@ void render_entry_text(std::ostream& os, const Entry& e, const Rates* rates, con
   if (rates != nullptr && rates->valid) {
     os << "rates     allocs " << per_second(rates->allocs) << "   frees " << per_second(rates->frees)
        << "   refills " << per_second(rates->refills) << "   flushes " << per_second(rates->flushes)
-       << "\n";
+       << "   hit rate " << interval_hit_rate(*rates) << " (this interval)\n";
   }
 
   std::vector<ca_stats_pool_row> pools = e.seg.pools;
@@ -149,23 +159,40 @@ void render_entry_text(std::ostream& os, const Entry& e, const Rates* rates, con
     return held(a) > held(b);
   });
   size_t n = opt.top_layouts == 0 ? layouts.size() : std::min(layouts.size(), opt.top_layouts);
-  os << "\n" << std::left << std::setw(8) << "LAYOUT" << std::right << std::setw(9) << "SIZE"
-     << std::setw(7) << "ALIGN" << std::setw(12) << "LIVE" << std::setw(10) << "BLOCKS"
-     << std::setw(12) << "THREAD-C" << std::setw(10) << "TRANSFER" << std::setw(10) << "REFILLS"
-     << std::setw(10) << "XFER-HIT" << std::setw(10) << "FLUSHES" << std::setw(8) << "SLABS" << "\n";
-  // Large rows put their cached bytes under TRANSFER, misses under REFILLS, hits under XFER-HIT.
-  for (size_t i = 0; i < n; ++i) {
-    const ca_stats_layout_row& r = layouts[i];
-    const bool large = r.kind == CA_STATS_LAYOUT_LARGE;
-    os << std::left << std::setw(8) << layout_kind_name(r.kind) << std::right
-       << std::setw(9) << r.block_size << std::setw(7) << r.alignment << std::setw(12)
-       << human_bytes(r.bytes_live) << std::setw(10) << r.blocks_live << std::setw(12)
-       << (large ? std::string("-") : human_bytes(r.blocks_thread_cached * r.block_size))
-       << std::setw(10)
-       << human_bytes((large ? r.blocks_cached : r.blocks_transfer) * r.block_size) << std::setw(10)
-       << r.refills << std::setw(10) << (large ? r.hits : r.transfer_hits) << std::setw(10)
-       << (large ? std::string("-") : std::to_string(r.flushes)) << std::setw(8)
-       << (large ? std::string("-") : std::to_string(r.slabs_taken)) << "\n";
+  // The chosen rows (top by live bytes) in two tables: small layouts, then large ones, each with
+  // the columns that mean something for it.
+  bool any_small = false, any_large = false;
+  for (size_t i = 0; i < n; ++i) (layouts[i].kind == CA_STATS_LAYOUT_LARGE ? any_large : any_small) = true;
+  if (any_small) {
+    os << "\n" << std::left << std::setw(8) << "LAYOUT" << std::right << std::setw(9) << "SIZE"
+       << std::setw(7) << "ALIGN" << std::setw(12) << "LIVE" << std::setw(10) << "BLOCKS"
+       << std::setw(12) << "THREAD-C" << std::setw(10) << "TRANSFER" << std::setw(10) << "REFILLS"
+       << std::setw(10) << "XFER-HIT" << std::setw(10) << "FLUSHES" << std::setw(8) << "SLABS" << "\n";
+    for (size_t i = 0; i < n; ++i) {
+      const ca_stats_layout_row& r = layouts[i];
+      if (r.kind == CA_STATS_LAYOUT_LARGE) continue;
+      os << std::left << std::setw(8) << layout_kind_name(r.kind) << std::right
+         << std::setw(9) << r.block_size << std::setw(7) << r.alignment << std::setw(12)
+         << human_bytes(r.bytes_live) << std::setw(10) << r.blocks_live << std::setw(12)
+         << human_bytes(r.blocks_thread_cached * r.block_size) << std::setw(10)
+         << human_bytes(r.blocks_transfer * r.block_size) << std::setw(10) << r.refills
+         << std::setw(10) << r.transfer_hits << std::setw(10) << r.flushes << std::setw(8)
+         << r.slabs_taken << "\n";
+    }
+  }
+  if (any_large) {
+    os << "\n" << std::left << std::setw(8) << "LARGE" << std::right << std::setw(12) << "SIZE"
+       << std::setw(12) << "LIVE" << std::setw(10) << "BLOCKS" << std::setw(12) << "CACHED"
+       << std::setw(10) << "C-BLOCKS" << std::setw(10) << "HITS" << std::setw(10) << "MISSES" << "\n";
+    for (size_t i = 0; i < n; ++i) {
+      const ca_stats_layout_row& r = layouts[i];
+      if (r.kind != CA_STATS_LAYOUT_LARGE) continue;
+      os << std::left << std::setw(8) << layout_kind_name(r.kind) << std::right << std::setw(12)
+         << r.block_size << std::setw(12) << human_bytes(r.bytes_live) << std::setw(10)
+         << r.blocks_live << std::setw(12) << human_bytes(r.blocks_cached * r.block_size)
+         << std::setw(10) << r.blocks_cached << std::setw(10) << r.hits << std::setw(10)
+         << r.refills << "\n";
+    }
   }
   if (n < layouts.size()) os << "(" << layouts.size() - n << " more layouts; --top 0 shows all)\n";
 
