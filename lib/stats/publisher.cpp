@@ -184,7 +184,16 @@ void* publisher_main(void*) {
 // From tick(), so from an allocator slow path with no lock of ours held, after start(). The thread
 // is created with every signal blocked (the program's handlers never run on it). pthread_create
 // allocates (its TLS): those calls reach tick() again, and find the state kStarting.
+//
+// Note [No thread in a single-threaded process]
+// Only once the program has a second thread of its own. A thread of ours would change what a
+// single-threaded program sees: unshare(CLONE_NEWUSER) and setns into a user namespace refuse a
+// multi-threaded caller (`unshare -U` failed with EINVAL under the preload), glibc's stdio and
+// libstdc++'s shared_ptr switch to locked and atomic operations for good, and fork from a signal
+// handler would have to take locks. So a single-threaded process is published from its slow
+// paths only (at most every 5 ms while it allocates) and readers show the publication's age.
 [[gnu::cold, gnu::noinline]] void start_thread() noexcept {
+  if (os::single_threaded()) return;
   if (os::now_ns() < g_thread_not_before_ns.load(std::memory_order_relaxed)) return;
   int expected = kNoThread;
   if (!g_thread.compare_exchange_strong(expected, kStarting, std::memory_order_acq_rel)) return;

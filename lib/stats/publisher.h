@@ -14,8 +14,9 @@
 // Note [Publisher thread]
 // The ticks above publish only while the program calls into slow paths, so the last change before
 // a quiet period (a daemon between requests) would never reach the segment. A publisher thread
-// closes that gap: started by the first tick after start() (so from an allocator slow path once
-// the heap works, never from a constructor; the installing thread's next slow call ticks), it
+// closes that gap in programs with threads of their own (Note [No thread in a single-threaded
+// process], publisher.cpp): started by the first tick after start() once the program has a
+// second thread (so from an allocator slow path once the heap works, never from a constructor), it
 // wakes every kWatchIntervalNs, builds the image without waiting for any lock (try-locks only:
 // Heap::try_snapshot), and writes the segment only when the image's body differs from the last
 // publication's (image_hash). So a reader sees an idle process's state within about 250 ms of its
@@ -23,8 +24,8 @@
 // storage, no thread cache), never exits, and has every signal blocked. CACHEALLOC_STATS=0 starts
 // none. A fork child has none; it starts its own at its first tick after kForkGraceNs. fork with
 // the thread as the only other thread stays a single-threaded fork (Note [Helper threads],
-// core/fork.h), so fork from a signal handler keeps working. Cost: one extra thread per process,
-// which also makes glibc/libstdc++ see a multi-threaded process (atomic shared_ptr counts).
+// core/fork.h), so fork from a signal handler keeps working. Cost: one extra thread per
+// multi-threaded process.
 //
 // Lifecycle: start() (library constructor) creates "/cachealloc.<pid>.<ns>" (Note [Segment names],
 // stats_segment.h) unless CACHEALLOC_STATS=0;

@@ -239,10 +239,19 @@ def case_quiet():
     off_pid = off.expect("ready")
     time.sleep(0.3)
     names_off = threads_of(off_pid)
-    check(names_off == ["stats_workload"], f"CACHEALLOC_STATS=0 threads: {names_off}")
+    check(names_off.count("cachealloc-stat") == 0, f"CACHEALLOC_STATS=0 threads: {names_off}")
     off.finish()
+    # A single-threaded program stays single-threaded (Note [No thread in a single-threaded
+    # process]): its segment is as of its last slow path.
+    single = Workload("single")
+    single_pid = single.expect("ready")
+    time.sleep(0.4)
+    names_single = threads_of(single_pid)
+    check(names_single == ["stats_workload"], f"single-threaded program's threads: {names_single}")
+    check(stats_json(single_pid)["publish_count"] >= 1, "single-threaded program never published")
+    single.finish()
     print(f"quiet: 256 MiB live seen after {waited:.2f} s; idle segment unchanged; "
-          f"CACHEALLOC_STATS=0 runs no thread")
+          f"CACHEALLOC_STATS=0 runs no thread; a single-threaded program gets none")
 
 
 def case_peak():

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <thread>
 
 namespace {
 
@@ -155,7 +156,19 @@ int run_idle(bool do_fork) {
 
 // Two large allocations in quick succession, then silence (no flush, no other allocation): the
 // publisher thread alone must bring them to the segment (Note [Publisher thread]).
+// A second thread of the program's own, as daemons and servers have: it allocates once and then
+// sleeps until the process exits. Only then may the publisher thread run (Note [No thread in a
+// single-threaded process]).
+void start_idle_thread() {
+  std::thread([] {
+    free(malloc(64));
+    for (;;) pause();
+  }).detach();
+}
+
+// A daemon between requests.
 int run_quiet() {
+  start_idle_thread();
   constexpr size_t kSize = size_t{128} << 20;
   void* a = malloc(kSize);
   void* b = malloc(kSize);
@@ -164,6 +177,14 @@ int run_quiet() {
   wait_line();
   free(a);
   free(b);
+  return 0;
+}
+
+// Single-threaded: allocates, then waits. The process must stay single-threaded.
+int run_single() {
+  for (int i = 0; i < 1000; ++i) free(malloc(size_t{1} << 20));
+  say("ready");
+  wait_line();
   return 0;
 }
 
@@ -192,6 +213,7 @@ int run_spike() {
 // Allocates and frees for about 3 s, so that --watch frames see activity in every interval: first
 // 0.4 s of 1 MiB blocks (misses when run with CACHEALLOC_CACHE_BYTES=0), then 64-byte blocks (hits).
 int run_busy() {
+  start_idle_thread();
   say("ready");
   if (!wait_line()) return 0;
   timespec start, now;
@@ -227,6 +249,7 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "idle") == 0) return run_idle(false);
   if (strcmp(mode, "fork") == 0) return run_idle(true);
   if (strcmp(mode, "quiet") == 0) return run_quiet();
+  if (strcmp(mode, "single") == 0) return run_single();
   if (strcmp(mode, "spike") == 0) return run_spike();
   if (strcmp(mode, "busy") == 0) return run_busy();
   if (strcmp(mode, "noflush") == 0) {  // CACHEALLOC_STATS=0: flush must say ENOENT
