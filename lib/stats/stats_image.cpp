@@ -1,6 +1,8 @@
 // stats_image.cpp - HeapSnapshot -> segment image (stats_abi.h, version 1).
 #include "stats/stats_image.h"
 
+#include <algorithm>
+
 #include <cstring>
 
 #include "cachealloc/version.h"
@@ -61,27 +63,32 @@ void fill_header(const Identity& id, uint64_t publish_count, ca_stats_header* h)
   h->device_count = 0;  // set_device_rows
 }
 
-// The busiest large layouts (most bytes live plus cached; then most calls) after the small rows,
-// as many as the table has room for. Selection without a sort buffer: at most a few dozen picks
-// over kLargeLayouts entries per publication.
+// The busiest large layouts (most bytes live plus cached; then most calls; then the smaller size)
+// after the small rows, as many as the table has room for: one pass collects the layouts in use,
+// a partial sort picks the busiest (std::partial_sort works in place: no allocation).
 uint32_t add_large_layouts(const HeapSnapshot& s, ca_stats_layout_row* rows, uint32_t n) noexcept {
-  bool taken[kLargeLayouts] = {};
-  while (n < CA_STATS_LAYOUT_CAPACITY) {
-    unsigned best = kLargeLayouts;
-    uint64_t best_bytes = 0, best_calls = 0;
-    for (unsigned i = 0; i < kLargeLayouts; ++i) {
-      const LargeLayoutSnapshot& l = s.large_layouts[i];
-      uint64_t calls = l.hits + l.misses;
-      if (taken[i] || (calls == 0 && l.live == 0 && l.cached == 0)) continue;
-      uint64_t bytes = (l.live + l.cached) * large_layout_size(i);
-      if (best == kLargeLayouts || bytes > best_bytes || (bytes == best_bytes && calls > best_calls)) {
-        best = i;
-        best_bytes = bytes;
-        best_calls = calls;
-      }
-    }
-    if (best == kLargeLayouts) break;
-    taken[best] = true;
+  struct Candidate {
+    uint64_t bytes;
+    uint64_t calls;
+    unsigned index;
+  };
+  Candidate used[kLargeLayouts];
+  unsigned m = 0;
+  for (unsigned i = 0; i < kLargeLayouts; ++i) {
+    const LargeLayoutSnapshot& l = s.large_layouts[i];
+    uint64_t calls = l.hits + l.misses;
+    if (calls == 0 && l.live == 0 && l.cached == 0) continue;
+    used[m++] = Candidate{(l.live + l.cached) * large_layout_size(i), calls, i};
+  }
+  const unsigned room = n < CA_STATS_LAYOUT_CAPACITY ? CA_STATS_LAYOUT_CAPACITY - n : 0;
+  const unsigned k = m < room ? m : room;
+  std::partial_sort(used, used + k, used + m, [](const Candidate& a, const Candidate& b) {
+    if (a.bytes != b.bytes) return a.bytes > b.bytes;
+    if (a.calls != b.calls) return a.calls > b.calls;
+    return a.index < b.index;
+  });
+  for (unsigned j = 0; j < k; ++j) {
+    const unsigned best = used[j].index;
     const uint64_t block = large_layout_size(best);
     const LargeLayoutSnapshot& l = s.large_layouts[best];
     ca_stats_layout_row& r = rows[n++];

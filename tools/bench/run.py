@@ -518,7 +518,12 @@ def run_callgrind(ctx: Context, workloads: list[Workload], allocs: list[Allocato
                 argv, stdin = w.command(ctx, scale)
                 argv = [valgrind, "--tool=callgrind", f"--callgrind-out-file={outfile}",
                         "--collect-atstart=no", "--toggle-collect=bench_measured*"] + argv
-                r = run_process(argv, child_env(a, w), stdin, ctx.timeout * 20)
+                env = child_env(a, w)
+                # Publication is timed (5 ms, and a 250 ms thread): under valgrind's ~50x slowdown
+                # it would run ~50x more often per operation and make the counts vary run to run.
+                # Variants that set CACHEALLOC_STATS themselves keep their setting.
+                env.setdefault("CACHEALLOC_STATS", "0")
+                r = run_process(argv, env, stdin, ctx.timeout * 20)
                 fields = parse_bench_line(r["stdout"])
                 total = None
                 if outfile.exists():
@@ -557,7 +562,7 @@ def run_callgrind(ctx: Context, workloads: list[Workload], allocs: list[Allocato
     out.append("| *geomean of ratio to fewest* | " +
                " | ".join(f"*{g:.2f}×*" if g else "–" for g in gms) + " |")
     out.append("")
-    out.append("Instruction counts are repeatable on a noisy machine but ignore page faults, cache "
+    out.append("cachealloc runs with CACHEALLOC_STATS=0 here (timed publication under valgrind's slowdown would not repeat). Instruction counts are repeatable on a noisy machine but ignore page faults, cache "
                "misses and lock contention, so `large` (page faults) is left out by default, and "
                "so is `prodcons` (its spin-waits make the count depend on scheduling); name them "
                "with --workloads to include them anyway.")
