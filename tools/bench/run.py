@@ -15,16 +15,17 @@ child from os.wait4), each with a geometric-mean row.
   tools/bench/run.py                         # everything, 5 repetitions, table on stdout
   tools/bench/run.py --reps 3 --workloads churn,large --markdown out.md --json out.json
   tools/bench/run.py --variant nostats:CACHEALLOC_STATS=0 --variant check:CACHEALLOC_CHECK=1
-  tools/bench/run.py --chart ratios.png
+  tools/bench/run.py --chart ratios.svg
   tools/bench/run.py --callgrind             # instruction counts, one run each, small sizes
 
-Standard library only (plus gnuplot for --chart and valgrind for --callgrind).
+Standard library only (plus valgrind for --callgrind).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import html
 import json
 import math
 import os
@@ -101,6 +102,7 @@ class Allocator:
     lib: Path | None              # None: glibc, no preload
     env: dict = field(default_factory=dict)
     skipped: str | None = None    # why it cannot run
+    variant: bool = False         # a cachealloc configuration (--variant), not a peer
 
 
 PEERS = [
@@ -446,51 +448,110 @@ def chart_colors(names: list[str]) -> list[str]:
     return [FIXED_COLORS.get(n) or next(spare) for n in names]
 
 
+def svg_panel(x0: float, y0: float, w: float, h: float, title: str, groups: list[str],
+              names: list[str], colors: list[str], cells: dict, cap: float) -> list[str]:
+    """One grouped bar panel: cells[(group, name)] = (value, low, high) as ratios to the best
+    (1 = best), drawn on a linear axis from 0.8 to `cap`; bars past it are cut and labelled."""
+    out = [f'<text x="{x0 + w / 2:.1f}" y="{y0 - 22:.1f}" text-anchor="middle" '
+           f'font-weight="bold">{html.escape(title)}</text>']
+    lo = 0.8
+
+    def y(v: float) -> float:
+        return y0 + h - (min(v, cap) - lo) / (cap - lo) * h
+
+    tick = 0.8
+    while tick <= cap + 1e-9:
+        yy = y(tick)
+        out.append(f'<line x1="{x0:.1f}" x2="{x0 + w:.1f}" y1="{yy:.1f}" y2="{yy:.1f}" '
+                   f'stroke="{"#000" if abs(tick - 1) < 1e-9 else "#ddd"}"/>')
+        out.append(f'<text x="{x0 - 6:.1f}" y="{yy + 4:.1f}" text-anchor="end">{tick:.1f}</text>')
+        tick = round(tick + (0.2 if cap <= 2.5 else 0.4), 6)
+    gw = w / max(1, len(groups))
+    bw = gw * 0.8 / max(1, len(names))
+    for gi, g in enumerate(groups):
+        gx = x0 + gi * gw + gw * 0.1
+        out.append(f'<text x="{gx + gw * 0.4:.1f}" y="{y0 + h + 16:.1f}" text-anchor="middle">'
+                   f'{html.escape(g)}</text>')
+        for ni, n in enumerate(names):
+            v = cells.get((g, n))
+            if v is None:
+                continue
+            val, low, high = v
+            bx = gx + ni * bw
+            top = y(val)
+            out.append(f'<rect x="{bx:.1f}" y="{top:.1f}" width="{bw * 0.92:.1f}" '
+                       f'height="{max(0.0, y(lo) - top):.1f}" fill="{colors[ni]}">'
+                       f'<title>{html.escape(n)}: {val:.2f}x</title></rect>')
+            if high > low:
+                cx = bx + bw * 0.46
+                out.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{y(high):.1f}" '
+                           f'y2="{y(low):.1f}" stroke="#222" stroke-width="1"/>')
+                for e in (low, high):
+                    out.append(f'<line x1="{cx - 2.5:.1f}" x2="{cx + 2.5:.1f}" y1="{y(e):.1f}" '
+                               f'y2="{y(e):.1f}" stroke="#222" stroke-width="1"/>')
+            if val > cap:
+                out.append(f'<text x="{bx + bw * 0.46:.1f}" y="{top - 3:.1f}" '
+                           f'text-anchor="middle" font-size="9">{val:.1f}</text>')
+    return out
+
+
 def draw_chart(path: Path, summary: dict, workloads: list[Workload], allocs: list[Allocator],
-               title: str) -> str | None:
-    """A grouped bar chart of time relative to the fastest allocator (log scale); returns an error
-    message or None."""
-    gnuplot = shutil.which("gnuplot")
-    if not gnuplot:
-        return "gnuplot not found; no chart drawn"
-    names = [a.name for a in allocs if not a.skipped]
-    rows = []
-    for w in workloads:
-        vals = [summary[w.name][n].get("vs_fastest") for n in names]
-        rows.append([w.name] + [f"{v:.4f}" if v else "NaN" for v in vals])
-    gms = [geomean([summary[w.name][n].get("vs_fastest") for w in workloads]) for n in names]
-    rows.append(["geomean"] + [f"{g:.4f}" if g else "NaN" for g in gms])
-    top = max([float(x) for r in rows for x in r[1:] if x != "NaN"] + [1.0])
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "ratios.dat"
-        data.write_text("workload " + " ".join(names) + "\n" +
-                        "".join(" ".join(r) + "\n" for r in rows))
-        width = max(900, 110 * len(rows) + 60 * len(names))
-        script = f"""
-set terminal pngcairo size {width},520 font "sans,11" noenhanced
-set output {json.dumps(str(path))}
-set title {json.dumps(title)}
-set ylabel "time / fastest allocator's time (1 = fastest; log scale)"
-set style data histograms
-set style histogram clustered gap 1.5
-set style fill solid 0.9 border rgb "#333333"
-set boxwidth 0.95
-set logscale y 2
-set yrange [0.85:{max(2.0, top * 1.7):.3f}]
-set ytics nomirror (1, 1.25, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
-set grid ytics lc rgb "#dddddd"
-set key top left horizontal
-set xtics nomirror scale 0
-set border 3
-set tics out
-set arrow from graph 0, first 1 to graph 1, first 1 nohead lc rgb "#000000" front
-colors = "{' '.join(chart_colors(names))}"
-plot for [i=2:{len(names) + 1}] {json.dumps(str(data))} using i:xtic(1) title columnheader(i) \\
-     lc rgb word(colors, i - 1)
-"""
-        r = subprocess.run([gnuplot], input=script, capture_output=True, text=True)
-        if r.returncode != 0:
-            return f"gnuplot failed: {r.stderr.strip()[:300]}"
+               caption: str) -> str | None:
+    """Time and peak RSS side by side, each relative to the best allocator of the workload, with
+    the spread of the runs as error bars (time) and the geomean as the last group. Peers only: the
+    variants (--variant) go to a second file named like the first with "-variants". SVG, written
+    with the standard library. Returns an error message or None."""
+    peers = [a for a in allocs if not a.skipped and not a.variant]
+    variants = [a for a in allocs if not a.skipped and a.variant]
+    sets = [(path, peers)]
+    if variants:
+        sets.append((path.with_name(path.stem + "-variants" + path.suffix),
+                     [a for a in peers if a.name == "cachealloc"] + variants))
+    for out_path, chosen in sets:
+        names = [a.name for a in chosen]
+        colors = chart_colors(names)
+        groups = [w.name for w in workloads] + ["geomean"]
+        time_cells, rss_cells = {}, {}
+        for w in workloads:
+            row = summary[w.name]
+            ok = [n for n in names if "median_s" in row.get(n, {})]
+            if not ok:
+                continue
+            best_t = min(row[n]["median_s"] for n in ok)
+            best_r = min(row[n]["maxrss_mib"] for n in ok)
+            for n in ok:
+                v = row[n]
+                time_cells[(w.name, n)] = (v["median_s"] / best_t, v["min_s"] / best_t,
+                                           v["max_s"] / best_t)
+                r = v["maxrss_mib"] / best_r if best_r > 0 else 1.0
+                rss_cells[(w.name, n)] = (r, r, r)
+        for cells in (time_cells, rss_cells):
+            for n in names:
+                vals = [cells[(w.name, n)][0] for w in workloads if (w.name, n) in cells]
+                g = geomean(vals) if len(vals) == len(workloads) else None
+                if g:
+                    cells[("geomean", n)] = (g, g, g)
+        panel_w = max(420, 34 * len(groups) * max(1, len(names)) / 2)
+        width = 2 * panel_w + 160
+        height = 430
+        svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height}" '
+               f'font-family="sans-serif" font-size="11">',
+               f'<rect width="100%" height="100%" fill="white"/>']
+        svg += svg_panel(60, 60, panel_w, 290, "time / fastest (median; bars: min-max of runs)",
+                         groups, names, colors, time_cells, 2.2)
+        svg += svg_panel(panel_w + 130, 60, panel_w, 290, "peak RSS / leanest (median)",
+                         groups, names, colors, rss_cells, 3.0)
+        lx = 60
+        for n, c in zip(names, colors):
+            svg.append(f'<rect x="{lx}" y="385" width="12" height="12" fill="{c}"/>')
+            svg.append(f'<text x="{lx + 16}" y="395">{html.escape(n)}</text>')
+            lx += 24 + 7 * len(n) + 16
+        svg.append(f'<text x="60" y="420" fill="#444" font-size="10">{html.escape(caption)}</text>')
+        svg.append("</svg>")
+        try:
+            out_path.write_text("\n".join(svg) + "\n")
+        except OSError as e:
+            return f"cannot write {out_path}: {e}"
     return None
 
 
@@ -584,7 +645,7 @@ def parse_variant(text: str, lib: Path) -> Allocator:
         if not eq or not k:
             raise argparse.ArgumentTypeError(f"--variant {text!r}: {item!r} is not ENV=VAL")
         env[k] = v
-    return Allocator(name, lib, env)
+    return Allocator(name, lib, env, variant=True)
 
 
 def main() -> int:
@@ -607,7 +668,8 @@ def main() -> int:
                    help="an extra cachealloc configuration (repeatable)")
     p.add_argument("--json", type=Path, help="write all runs and the summary as JSON")
     p.add_argument("--markdown", type=Path, help="write the Markdown report to this file too")
-    p.add_argument("--chart", type=Path, help="draw ratios to the fastest as a PNG (gnuplot)")
+    p.add_argument("--chart", type=Path, help="draw time and peak RSS relative to the best as an "
+                   "SVG (variants in FILE-variants.svg)")
     p.add_argument("--callgrind", action="store_true",
                    help="count instructions under valgrind instead of timing (one run each)")
     p.add_argument("--scale", type=float,
@@ -740,8 +802,8 @@ def main() -> int:
         }, indent=2) + "\n")
     if args.chart:
         err = draw_chart(args.chart, summary, workloads, allocs,
-                         f"cachealloc benchmarks: time relative to the fastest allocator "
-                         f"(median of {args.reps})")
+                         f"{command}  (cachealloc {git_revision() or '?'}, median of {args.reps} "
+                         f"runs per cell, {os.cpu_count()} CPUs)")
         if err:
             print(f"run.py: {err}", file=sys.stderr)
             return 1
