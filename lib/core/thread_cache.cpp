@@ -47,9 +47,9 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   void* chain = nullptr;
   uint32_t n = heap_->pool(cls).take(want, &chain, shard_);
   if (n == 0) return nullptr;
-  ThreadCounters::bump(counters_.refills);
-  ThreadCounters::bump(counters_.allocs);
-  ThreadCounters::bump(counters_.blocks_refilled, n);
+  owner_add(counters_.refills, 1);
+  owner_add(counters_.allocs, 1);
+  owner_add(counters_.blocks_refilled, n);
   Bin& b = bins_[cls];
   void* p = chain;
   // The bin was empty (that is why we refill), so the rest of the chain becomes the bin, its
@@ -109,7 +109,7 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
   // max == 0: this class is not cached per thread; hand the block straight back.
   static_cast<uintptr_t*>(p)[1] = 0;
   *static_cast<void**>(p) = nullptr;
-  ThreadCounters::bump(counters_.frees);
+  owner_add(counters_.frees, 1);
   heap_->pool(cls).give(p, 1, call);
   heap_->enforce_budget();
 }
@@ -136,8 +136,8 @@ void ThreadCache::flush(unsigned cls, uint32_t n, const char* call) noexcept {
     tail = next;
   }
   set_count(b, b.count - n);
-  ThreadCounters::bump(counters_.flushes);
-  ThreadCounters::bump(counters_.blocks_flushed, n);
+  owner_add(counters_.flushes, 1);
+  owner_add(counters_.blocks_flushed, n);
   heap_->pool(cls).give(head, n, call, shard_);
   if (heap_->cached_bytes() > heap_->cache_limit()) heap_->enforce_budget();
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "core/size_class.h"
+#include "util/counter.h"
 
 namespace cachealloc {
 
@@ -65,10 +66,6 @@ struct ThreadCounters {
   std::atomic<uint64_t> flushes{0};
   std::atomic<uint64_t> blocks_refilled{0};
   std::atomic<uint64_t> blocks_flushed{0};
-
-  static void bump(std::atomic<uint64_t>& c, uint64_t by = 1) noexcept {
-    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-  }
 };
 
 class ThreadCache {
@@ -105,8 +102,8 @@ class ThreadCache {
     const uint32_t count = b.count;
     b.head = reinterpret_cast<void*>(next);
     set_count(b, count - 1);
-    ThreadCounters::bump(counters_.allocs);
-    ThreadCounters::bump(counters_.bytes_requested, request);
+    owner_add(counters_.allocs, 1);
+    owner_add(counters_.bytes_requested, request);
     return p;
   }
   // False when the bin is full (or this is the boot cache) or p holds the bin key (maybe a double
@@ -122,13 +119,12 @@ class ThreadCache {
 
   // Slow paths.
   void* refill(unsigned cls) noexcept;  // a block, or nullptr when out of memory
-  void count_request(size_t n) noexcept { ThreadCounters::bump(counters_.bytes_requested, n); }
+  void count_request(size_t n) noexcept { owner_add(counters_.bytes_requested, n); }
   void free_slow(void* p, unsigned cls, const char* call) noexcept;  // full bin or double free
   void flush(unsigned cls, uint32_t n, const char* call) noexcept;
   size_t flush_all() noexcept;  // returns bytes flushed
 
   void attach(Heap* heap, bool checking) noexcept;
-  Heap* heap() const noexcept { return heap_; }
   const ThreadCounters& counters() const noexcept { return counters_; }
   // Blocks freed by this thread (Note [Derived free count]); callable from any thread.
   uint64_t frees() const noexcept;

@@ -26,7 +26,7 @@
 #include <cstring>
 
 #include "config/options.h"
-#include "core/allocator.h"
+#include "core/stats_tick.h"
 
 namespace cachealloc::cuda {
 namespace {
