@@ -84,22 +84,13 @@ void* ThreadCache::next_in_bin(unsigned cls, void* p, SegmentMeta** seg) const n
   return reinterpret_cast<void*>(next);
 }
 
-bool ThreadCache::bin_holds(unsigned cls, const void* p) const noexcept {
-  const Bin& b = bins_[cls];
-  void* q = b.head;
-  SegmentMeta* seg = nullptr;
-  for (uint32_t i = 0; i < b.count && q != nullptr; ++i) {
-    if (q == p) return true;
-    q = next_in_bin(cls, q, &seg);
-  }
-  return false;
-}
-
 void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
   Bin& b = bins_[cls];
-  // The key in word 1: a double free if the bin holds p; otherwise p is in another thread's bin
-  // (a double free we cannot see from here) or the program stored the key's value itself.
-  if (static_cast<uintptr_t*>(p)[1] == keys_.key && bin_holds(cls, p)) fatal_pointer(call, "double free", p);
+  // The key in word 1: p is in this thread's bin or in another thread's (only binned blocks hold
+  // it: malloc and flush clear it), so this is a second free either way. A live block holds the
+  // key only if the program wrote the secret value there itself, which it cannot know without
+  // reading freed memory. Note [Free-list hardening].
+  if (static_cast<uintptr_t*>(p)[1] == keys_.key) fatal_pointer(call, "double free", p);
   if (b.count >= b.max && b.max != 0) flush(cls, batch_size(cls), call);
   if (b.count < b.max) {
     push(b, p);

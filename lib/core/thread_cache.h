@@ -33,9 +33,10 @@ struct SegmentMeta;
 // malloc decodes the link of the block it pops and stops the program unless the decoded link is
 // a plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
 // decodes to a random address, which passes that test with probability 2^-21 (glibc's alignment
-// test: 1/16); a forged link would need the secret. free stops on a block whose word 1 holds the key when the
-// bin holds it (glibc's tcache key, checked against this thread's bin: exact, never a false
-// report); a key left by a block in another thread's bin is not found and the free proceeds.
+// test: 1/16); a forged link would need the secret. free stops on a block whose word 1 holds the
+// key: only binned blocks hold it (malloc and flush clear it), so that block is in this thread's
+// bin or another thread's, a second free either way (glibc's tcache key idea; glibc confirms it
+// against its own bin only, so a second free from another thread passes there).
 // flush (slow path) also checks every link it follows lands on a block start of the same class,
 // so a corrupted chain never reaches the central pools. Cost: about 7 instructions on malloc
 // and 5 on free (docs/reliability.md).
@@ -132,9 +133,6 @@ class ThreadCache {
     return __atomic_load_n(&bins_[cls].count, __ATOMIC_RELAXED);
   }
   static void set_count(Bin& b, uint32_t v) noexcept { __atomic_store_n(&b.count, v, __ATOMIC_RELAXED); }
-
-  // Whether p is in bin cls (walks the bin: slow paths only).
-  bool bin_holds(unsigned cls, const void* p) const noexcept;
 
   ThreadCache* next = nullptr;  // Heap's registry, under its registry lock
   ThreadCache* prev = nullptr;
