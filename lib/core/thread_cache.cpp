@@ -66,20 +66,19 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   return p;
 }
 
-void fatal_free_list(void* block, uintptr_t link) noexcept {
-  (void)link;
+void fatal_free_list(void* block) noexcept {
   fatal_pointer("malloc", "write after free: corrupted free-list link in", block);
 }
 
 void* ThreadCache::next_in_bin(unsigned cls, void* p, SegmentMeta** seg) const noexcept {
   auto* w = static_cast<uintptr_t*>(p);
   uintptr_t next = decode(w[0], p);
-  if (w[1] != keys_.key || (next & keys_.bad_link_bits) != 0) fatal_free_list(p, next);
+  if (w[1] != keys_.key || (next & keys_.bad_link_bits) != 0) fatal_free_list(p);
   if (next != 0) {
     // The link must land on a block start of this class (Note [Free-list hardening]).
     void* q = reinterpret_cast<void*>(next);
     if (*seg == nullptr || (next ^ (*seg)->base) >= kSegmentSize) *seg = heap_->table().lookup(q);
-    if (*seg == nullptr || !(*seg)->is_block_start(q, cls)) fatal_free_list(p, next);
+    if (*seg == nullptr || !(*seg)->is_block_start(q, cls)) fatal_free_list(p);
   }
   return reinterpret_cast<void*>(next);
 }

@@ -51,7 +51,7 @@ struct FreeListKeys {
 };
 
 // Stops the program: a binned block lost its key or its link decodes to no block.
-[[noreturn, gnu::cold, gnu::noinline]] void fatal_free_list(void* block, uintptr_t link) noexcept;
+[[noreturn, gnu::cold, gnu::noinline]] void fatal_free_list(void* block) noexcept;
 
 // Note [Derived free count]
 // The free fast path bumps no counter: every block a thread frees lands in a bin, so
@@ -98,7 +98,7 @@ class ThreadCache {
     if (__builtin_expect(p == nullptr, 0)) return nullptr;
     auto* w = static_cast<uintptr_t*>(p);
     const uintptr_t next = decode(w[0], p);
-    if (__builtin_expect((next & keys_.bad_link_bits) != 0, 0)) fatal_free_list(p, next);
+    if (__builtin_expect((next & keys_.bad_link_bits) != 0, 0)) fatal_free_list(p);
     w[1] = 0;
     const uint32_t count = b.count;
     b.head = reinterpret_cast<void*>(next);
@@ -107,8 +107,8 @@ class ThreadCache {
     owner_add(counters_.bytes_requested, request);
     return p;
   }
-  // False when the bin is full (or this is the boot cache) or p holds the bin key (maybe a double
-  // free): the caller takes the slow path, which tells the two apart.
+  // False when the bin is full (or this is the boot cache) or p holds the bin key (a double free,
+  // which the slow path reports): the caller takes the slow path.
   [[gnu::always_inline]] bool try_free(void* p, unsigned cls) noexcept {
     Bin& b = bins_[cls];
     const uint32_t count = b.count;

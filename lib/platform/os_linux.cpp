@@ -153,17 +153,7 @@ bool write_fd(int fd, const char* s, size_t len) noexcept {
 
 void close_fd(int fd) noexcept { close(fd); }
 
-void write_stderr(const char* s, size_t len) noexcept {
-  while (len > 0) {
-    ssize_t w = write(2, s, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    s += w;
-    len -= static_cast<size_t>(w);
-  }
-}
+void write_stderr(const char* s, size_t len) noexcept { write_fd(2, s, len); }
 
 void die(const char* msg, size_t len) noexcept {
   write_stderr(msg, len);
