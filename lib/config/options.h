@@ -24,6 +24,9 @@ inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
   X(cache_bytes, "CACHEALLOC_CACHE_BYTES", kSize, 256ull << 20, 0, 1ull << 50,                    \
     "Budget for cached memory (freed large blocks plus empty slabs still committed); past it "    \
     "the least recently used memory goes back upstream.")                                         \
+  X(decay_ms, "CACHEALLOC_DECAY_MS", kSize, 10000, 0, 1ull << 40,                                \
+    "Cached memory nobody has taken for this many milliseconds goes back upstream (checked as "   \
+    "the program allocates); 0: it stays until the budget needs it.")                             \
   X(large_threshold, "CACHEALLOC_LARGE_THRESHOLD", kSize, 64ull << 10, 4ull << 10, 256ull << 10, \
     "Requests above this many bytes take the large-object path (mimalloc plus the LRU cache); "   \
     "smaller ones come from slabs.")                                                              \

@@ -33,7 +33,7 @@ constinit thread_local ThreadCache* t_cache = &g_boot_cache;
 
 namespace {
 constinit OsPageSource g_os_pages;
-constinit MimallocSource g_mimalloc;
+constinit SystemLargeSource g_large_source;
 constinit std::atomic<int> g_init_state{0};  // 0 none, 1 running, 2 done
 constinit os::ThreadKey g_cache_key = 0;
 constinit thread_local bool t_dead = false;
@@ -43,6 +43,7 @@ constinit thread_local int t_tick_countdown = 0;
 
 [[gnu::cold, gnu::noinline]] void stats_tick_slow() noexcept {
   t_tick_countdown = kStatsTickEvery;
+  if (g_init_state.load(std::memory_order_relaxed) == 2) g_heap.decay_tick();
   StatsTick fn = g_stats_tick.load(std::memory_order_acquire);
   if (fn != nullptr) fn();
 }
@@ -58,6 +59,7 @@ HeapConfig config_from_options() {
   c.cache_limit = o.cache_bytes;
   c.large_threshold = o.large_threshold;
   c.check = o.check != 0;
+  c.decay_ms = o.decay_ms;
   return c;
 }
 
@@ -73,7 +75,8 @@ void on_thread_exit(void* value) {
   int expected = 0;
   if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
     options_init();
-    g_heap.init(&g_os_pages, &g_mimalloc, config_from_options());
+    g_large_source.init();
+    g_heap.init(&g_os_pages, &g_large_source, config_from_options());
     if (!os::create_thread_key(&g_cache_key, &on_thread_exit)) {
       fatal_internal("pthread_key_create failed: thread caches cannot be flushed at exit");
     }

@@ -45,6 +45,7 @@ void Heap::init(PageSource* pages, LargeSource* large, const HeapConfig& config)
   for (unsigned c = 0; c < kNumClasses; ++c) pools_[c].init(c, &slabs_, &table_, &live_peak_);
   large_.init(large);
   large_.set_live_peak(&live_peak_);
+  large_source_ = large;
 }
 
 // ---- allocation ----------------------------------------------------------------------------
@@ -202,6 +203,23 @@ void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexce
   // grows by small appends moves (and is copied) every 25% rather than at every 12.5% size class.
   // Sizes above the large threshold are left exact: they are rounded coarsely already, and
   // programs that double their buffers gain nothing from it.
+  // Note [Large realloc]: a large block that stays large moves to a cached block of the new size
+  // when there is one (its pages are resident: copying is cheaper than faulting pages in), else
+  // the source resizes it (mremap: no copy, no second block alive meanwhile), else it is copied.
+  if (seg == nullptr && n > config_.large_threshold) {
+    size_t usable = large_round(n);
+    void* q = usable == 0 ? nullptr : large_.take_cached(usable, kMinAlign);
+    if (q == nullptr && usable != 0 && (q = large_.resize(p, usable)) != nullptr) {
+      count_request(tc, n);
+      return q;
+    }
+    if (q != nullptr) {
+      count_request(tc, n);
+      memcpy(q, p, n < old ? n : old);
+      free(tc, p, call);
+      return q;
+    }
+  }
   size_t want = n;
   if (n > old && old < config_.large_threshold) {
     size_t grown = old + old / 4;
@@ -303,6 +321,23 @@ size_t Heap::release_caches() noexcept { return clear(nullptr); }
 void Heap::set_cache_limit(size_t bytes) noexcept {
   cache_limit_.store(bytes, std::memory_order_relaxed);
   enforce_budget();
+}
+
+void Heap::decay_tick() noexcept { decay_at(os::now_ns()); }
+
+void Heap::decay_at(uint64_t now_ns) noexcept {
+  uint64_t cutoff = decay_.tick(now_ns, config_.decay_ms * 1000000);
+  if (cutoff == 0) return;
+  for (;;) {
+    uint64_t small = slabs_.oldest_stamp();
+    uint64_t large = large_.oldest_stamp();
+    if ((small < large ? small : large) >= cutoff) return;  // both UINT64_MAX when empty
+    if ((small < large ? slabs_.evict_oldest() : large_.evict_oldest(true)) == 0) return;
+  }
+}
+
+size_t Heap::upstream_retained_bytes() noexcept {
+  return large_source_ == nullptr ? 0 : large_source_->retained_bytes();
 }
 
 void Heap::enforce_budget() noexcept {

@@ -21,6 +21,7 @@
 #include "cachealloc.h"
 #include "core/central_pool.h"
 #include "core/large_cache.h"
+#include "core/lru_clock.h"
 #include "core/refcount_table.h"
 #include "core/segment_table.h"
 #include "core/slab_source.h"
@@ -35,6 +36,7 @@ struct HeapConfig {
   size_t cache_limit = size_t{256} << 20;
   size_t large_threshold = size_t{64} << 10;
   bool check = false;  // CACHEALLOC_CHECK: every free validated, freed memory poisoned
+  uint64_t decay_ms = 10000;  // Note [Decay] (core/lru_clock.h); 0: cached memory never ages out
 };
 
 class Heap {
@@ -67,6 +69,12 @@ class Heap {
   void set_cache_limit(size_t bytes) noexcept;
   // Evicts least recently used memory until cached bytes fit the budget.
   void enforce_budget() noexcept;
+  // Gives back what has been cached longer than the decay (Note [Decay]); cheap when nothing is
+  // due (a clock read and a compare). Called from the slow paths' periodic tick.
+  void decay_tick() noexcept;
+  void decay_at(uint64_t now_ns) noexcept;  // the same at a given time (tests)
+  // Bytes the large-object upstream keeps for us beyond our blocks (Note [Large upstream]).
+  size_t upstream_retained_bytes() noexcept;
   void get_totals(ca_totals* out) noexcept;
   // Every counter, for lib/stats (heap_stats.cpp). Takes the registry lock (to walk the thread
   // caches), then the LargeCache lock (for the live block count), one at a time; every other
@@ -117,6 +125,8 @@ class Heap {
   RefcountTable refs_;
   LivePeak live_peak_;  // Note [Live peak] (core/live_peak.h)
   std::atomic<size_t> cache_limit_{0};
+  DecayClock decay_;
+  LargeSource* large_source_ = nullptr;
   std::atomic<uint64_t> clear_epoch_{0};
   SpinLock registry_lock_{LockRank::kThreadRegistry};
   // The live thread caches (through ThreadCache::next/prev), under registry_lock_.

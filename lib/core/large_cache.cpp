@@ -7,6 +7,43 @@
 namespace cachealloc {
 namespace {
 constexpr size_t kGolden = 0x9E3779B97F4A7C15ull;
+
+// Note [Reuse evidence]: the budget bounds the cache, but within it a cache that keeps every freed
+// block fills up with sizes that never come back: the intermediate sizes of a growing buffer, the
+// buffers of a phase that is over, a batch of one-off blocks freed together. So each layout may
+// keep only as many cached blocks as its history justifies:
+//   allowed = base + credit, base = max(1, kUnprovenBytes / size)
+// A layout starts with `base`: one block (so allocate-free-allocate of one size always hits), or
+// a few when the blocks are small. Evidence of reuse earns credit: +1 for every hit on one of its
+// blocks, and +1 for a miss that follows a block of the layout given back for want of credit (a
+// "ghost": the cache would have hit had it kept one more). Evidence of waste takes it away: a
+// block that leaves the cache unused (the budget or the decay pushed it out) halves the allowance.
+// A free past the allowance gives the block back upstream at once and leaves a ghost. Recurring
+// sizes so grow their allowance in a few rounds (doubling per round for a batch of N blocks);
+// sizes that do not recur hold one block each until the decay or the budget takes it.
+constexpr size_t kUnprovenBytes = size_t{4} << 20;
+constexpr int32_t kMaxCredit = int32_t{1} << 24;
+constexpr uint16_t kMaxGhosts = 4096;
+}  // namespace
+
+unsigned LargeCache::layout_of(size_t size) noexcept {
+  size_t rounded = large_round(size);
+  if (rounded == 0 || rounded > (size_t{1} << 47)) return kLargeLayouts;
+  return large_layout_index(rounded);
+}
+
+size_t LargeCache::allowed_locked(unsigned index) const noexcept {
+  size_t size = large_layout_size(index);
+  int64_t base = size >= kUnprovenBytes ? 1 : static_cast<int64_t>(kUnprovenBytes / size);
+  int64_t allowed = base + credit_[index];
+  return allowed < 0 ? 0 : static_cast<size_t>(allowed);
+}
+
+size_t LargeCache::allowed_blocks(size_t usable_size) noexcept {
+  unsigned index = layout_of(usable_size);
+  if (index == kLargeLayouts) return 0;
+  LockGuard g(lock_);
+  return allowed_locked(index);
 }
 
 size_t LargeCache::ptr_bucket(const void* p) const noexcept {
@@ -120,6 +157,8 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
           live_bytes_.fetch_add(b->size, std::memory_order_relaxed);
           if (peak_ != nullptr) peak_->add(b->size);
           hits.fetch_add(1, std::memory_order_relaxed);
+          unsigned index = layout_of(b->size);
+          if (index != kLargeLayouts && credit_[index] < kMaxCredit) ++credit_[index];
           count_layout_locked(&LargeLayoutCounters::live, b->size, 1);
           count_layout_locked(&LargeLayoutCounters::hits, usable_size, 1);
           return b->p;
@@ -130,6 +169,11 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
   }
   misses.fetch_add(1, std::memory_order_relaxed);
   count_layout_locked(&LargeLayoutCounters::misses, usable_size, 1);
+  unsigned index = layout_of(usable_size);
+  if (index != kLargeLayouts && ghosts_[index] > 0) {
+    --ghosts_[index];
+    if (credit_[index] < kMaxCredit) ++credit_[index];
+  }
   return nullptr;
 }
 
@@ -178,7 +222,14 @@ LargeCache::Release LargeCache::release(void* p, size_t limit, size_t threshold)
     frees.fetch_add(1, std::memory_order_relaxed);
     count_layout_locked(&LargeLayoutCounters::live, b->size, -1);
     bool adopted_small = b->upstream_free != nullptr && b->size <= threshold;
-    if (b->size > limit || adopted_small) {
+    unsigned index = layout_of(b->size);
+    bool unearned = index != kLargeLayouts &&
+                    layouts_[index].cached.load(std::memory_order_relaxed) >= allowed_locked(index);
+    if (unearned && !adopted_small && b->size <= limit) {
+      declined.fetch_add(1, std::memory_order_relaxed);
+      if (ghosts_[index] < kMaxGhosts) ++ghosts_[index];
+    }
+    if (b->size > limit || adopted_small || unearned) {
       erase_ptr_locked(b);
       drop = b;
     } else {
@@ -187,6 +238,38 @@ LargeCache::Release LargeCache::release(void* p, size_t limit, size_t threshold)
   }
   if (drop != nullptr) give_upstream(drop);
   return Release::kFreed;
+}
+
+void* LargeCache::resize(void* p, size_t usable_size) noexcept {
+  LargeBlock* b = nullptr;
+  size_t old_size = 0;
+  {
+    LockGuard g(lock_);
+    b = find_locked(p);
+    if (b == nullptr || b->cached || b->refcount != 1 || b->upstream_free != nullptr) return nullptr;
+    old_size = b->size;
+    // Out of the index while the source moves it: the caller owns the only reference, and any
+    // other use of p meanwhile would be a use of a block being reallocated.
+    erase_ptr_locked(b);
+  }
+  void* q = source_->resize(p, old_size, usable_size, b->align);
+  LockGuard g(lock_);
+  if (q != nullptr) {
+    count_layout_locked(&LargeLayoutCounters::live, old_size, -1);
+    count_layout_locked(&LargeLayoutCounters::live, usable_size, 1);
+    if (usable_size > old_size) {
+      live_bytes_.fetch_add(usable_size - old_size, std::memory_order_relaxed);
+      if (peak_ != nullptr) peak_->add(usable_size - old_size);
+    } else {
+      live_bytes_.fetch_sub(old_size - usable_size, std::memory_order_relaxed);
+      if (peak_ != nullptr) peak_->sub(old_size - usable_size);
+    }
+    b->p = q;
+    b->size = usable_size;
+    resizes.fetch_add(1, std::memory_order_relaxed);
+  }
+  insert_ptr_locked(b);  // cannot fail: the table had room for it a moment ago
+  return q;
 }
 
 bool LargeCache::retain(void* p) noexcept {
@@ -257,7 +340,7 @@ uint64_t LargeCache::oldest_stamp() noexcept {
   return oldest == nullptr ? UINT64_MAX : oldest->stamp;
 }
 
-size_t LargeCache::evict_oldest() noexcept {
+size_t LargeCache::evict_oldest(bool aged) noexcept {
   LargeBlock* victim = nullptr;
   {
     LockGuard g(lock_);
@@ -265,9 +348,14 @@ size_t LargeCache::evict_oldest() noexcept {
     if (victim == nullptr) return 0;
     uncache_locked(victim);
     erase_ptr_locked(victim);
+    unsigned index = layout_of(victim->size);
+    if (index != kLargeLayouts) {  // unused while cached: halve the layout's allowance
+      size_t allowed = allowed_locked(index);
+      credit_[index] -= static_cast<int32_t>(allowed - allowed / 2);
+    }
   }
   size_t bytes = victim->size;
-  evictions.fetch_add(1, std::memory_order_relaxed);
+  (aged ? decayed : evictions).fetch_add(1, std::memory_order_relaxed);
   give_upstream(victim);
   return bytes;
 }

@@ -8,6 +8,7 @@
 //   by_layout_   chained hash index layout -> cached records, newest first in each chain, so a
 //                request takes the most recently freed block of its layout (warm pages).
 //   lru_         every cached record, newest first; the tail is what the budget evicts.
+//   credit_, ghosts_  per layout: how many blocks it may keep cached (Note [Reuse evidence]).
 // Upstream calls (LargeSource::alloc/free, adopted blocks' upstream_free) run outside the lock.
 //
 // Who calls: Heap. SYNCHRONIZATION: lock_, a leaf except for MetaArena/MetaPool locks under it.
@@ -93,9 +94,14 @@ class LargeCache {
   // Allocates from upstream and registers the block. nullptr when upstream fails.
   void* alloc_upstream(size_t usable_size, size_t align, bool zero) noexcept;
 
-  // Drops one reference; at zero the block is cached (or freed upstream when it may not be cached:
-  // bigger than `limit`, or an adopted block below the large threshold).
+  // Drops one reference; at zero the block is cached, or freed upstream when it may not be cached:
+  // bigger than `limit`, an adopted block below the large threshold, or a block of a layout that
+  // holds as many cached blocks as its reuse allows (Note [Reuse evidence]).
   Release release(void* p, size_t limit, size_t threshold) noexcept;
+  // Resizes a live, unshared block we allocated (not adopted) to `usable_size` through the
+  // source's resize (no copy); the block's new start, or nullptr when it cannot be done so (the
+  // block is then untouched).
+  void* resize(void* p, size_t usable_size) noexcept;
   bool retain(void* p) noexcept;
   uint32_t refcount(const void* p) noexcept;  // 0 when not a live large block
   size_t usable_size(const void* p) noexcept; // 0 when not a live large block
@@ -103,7 +109,11 @@ class LargeCache {
   int adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn, void* ctx) noexcept;
 
   uint64_t oldest_stamp() noexcept;  // UINT64_MAX when empty
-  size_t evict_oldest() noexcept;    // bytes given back upstream (0: nothing cached)
+  // Bytes given back upstream (0: nothing cached). `aged`: it aged out (Note [Decay]), rather
+  // than being pushed out by the budget.
+  size_t evict_oldest(bool aged = false) noexcept;
+  // Blocks a layout may keep cached now (Note [Reuse evidence]); for tests and statistics.
+  size_t allowed_blocks(size_t usable_size) noexcept;
   size_t release_all() noexcept;
   size_t cached_bytes() const noexcept { return cached_.load(std::memory_order_relaxed); }
   size_t live_blocks() const noexcept { return live_; }
@@ -112,6 +122,9 @@ class LargeCache {
   // Counters (relaxed, read by stats).
   std::atomic<uint64_t> hits{0}, misses{0}, evictions{0}, upstream_allocs{0}, upstream_frees{0}, frees{0};
   std::atomic<uint64_t> adopts{0}, retains{0}, shared_releases{0};  // shared: count was >= 2
+  // declined: freed blocks given back because their layout had no reuse to show for more;
+  // decayed: cached blocks given back because they aged out; resizes: reallocs without a copy.
+  std::atomic<uint64_t> declined{0}, decayed{0}, resizes{0};
   const LargeLayoutCounters& layout_counters(unsigned index) const noexcept { return layouts_[index]; }
 
   SpinLock& lock() noexcept { return lock_; }
@@ -143,6 +156,12 @@ class LargeCache {
   IntrusiveList<LargeBlock, &LargeBlock::lru_next, &LargeBlock::lru_prev> lru_;  // newest first
   std::atomic<size_t> cached_{0};
   LargeLayoutCounters layouts_[kLargeLayouts];
+  // Note [Reuse evidence], under lock_: a layout may keep base + credit_ blocks cached; ghosts_
+  // counts its recent frees that were given back for want of credit.
+  int32_t credit_[kLargeLayouts] = {};
+  uint16_t ghosts_[kLargeLayouts] = {};
+  static unsigned layout_of(size_t size) noexcept;  // kLargeLayouts: no layout
+  size_t allowed_locked(unsigned index) const noexcept;
   // Under lock_: adds `by` to the counter of the layout of `size` (sizes no layout covers, such as
   // huge adopted blocks, are not counted per layout).
   void count_layout_locked(std::atomic<uint64_t> LargeLayoutCounters::*which, size_t size,

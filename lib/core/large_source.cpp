@@ -1,18 +1,51 @@
-// large_source.cpp - large blocks from mimalloc.
+// large_source.cpp - large blocks from mimalloc and, from 1 MiB, from the OS (Note [Large upstream]).
 #include "core/large_source.h"
 
 #include <mimalloc.h>
 
+#include "platform/os.h"
+
 namespace cachealloc {
 
-void* MimallocSource::alloc(size_t size, size_t align, bool zero) noexcept {
-  return zero ? mi_zalloc_aligned(size, align) : mi_malloc_aligned(size, align);
+void SystemLargeSource::init() noexcept {
+  mi_option_set(mi_option_decommit_delay, 0);
+  mi_option_set(mi_option_segment_decommit_delay, 0);
 }
 
-void MimallocSource::free(void* p, size_t size, size_t align) noexcept {
-  (void)size;
+void* SystemLargeSource::alloc(size_t size, size_t align, bool zero) noexcept {
+  if (size >= kDirectMapMin) {
+    const size_t page = os::page_size();
+    return os::map_aligned(size, align < page ? page : align);  // fresh mappings read as zero
+  }
+  void* p = zero ? mi_zalloc_aligned(size, align) : mi_malloc_aligned(size, align);
+  if (p != nullptr) mimalloc_live_.fetch_add(size, std::memory_order_relaxed);
+  return p;
+}
+
+void SystemLargeSource::free(void* p, size_t size, size_t align) noexcept {
   (void)align;
+  if (size >= kDirectMapMin) {
+    os::unmap(p, size);
+    return;
+  }
   mi_free(p);
+  mimalloc_live_.fetch_sub(size, std::memory_order_relaxed);
+}
+
+void* SystemLargeSource::resize(void* p, size_t old_size, size_t new_size, size_t align) noexcept {
+  // mremap keeps page alignment only; both sizes must stay on the direct-mapped side so that
+  // free() still finds the block's origin from its size.
+  if (old_size < kDirectMapMin || new_size < kDirectMapMin || align > os::page_size()) {
+    return nullptr;
+  }
+  return os::remap(p, old_size, new_size);
+}
+
+size_t SystemLargeSource::retained_bytes() noexcept {
+  size_t elapsed, user, sys, rss, peak_rss, commit, peak_commit, faults;
+  mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
+  size_t live = mimalloc_live_.load(std::memory_order_relaxed);
+  return commit > live ? commit - live : 0;
 }
 
 }  // namespace cachealloc

@@ -1,9 +1,10 @@
 // large_source.h - where large blocks come from: the upstream of the large-object cache.
 //
-// The library uses MimallocSource (large_source.cpp is the only file that includes mimalloc.h);
+// The library uses SystemLargeSource (large_source.cpp is the only file that includes mimalloc.h);
 // unit tests inject a fake that counts calls and fails on demand (test/fakes/fake_large_source.h).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 namespace cachealloc {
@@ -13,17 +14,43 @@ class LargeSource {
   // `size` bytes aligned to `align` (a power of two >= 16), or nullptr.
   virtual void* alloc(size_t size, size_t align, bool zero) noexcept = 0;
   virtual void free(void* p, size_t size, size_t align) noexcept = 0;
+  // Resizes a block without copying it, moving it if need be: the new start (the contents up to
+  // the smaller size kept), or nullptr when this block cannot be resized so (p is then untouched).
+  virtual void* resize(void* p, size_t old_size, size_t new_size, size_t align) noexcept {
+    (void)p, (void)old_size, (void)new_size, (void)align;
+    return nullptr;
+  }
+  // Bytes the upstream holds in memory for us beyond the blocks it has handed out and not been
+  // given back (its own free lists and caches): part of what the process holds because of us.
+  virtual size_t retained_bytes() noexcept { return 0; }
 
  protected:
   constexpr LargeSource() = default;
   ~LargeSource() = default;
 };
 
-class MimallocSource final : public LargeSource {
+// Note [Large upstream]: blocks below kDirectMapMin come from mimalloc, told at init to decommit
+// freed memory at once (mi_option_decommit_delay and mi_option_segment_decommit_delay = 0): by
+// default it keeps freed pages committed for 25 ms, and whole freed segments in a segment cache
+// until some later call, so a block the cache evicted stayed in RSS and the budget was not what
+// the process held. Blocks from kDirectMapMin are mapped straight from the OS and unmapped when
+// freed (exact, like glibc's mmapped chunks), and resize() moves them with mremap, so a realloc
+// that grows one copies nothing. What mimalloc still holds is measured, not assumed:
+// retained_bytes() is its committed memory less the bytes of the blocks it has live for us.
+class SystemLargeSource final : public LargeSource {
  public:
-  constexpr MimallocSource() = default;
+  static constexpr size_t kDirectMapMin = size_t{1} << 20;
+
+  constexpr SystemLargeSource() = default;
+  // Sets mimalloc's options; call once before the first alloc.
+  void init() noexcept;
   void* alloc(size_t size, size_t align, bool zero) noexcept override;
   void free(void* p, size_t size, size_t align) noexcept override;
+  void* resize(void* p, size_t old_size, size_t new_size, size_t align) noexcept override;
+  size_t retained_bytes() noexcept override;
+
+ private:
+  std::atomic<size_t> mimalloc_live_{0};  // bytes of blocks mimalloc has live for us
 };
 
 }  // namespace cachealloc

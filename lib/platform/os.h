@@ -19,6 +19,12 @@ void* map_aligned(size_t size, size_t align) noexcept;
 // Unmaps what map_aligned returned (or a page-aligned part of it).
 void unmap(void* p, size_t size) noexcept;
 
+// Moves or resizes a mapping made by map_aligned without copying its pages (mremap with
+// MREMAP_MAYMOVE): the contents up to min(old_size, new_size) stay, the rest reads as zero.
+// Pre: p, old_size and new_size page-aligned. Post: the new start (page-aligned only: a larger
+// alignment is not kept), or nullptr with the old mapping untouched.
+void* remap(void* p, size_t old_size, size_t new_size) noexcept;
+
 // Tells the kernel the pages are no longer needed: RSS drops, the range stays mapped and reads as
 // zero when touched again. Pre: p and size page-aligned. Returns false if the kernel refused.
 bool decommit(void* p, size_t size) noexcept;

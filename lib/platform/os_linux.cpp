@@ -108,6 +108,12 @@ void* map_aligned(size_t size, size_t align) noexcept {
 
 void unmap(void* p, size_t size) noexcept { munmap(p, size); }
 
+void* remap(void* p, size_t old_size, size_t new_size) noexcept {
+  if (injected_failure()) return nullptr;
+  void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  return q == MAP_FAILED ? nullptr : q;
+}
+
 bool decommit(void* p, size_t size) noexcept {
   if (injected_failure()) return false;
   return madvise(p, size, MADV_DONTNEED) == 0;

@@ -61,6 +61,20 @@ class FakeLargeSource final : public LargeSource {
     ::free(p);
   }
 
+  // Off unless `resizable`: then a resize moves the block (new memory, contents copied, old freed),
+  // as mremap may, or fails when `fail_resizes` says so.
+  void* resize(void* p, size_t old_size, size_t new_size, size_t align) noexcept override {
+    resize_calls.fetch_add(1);
+    if (!resizable || fail_resizes) return nullptr;
+    void* q = alloc(new_size, align, false);
+    if (q == nullptr) return nullptr;
+    memcpy(q, p, old_size < new_size ? old_size : new_size);
+    free(p, old_size, align);
+    resizes.fetch_add(1);
+    return q;
+  }
+  size_t retained_bytes() noexcept override { return retained; }
+
   void fail_allocs(long n) noexcept { failures_.store(n); }
   void recover() noexcept {
     failures_.store(0);
@@ -78,6 +92,9 @@ class FakeLargeSource final : public LargeSource {
   std::atomic<uint64_t> alloc_calls{0}, allocs{0}, alloc_failed{0}, frees{0}, bad_frees{0};
   std::atomic<size_t> live_bytes{0};
   size_t limit_bytes = 0;  // when nonzero, alloc() fails past this many live bytes
+  bool resizable = false, fail_resizes = false;
+  std::atomic<uint64_t> resize_calls{0}, resizes{0};
+  size_t retained = 0;  // what retained_bytes() reports
   std::vector<Call> alloc_log, free_log;
 
  private:

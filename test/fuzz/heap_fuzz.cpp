@@ -2,7 +2,7 @@
 //
 // The input is decoded into a sequence of operations (malloc, calloc, realloc, aligned allocation,
 // free, free from another thread cache, retain, release, clear, budget change) over two Heap
-// instances built on the real upstreams (OsPageSource: mmap/madvise, MimallocSource): a default one
+// instances built on the real upstreams (OsPageSource: mmap/madvise, SystemLargeSource): a default one
 // and one in hardened check mode. A reference model tracks every live block (pointer, requested
 // size, alignment, reference count, fill pattern) and each step is checked against it:
 //   - alignment honoured, usable size >= request, nullptr only for impossible sizes (+ ENOMEM);
@@ -36,7 +36,7 @@ using namespace cachealloc;
 namespace {
 
 constinit OsPageSource g_pages;
-constinit MimallocSource g_mimalloc;
+constinit SystemLargeSource g_large;
 Heap g_heaps[2];  // [0] default, [1] CACHEALLOC_CHECK
 ThreadCache* g_tc[2][2];
 bool g_ready = false;
@@ -289,8 +289,9 @@ void init_once() {
   HeapConfig normal;
   HeapConfig check;
   check.check = true;
-  g_heaps[0].init(&g_pages, &g_mimalloc, normal);
-  g_heaps[1].init(&g_pages, &g_mimalloc, check);
+  g_large.init();
+  g_heaps[0].init(&g_pages, &g_large, normal);
+  g_heaps[1].init(&g_pages, &g_large, check);
   for (int h = 0; h < 2; ++h) {
     for (int t = 0; t < 2; ++t) g_tc[h][t] = g_heaps[h].create_thread_cache();
   }

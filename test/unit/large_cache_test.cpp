@@ -215,3 +215,145 @@ TEST_CASE("heap: adopt through the heap, free calls upstream_free once", "[large
   t.heap.clear(t.tc);
   REQUIRE(log.calls == 1);
 }
+
+// Note [Reuse evidence] (large_cache.cpp).
+TEST_CASE("large cache: a layout keeps only the blocks its reuse has earned", "[large_cache][reuse]") {
+  Rig r;
+  constexpr size_t kSize = 8 << 20;  // base allowance: one block
+  REQUIRE(r.cache.allowed_blocks(kSize) == 1);
+  void* b[4];
+  for (void*& p : b) p = r.cache.alloc_upstream(kSize, 16, false);
+  // A batch of four freed together: one is kept, three go back and leave ghosts.
+  for (void* p : b) REQUIRE(r.cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.cached_bytes() == kSize);
+  REQUIRE(r.source.frees == 3);
+  REQUIRE(r.cache.declined == 3);
+  // The batch comes back: one hit (+1), three misses that find a ghost (+1 each).
+  void* again[4];
+  for (void*& p : again) {
+    p = r.cache.take_cached(kSize, 16);
+    if (p == nullptr) p = r.cache.alloc_upstream(kSize, 16, false);
+  }
+  REQUIRE(r.cache.hits == 1);
+  REQUIRE(r.cache.allowed_blocks(kSize) == 5);
+  for (void* p : again) r.cache.release(p, kNoLimit, kThreshold);
+  REQUIRE(r.cache.cached_bytes() == 4 * kSize);  // the whole batch is kept now
+  REQUIRE(r.cache.declined == 3);
+  // Unused blocks pushed out halve the allowance.
+  r.cache.evict_oldest();
+  REQUIRE(r.cache.allowed_blocks(kSize) == 2);
+  r.cache.evict_oldest(true);
+  REQUIRE(r.cache.allowed_blocks(kSize) == 1);
+  REQUIRE(r.cache.decayed == 1);
+  REQUIRE(r.cache.evictions == 1);
+}
+
+TEST_CASE("large cache: small layouts may keep a few blocks unproven; a growth leaves one per size",
+          "[large_cache][reuse]") {
+  Rig r;
+  REQUIRE(r.cache.allowed_blocks(256 << 10) == 16);  // 4 MiB worth
+  REQUIRE(r.cache.allowed_blocks(4 << 20) == 1);
+  // A buffer doubling from 1 to 64 MiB, eight times over in parallel: each size is freed eight
+  // times and never needed again; the cache keeps one block of each size.
+  size_t kept = 0;
+  for (size_t size = 1 << 20; size <= size_t{64} << 20; size *= 2) {
+    void* p[8];
+    for (void*& q : p) q = r.cache.alloc_upstream(size, 16, false);
+    for (void* q : p) r.cache.release(q, kNoLimit, kThreshold);
+    kept += (size < (size_t{4} << 20) ? (size_t{4} << 20) / size : 1) * size;
+  }
+  REQUIRE(r.cache.cached_bytes() == kept);
+  REQUIRE(r.cache.cached_bytes() < 2 * (size_t{128} << 20));
+}
+
+TEST_CASE("large cache: resize moves a live block through the source and re-indexes it",
+          "[large_cache][resize]") {
+  Rig r;
+  void* p = r.cache.alloc_upstream(2 << 20, 16, false);
+  memset(p, 7, 2 << 20);
+  REQUIRE(r.cache.resize(p, 4 << 20) == nullptr);  // the source cannot: untouched
+  REQUIRE(r.cache.usable_size(p) == 2 << 20);
+  r.source.resizable = true;
+  void* q = r.cache.resize(p, 4 << 20);
+  REQUIRE(q != nullptr);
+  REQUIRE(q != p);
+  REQUIRE(!r.cache.owns(p));
+  REQUIRE(r.cache.usable_size(q) == 4 << 20);
+  REQUIRE(r.cache.live_bytes() == 4 << 20);
+  REQUIRE(static_cast<unsigned char*>(q)[(2 << 20) - 1] == 7);
+  REQUIRE(r.cache.resizes == 1);
+  // Shared and adopted blocks are never resized; a failing source leaves the block as it was.
+  REQUIRE(r.cache.retain(q));
+  REQUIRE(r.cache.resize(q, 8 << 20) == nullptr);
+  REQUIRE(r.cache.release(q, kNoLimit, kThreshold) == LargeCache::Release::kStillShared);
+  r.source.fail_resizes = true;
+  REQUIRE(r.cache.resize(q, 8 << 20) == nullptr);
+  REQUIRE(r.cache.usable_size(q) == 4 << 20);
+  void* adopted = aligned_alloc(4096, 2 << 20);
+  AdoptLog log;
+  REQUIRE(r.cache.adopt(adopted, 2 << 20, 4096, &adopt_free, &log) == 0);
+  r.source.fail_resizes = false;
+  REQUIRE(r.cache.resize(adopted, 4 << 20) == nullptr);
+  REQUIRE(r.cache.release(adopted, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.release(q, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.live_bytes() == 0);
+}
+
+TEST_CASE("heap: realloc of a large block takes a cached block first, else resizes, else copies",
+          "[large_cache][resize]") {
+  TestHeap t(config_with(size_t{1} << 30, false, 64 << 10));
+  t.large.resizable = true;
+  void* cached = t.alloc(4 << 20);
+  t.free(cached);
+  void* p = t.alloc(2 << 20);
+  memset(p, 3, 2 << 20);
+  void* q = t.heap.realloc(t.tc, p, 4 << 20, "realloc");
+  REQUIRE(q == cached);  // resident pages: a copy is cheaper than faulting new ones in
+  REQUIRE(t.large.resize_calls == 0);
+  REQUIRE(static_cast<unsigned char*>(q)[(2 << 20) - 1] == 3);
+  void* big = t.heap.realloc(t.tc, q, 16 << 20, "realloc");  // nothing cached that size
+  REQUIRE(t.large.resizes == 1);
+  REQUIRE(static_cast<unsigned char*>(big)[(2 << 20) - 1] == 3);
+  REQUIRE(t.heap.usable_size(big) == 16 << 20);
+  t.large.fail_resizes = true;
+  void* bigger = t.heap.realloc(t.tc, big, 32 << 20, "realloc");  // copied
+  REQUIRE(bigger != nullptr);
+  REQUIRE(static_cast<unsigned char*>(bigger)[(2 << 20) - 1] == 3);
+  REQUIRE((!t.heap.owns(big) || t.heap.usable_size(big) == 0));
+  t.free(bigger);
+}
+
+// Note [Decay] (core/lru_clock.h).
+TEST_CASE("heap: cached memory older than the decay goes back, newer memory stays",
+          "[large_cache][decay]") {
+  HeapConfig c = config_with(size_t{1} << 30, false, 64 << 10);
+  c.decay_ms = 1000;
+  TestHeap t(c);
+  constexpr uint64_t kMs = 1000000;
+  const uint64_t t0 = uint64_t{1} << 40;
+  void* old_block = t.alloc(2 << 20);
+  t.heap.decay_at(t0);  // first checkpoint
+  t.free(old_block);
+  t.heap.decay_at(t0 + 200 * kMs);  // checkpoint after the old block was cached
+  void* new_block = t.alloc(4 << 20);
+  t.free(new_block);
+  t.heap.decay_at(t0 + 900 * kMs);
+  REQUIRE(t.heap.large().cached_bytes() == 6 << 20);  // nothing is a decay old yet
+  t.heap.decay_at(t0 + 1250 * kMs);  // the t0 + 200 ms checkpoint is now 1050 ms old
+  REQUIRE(t.heap.large().cached_bytes() == 4 << 20);
+  REQUIRE(t.heap.large().decayed == 1);
+  t.heap.decay_at(t0 + 1260 * kMs);  // within decay/8 of the last checkpoint: nothing to do
+  REQUIRE(t.heap.large().cached_bytes() == 4 << 20);
+  t.heap.decay_at(t0 + 2500 * kMs);
+  REQUIRE(t.heap.large().cached_bytes() == 0);
+}
+
+TEST_CASE("heap: decay 0 keeps cached memory however old", "[large_cache][decay]") {
+  HeapConfig c = config_with(size_t{1} << 30, false, 64 << 10);
+  c.decay_ms = 0;
+  TestHeap t(c);
+  void* p = t.alloc(2 << 20);
+  t.free(p);
+  for (uint64_t s = 1; s < 100; ++s) t.heap.decay_at(s * 1000000000ull);
+  REQUIRE(t.heap.large().cached_bytes() == 2 << 20);
+}

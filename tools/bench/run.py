@@ -82,6 +82,8 @@ WORKLOADS = [
              callgrind_scale=0.02),
     # Not in the default --callgrind set: its cost is page faults, which callgrind does not see.
     Workload("large", "recurring 1-64 MiB buffers, each written in full then freed"),
+    Workload("growth", "48 strings (realloc per append) and a doubling vector growing to 32 MiB, "
+             "3 rounds"),
     Workload("prodcons", "producer thread allocates 16-512 B, consumer thread frees"),
     Workload("realloc", "strings (realloc per append) and vectors (doubling) growing",
              callgrind_scale=0.02),
