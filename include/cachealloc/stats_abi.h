@@ -96,7 +96,15 @@ typedef struct ca_stats_totals {
   uint64_t misses;             /* allocations that had to go further */
   uint64_t bytes_requested;    /* bytes the program asked for in the calls counted in allocs (its
                                   sizes before rounding; a realloc counts its new size) */
-  uint64_t reserved[44];
+  uint64_t bytes_upstream_retained; /* now: memory the large-object upstream (mimalloc) keeps
+                                  committed for us beyond the blocks it has live for us: its free
+                                  pages not yet decommitted, metadata (directly mapped blocks of
+                                  1 MiB and more keep nothing) */
+  uint64_t large_declined;     /* freed large blocks given back at once: their layout had not
+                                  earned more cached blocks (Note [Reuse evidence]) */
+  uint64_t large_decayed;      /* cached large blocks given back after CACHEALLOC_DECAY_MS unused */
+  uint64_t large_resizes;      /* reallocs of large blocks done by mremap, without a copy */
+  uint64_t reserved[40];
 } ca_stats_totals;             /* 512 bytes */
 
 #define CA_STATS_POOL_SMALL 0u

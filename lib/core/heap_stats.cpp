@@ -76,6 +76,10 @@ bool Heap::snapshot_impl(HeapSnapshot* out, bool try_only) noexcept {
   s.large_frees = get(large_.frees);
   s.large_adopts = get(large_.adopts);
   s.large_evictions = get(large_.evictions);
+  s.large_declined = get(large_.declined);
+  s.large_decayed = get(large_.decayed);
+  s.large_resizes = get(large_.resizes);
+  s.upstream_retained = upstream_retained_bytes();
   s.large_upstream_allocs = get(large_.upstream_allocs);
   s.large_upstream_frees = get(large_.upstream_frees);
   {

@@ -54,6 +54,8 @@ struct HeapSnapshot {
   uint64_t large_hits = 0, large_misses = 0, large_frees = 0, large_adopts = 0;
   uint64_t large_evictions = 0, large_upstream_allocs = 0, large_upstream_frees = 0;
   uint64_t large_blocks_live = 0, large_bytes_live = 0, large_bytes_cached = 0;
+  uint64_t large_declined = 0, large_decayed = 0, large_resizes = 0;
+  uint64_t upstream_retained = 0;  // now: Heap::upstream_retained_bytes()
 
   // Sizes asked for by every allocation call (small and large), before rounding.
   uint64_t bytes_requested = 0;

@@ -219,6 +219,10 @@ void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_cou
   t->bytes_transfer = transfer_bytes;
   t->bytes_os_mapped = s.os_bytes_mapped;
   t->bytes_large_upstream = s.large_bytes_live + s.large_bytes_cached;
+  t->bytes_upstream_retained = s.upstream_retained;
+  t->large_declined = s.large_declined;
+  t->large_decayed = s.large_decayed;
+  t->large_resizes = s.large_resizes;
   t->cache_limit = s.cache_limit;
   t->threads = s.threads;
   t->refills = s.refills;

@@ -142,7 +142,9 @@ void print_summary(const Image& image, LineSink out) noexcept {
     bytes(l, t.bytes_os_mapped);
     l.str("  large upstream ");
     bytes(l, t.bytes_large_upstream);
-    l.str("  threads ").dec(t.threads);
+    l.str(" (+");
+    bytes(l, t.bytes_upstream_retained);
+    l.str(" retained)  threads ").dec(t.threads);
     emit(out, l);
   }
   {

@@ -41,6 +41,10 @@ inline constexpr Field<ca_stats_totals> kTotalsFields[] = {
     {"releases", &ca_stats_totals::releases, Kind::kCounter, "References dropped on shared blocks."},
     {"hits", &ca_stats_totals::hits, Kind::kCounter, "Allocations served from a cache."},
     {"misses", &ca_stats_totals::misses, Kind::kCounter, "Allocations that went past the caches."},
+    {"bytes_upstream_retained", &ca_stats_totals::bytes_upstream_retained, Kind::kGauge, "Memory the large-object upstream keeps committed beyond its live blocks."},
+    {"large_declined", &ca_stats_totals::large_declined, Kind::kCounter, "Freed large blocks given back at once for want of reuse."},
+    {"large_decayed", &ca_stats_totals::large_decayed, Kind::kCounter, "Cached large blocks given back after the decay time."},
+    {"large_resizes", &ca_stats_totals::large_resizes, Kind::kCounter, "Large reallocs done by mremap, without a copy."},
 };
 
 inline constexpr Field<ca_stats_pool_row> kPoolFields[] = {

@@ -116,11 +116,14 @@ void render_entry_text(std::ostream& os, const Entry& e, const Rates* rates, con
      << human_bytes(t.cache_limit) << "\n";
   os << "          thread caches " << human_bytes(t.bytes_thread_cached) << "   transfer "
      << human_bytes(t.bytes_transfer) << "   os mapped " << human_bytes(t.bytes_os_mapped)
-     << "   large upstream " << human_bytes(t.bytes_large_upstream) << "\n";
+     << "   large upstream " << human_bytes(t.bytes_large_upstream) << " (+"
+     << human_bytes(t.bytes_upstream_retained) << " retained)\n";
   os << "activity  allocs " << t.allocs << "   frees " << t.frees << "   hit rate "
      << pct(t.hits, t.hits + t.misses) << "   refills " << t.refills << "   flushes " << t.flushes << "\n";
   os << "          retains " << t.retains << "   releases " << t.releases << "   adopts " << t.adopts
      << "   threads " << t.threads << "\n";
+  os << "          large: declined " << t.large_declined << "   decayed " << t.large_decayed
+     << "   resized in place " << t.large_resizes << "\n";
   if (rates != nullptr && rates->valid) {
     os << "rates     allocs " << per_second(rates->allocs) << "   frees " << per_second(rates->frees)
        << "   refills " << per_second(rates->refills) << "   flushes " << per_second(rates->flushes)
