@@ -99,7 +99,8 @@ typedef struct ca_stats_totals {
   uint64_t bytes_upstream_retained; /* now: memory the large-object upstream (mimalloc) keeps
                                   committed for us beyond the blocks it has live for us: its free
                                   pages not yet decommitted, metadata (directly mapped blocks of
-                                  1 MiB and more keep nothing) */
+                                  1 MiB and more keep nothing). An upper bound on what it keeps
+                                  resident: a committed page may never have been touched */
   uint64_t large_declined;     /* freed large blocks given back at once: their layout had not
                                   earned more cached blocks (Note [Reuse evidence]) */
   uint64_t large_decayed;      /* cached large blocks given back after CACHEALLOC_DECAY_MS unused */

@@ -8,6 +8,7 @@
 namespace cachealloc {
 
 void SystemLargeSource::init() noexcept {
+  mi_option_set(mi_option_eager_commit, 0);  // commit per slice, so its commit count is tight
   mi_option_set(mi_option_decommit_delay, 0);
   mi_option_set(mi_option_segment_decommit_delay, 0);
 }
