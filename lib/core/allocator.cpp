@@ -60,6 +60,7 @@ HeapConfig config_from_options() {
   c.large_threshold = o.large_threshold;
   c.check = o.check != 0;
   c.decay_ms = o.decay_ms;
+  c.below_peak = o.cache_below_peak != 0;
   return c;
 }
 

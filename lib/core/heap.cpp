@@ -114,7 +114,9 @@ void* Heap::alloc_large(size_t n, size_t align, bool zero) noexcept {
   }
   p = large_.alloc_upstream(usable, a, zero);
   if (p == nullptr && release_caches() != 0) p = large_.alloc_upstream(usable, a, zero);
-  return p != nullptr ? p : fail_enomem();
+  if (p == nullptr) return fail_enomem();
+  if (over_budget()) enforce_budget();  // Note [Cache below the peak]
+  return p;
 }
 
 // ---- free ----------------------------------------------------------------------------------
@@ -130,7 +132,7 @@ void Heap::free(ThreadCache* tc, void* p, const char* call) noexcept {
   }
   switch (large_.release(p, cache_limit(), config_.large_threshold)) {
     case LargeCache::Release::kFreed:
-      if (cached_bytes() > cache_limit()) enforce_budget();
+      if (over_budget()) enforce_budget();
       return;
     case LargeCache::Release::kStillShared:
       return;
@@ -177,7 +179,7 @@ void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, 
   *static_cast<void**>(p) = nullptr;
   direct_frees_.fetch_add(1, std::memory_order_relaxed);
   pools_[cls].give(p, 1, call);
-  if (cached_bytes() > cache_limit()) enforce_budget();
+  if (over_budget()) enforce_budget();
 }
 
 void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexcept {
@@ -271,7 +273,7 @@ int Heap::release(ThreadCache* tc, void* p) noexcept {
   }
   switch (large_.release(p, cache_limit(), config_.large_threshold)) {
     case LargeCache::Release::kFreed:
-      if (cached_bytes() > cache_limit()) enforce_budget();
+      if (over_budget()) enforce_budget();
       return 0;
     case LargeCache::Release::kStillShared:
       return 0;
@@ -323,6 +325,29 @@ void Heap::set_cache_limit(size_t bytes) noexcept {
   enforce_budget();
 }
 
+// Note [Cache below the peak]: the budget is a fixed number, so a program whose live memory is
+// far below it can hold up to the whole budget in cached blocks on top of its live ones: a
+// buffer's intermediate sizes, the big blocks of a phase that is over, kept while the program's
+// live memory grows elsewhere. So the cache also fits under the program's own high-water mark:
+// it may hold what the program freed below its peak of live bytes, plus a slack of 1/8 of that
+// peak (at least 8 MiB):
+//   allowance = min(budget, high_water - live + max(high_water / 8, 8 MiB))
+// A program that allocates the same big buffers in a loop keeps them all cached (they fit under
+// the peak they made), while a program whose live memory grows pushes out the cached memory it
+// grows past instead of adding to it: its footprint stays within 9/8 of its peak of live memory.
+// The high-water mark counts free blocks in thread caches as live (Note [Live peak]) and is never
+// reset. The check runs where live memory grows (large blocks from upstream, thread-cache
+// refills) and where the cache grows (frees).
+size_t Heap::cache_allowance() const noexcept {
+  size_t limit = cache_limit();
+  if (!config_.below_peak) return limit;
+  constexpr uint64_t kMinSlack = uint64_t{8} << 20;
+  uint64_t high = live_peak_.high_water();
+  uint64_t live = live_peak_.total();
+  uint64_t room = (high > live ? high - live : 0) + (high / 8 > kMinSlack ? high / 8 : kMinSlack);
+  return room < limit ? static_cast<size_t>(room) : limit;
+}
+
 void Heap::decay_tick() noexcept { decay_at(os::now_ns()); }
 
 void Heap::decay_at(uint64_t now_ns) noexcept {
@@ -343,7 +368,7 @@ size_t Heap::upstream_retained_bytes() noexcept {
 void Heap::enforce_budget() noexcept {
   // Evict whichever cache holds the least recently used memory, until both fit together.
   for (;;) {
-    if (cached_bytes() <= cache_limit()) return;
+    if (!over_budget()) return;
     uint64_t small = slabs_.oldest_stamp();
     uint64_t large = large_.oldest_stamp();
     if (small == UINT64_MAX && large == UINT64_MAX) return;

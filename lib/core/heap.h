@@ -37,6 +37,7 @@ struct HeapConfig {
   size_t large_threshold = size_t{64} << 10;
   bool check = false;  // CACHEALLOC_CHECK: every free validated, freed memory poisoned
   uint64_t decay_ms = 10000;  // Note [Decay] (core/lru_clock.h); 0: cached memory never ages out
+  bool below_peak = true;     // Note [Cache below the peak] (heap.cpp)
 };
 
 class Heap {
@@ -67,6 +68,10 @@ class Heap {
   size_t cached_bytes() const noexcept { return slabs_.cached_bytes() + large_.cached_bytes(); }
   size_t cache_limit() const noexcept { return cache_limit_.load(std::memory_order_relaxed); }
   void set_cache_limit(size_t bytes) noexcept;
+  // What the cache may hold now: the budget, and with below_peak no more than the room under the
+  // high-water mark of live bytes plus a slack (Note [Cache below the peak]).
+  size_t cache_allowance() const noexcept;
+  bool over_budget() const noexcept { return cached_bytes() > cache_allowance(); }
   // Evicts least recently used memory until cached bytes fit the budget.
   void enforce_budget() noexcept;
   // Gives back what has been cached longer than the decay (Note [Decay]); cheap when nothing is

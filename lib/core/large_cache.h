@@ -8,6 +8,9 @@
 //   by_layout_   chained hash index layout -> cached records, newest first in each chain, so a
 //                request takes the most recently freed block of its layout (warm pages).
 //   lru_         every cached record, newest first; the tail is what the budget evicts.
+//   extents_     the cached records of at least the source's split_min(): requests of that size
+//                take the best fit among them, split off what they do not need, and a freed part
+//                merges with its cached neighbours (Note [Splitting mapped blocks]).
 //   credit_, ghosts_  per layout: how many blocks it may keep cached (Note [Reuse evidence]).
 // Upstream calls (LargeSource::alloc/free, adopted blocks' upstream_free) run outside the lock.
 //
@@ -78,6 +81,10 @@ struct LargeBlock {
   LargeBlock* lay_prev = nullptr;
   LargeBlock* lru_next = nullptr;  // lru_ list (cached only)
   LargeBlock* lru_prev = nullptr;
+  LargeBlock* ext_next = nullptr;  // extents_ list (cached blocks that may be split)
+  LargeBlock* ext_prev = nullptr;
+  LargeBlock* piece_prev = nullptr;  // the parts of one split mapping, adjacent in address order
+  LargeBlock* piece_next = nullptr;
 };
 
 class LargeCache {
@@ -85,7 +92,10 @@ class LargeCache {
   enum class Release { kFreed, kStillShared, kNotOurs, kDoubleFree };
 
   constexpr LargeCache() = default;
-  void init(LargeSource* source) noexcept { source_ = source; }
+  void init(LargeSource* source) noexcept {
+    source_ = source;
+    split_min_ = source->split_min();
+  }
   // Live large bytes are also counted there (Note [Live peak]); null: not counted.
   void set_live_peak(LivePeak* peak) noexcept { peak_ = peak; }
 
@@ -125,6 +135,7 @@ class LargeCache {
   // declined: freed blocks given back because their layout had no reuse to show for more;
   // decayed: cached blocks given back because they aged out; resizes: reallocs without a copy.
   std::atomic<uint64_t> declined{0}, decayed{0}, resizes{0};
+  std::atomic<uint64_t> splits{0}, merges{0};  // Note [Splitting mapped blocks]
   const LargeLayoutCounters& layout_counters(unsigned index) const noexcept { return layouts_[index]; }
 
   SpinLock& lock() noexcept { return lock_; }
@@ -154,6 +165,12 @@ class LargeCache {
   using LayoutChain = IntrusiveList<LargeBlock, &LargeBlock::lay_next, &LargeBlock::lay_prev,
                                     ListEnds::kHead>;  // the lists of by_layout_'s buckets
   IntrusiveList<LargeBlock, &LargeBlock::lru_next, &LargeBlock::lru_prev> lru_;  // newest first
+  IntrusiveList<LargeBlock, &LargeBlock::ext_next, &LargeBlock::ext_prev, ListEnds::kHead> extents_;
+  size_t split_min_ = SIZE_MAX;
+  LargeBlock* take_extent_locked(size_t usable_size, size_t align) noexcept;
+  void split_locked(LargeBlock* b, size_t usable_size) noexcept;
+  LargeBlock* merge_locked(LargeBlock* b) noexcept;  // b, or the cached part before it, grown
+  static void detach_piece(LargeBlock* b) noexcept;   // b stops being adjacent to anything
   std::atomic<size_t> cached_{0};
   LargeLayoutCounters layouts_[kLargeLayouts];
   // Note [Reuse evidence], under lock_: a layout may keep base + credit_ blocks cached; ghosts_

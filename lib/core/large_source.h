@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 namespace cachealloc {
 
@@ -23,6 +24,10 @@ class LargeSource {
   // Bytes the upstream holds in memory for us beyond the blocks it has handed out and not been
   // given back (its own free lists and caches): part of what the process holds because of us.
   virtual size_t retained_bytes() noexcept { return 0; }
+  // Blocks of at least this size are page mappings: any page-aligned part of one may be given to
+  // free() on its own, so the cache may split a cached block and merge adjacent parts again
+  // (Note [Splitting mapped blocks], large_cache.cpp). SIZE_MAX: no block is.
+  virtual size_t split_min() const noexcept { return SIZE_MAX; }
 
  protected:
   constexpr LargeSource() = default;
@@ -52,6 +57,7 @@ class SystemLargeSource final : public LargeSource {
   void free(void* p, size_t size, size_t align) noexcept override;
   void* resize(void* p, size_t old_size, size_t new_size, size_t align) noexcept override;
   size_t retained_bytes() noexcept override;
+  size_t split_min() const noexcept override { return kDirectMapMin; }
 
  private:
   std::atomic<size_t> mimalloc_live_{0};  // bytes of blocks mimalloc has live for us

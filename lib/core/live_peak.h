@@ -33,17 +33,25 @@ class LivePeak {
     uint64_t p = peak_.load(std::memory_order_relaxed);
     while (now > p && !peak_.compare_exchange_weak(p, now, std::memory_order_relaxed)) {
     }
+    if (now > p) {  // a new peak; the high-water mark may move too
+      uint64_t h = high_.load(std::memory_order_relaxed);
+      while (now > h && !high_.compare_exchange_weak(h, now, std::memory_order_relaxed)) {
+      }
+    }
   }
   void sub(uint64_t bytes) noexcept { total_.fetch_sub(bytes, std::memory_order_relaxed); }
 
   uint64_t total() const noexcept { return total_.load(std::memory_order_relaxed); }
   uint64_t peak() const noexcept { return peak_.load(std::memory_order_relaxed); }
+  // The largest total since the start, which reset() leaves alone (the cache's headroom).
+  uint64_t high_water() const noexcept { return high_.load(std::memory_order_relaxed); }
   // The peak starts again from the total now (ca_reset_peak).
   void reset() noexcept { peak_.store(total(), std::memory_order_relaxed); }
 
  private:
   std::atomic<uint64_t> total_{0};
   std::atomic<uint64_t> peak_{0};
+  std::atomic<uint64_t> high_{0};
 };
 
 }  // namespace cachealloc

@@ -47,6 +47,7 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   void* chain = nullptr;
   uint32_t n = heap_->pool(cls).take(want, &chain, shard_);
   if (n == 0) return nullptr;
+  if (heap_->over_budget()) heap_->enforce_budget();  // Note [Cache below the peak]
   owner_add(counters_.refills, 1);
   owner_add(counters_.allocs, 1);
   owner_add(counters_.blocks_refilled, n);
@@ -129,7 +130,7 @@ void ThreadCache::flush(unsigned cls, uint32_t n, const char* call) noexcept {
   owner_add(counters_.flushes, 1);
   owner_add(counters_.blocks_flushed, n);
   heap_->pool(cls).give(head, n, call, shard_);
-  if (heap_->cached_bytes() > heap_->cache_limit()) heap_->enforce_budget();
+  if (heap_->over_budget()) heap_->enforce_budget();
 }
 
 uint64_t ThreadCache::frees() const noexcept {

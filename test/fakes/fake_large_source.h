@@ -12,6 +12,8 @@
 #include <mutex>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "core/large_source.h"
 
 namespace cachealloc::test {
@@ -28,6 +30,15 @@ class FakeLargeSource final : public LargeSource {
     if (take_failure()) {
       alloc_failed.fetch_add(1);
       return nullptr;
+    }
+    if (size >= split_min_bytes) {  // a mapping of its own, which may be freed in parts
+      void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) return nullptr;
+      (void)zero;  // fresh mappings read as zero
+      allocs.fetch_add(1);
+      live_bytes.fetch_add(size);
+      mapped_bytes.fetch_add(size);
+      return p;
     }
     if (limit_bytes != 0 && live_bytes.load() + size > limit_bytes) {
       alloc_failed.fetch_add(1);
@@ -47,6 +58,13 @@ class FakeLargeSource final : public LargeSource {
   }
   void free(void* p, size_t size, size_t align) noexcept override {
     frees.fetch_add(1);
+    if (size >= split_min_bytes) {
+      if (reinterpret_cast<uintptr_t>(p) % 4096 != 0 || size % 4096 != 0) bad_frees.fetch_add(1);
+      munmap(p, size);
+      live_bytes.fetch_sub(size);
+      mapped_bytes.fetch_sub(size);
+      return;
+    }
     {
       std::lock_guard<std::mutex> g(mu_);
       free_log.push_back(Call{size, align});
@@ -74,6 +92,7 @@ class FakeLargeSource final : public LargeSource {
     return q;
   }
   size_t retained_bytes() noexcept override { return retained; }
+  size_t split_min() const noexcept override { return split_min_bytes; }
 
   void fail_allocs(long n) noexcept { failures_.store(n); }
   void recover() noexcept {
@@ -95,6 +114,9 @@ class FakeLargeSource final : public LargeSource {
   bool resizable = false, fail_resizes = false;
   std::atomic<uint64_t> resize_calls{0}, resizes{0};
   size_t retained = 0;  // what retained_bytes() reports
+  // Blocks of at least this size are mmapped and may be freed in page-aligned parts.
+  size_t split_min_bytes = SIZE_MAX;
+  std::atomic<size_t> mapped_bytes{0};
   std::vector<Call> alloc_log, free_log;
 
  private:

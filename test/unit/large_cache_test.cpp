@@ -357,3 +357,109 @@ TEST_CASE("heap: decay 0 keeps cached memory however old", "[large_cache][decay]
   for (uint64_t s = 1; s < 100; ++s) t.heap.decay_at(s * 1000000000ull);
   REQUIRE(t.heap.large().cached_bytes() == 2 << 20);
 }
+
+// Note [Cache below the peak] (heap.cpp).
+TEST_CASE("heap: the cache gives back what live memory grows past its peak", "[large_cache][peak]") {
+  for (bool below_peak : {true, false}) {
+    HeapConfig c = config_with(size_t{1} << 30, false, 64 << 10);
+    c.below_peak = below_peak;
+    TestHeap t(c);
+    constexpr size_t kMiB = size_t{1} << 20;
+    void* a = t.alloc(40 * kMiB);
+    t.free(a);  // under the peak it made: cached either way
+    REQUIRE(t.heap.large().cached_bytes() == 40 * kMiB);
+    REQUIRE(t.alloc(40 * kMiB) == a);  // a recurring buffer keeps hitting
+    t.free(a);
+    // Live memory grows elsewhere (16 MiB blocks cannot use the 40 MiB one): past 8 MiB of room
+    // under the peak plus the 8 MiB slack, the cached block goes back.
+    void* b[3];
+    for (void*& p : b) p = t.alloc(16 * kMiB);
+    if (below_peak) {
+      REQUIRE(t.heap.large().cached_bytes() == 0);
+      REQUIRE(t.heap.large().evictions == 1);
+      REQUIRE(t.heap.cache_allowance() == 8 * kMiB);  // at the peak: the slack only
+    } else {
+      REQUIRE(t.heap.large().cached_bytes() == 40 * kMiB);
+      REQUIRE(t.heap.cache_allowance() == size_t{1} << 30);
+    }
+    for (void* p : b) t.free(p);
+    // Freed below the new peak, one of them stays cached (a 16 MiB layout has earned one block:
+    // Note [Reuse evidence]).
+    REQUIRE(t.heap.large().cached_bytes() == (below_peak ? 16 : 56) * kMiB);
+  }
+}
+
+// Note [Splitting mapped blocks] (large_cache.cpp).
+TEST_CASE("large cache: one cached mapping serves smaller requests and comes back whole",
+          "[large_cache][split]") {
+  FakeLargeSource source;
+  source.split_min_bytes = 1 << 20;
+  LargeCache cache;
+  cache.init(&source);
+  constexpr size_t kMiB = size_t{1} << 20;
+  void* big = cache.alloc_upstream(64 * kMiB, 16, false);
+  REQUIRE(cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  // The `large` workload's sizes, one at a time: all served by the one mapping.
+  for (size_t mib : {1, 2, 3, 6, 8, 12, 16, 24, 32, 64, 12, 1}) {
+    void* p = cache.take_cached(mib * kMiB, 16);
+    REQUIRE(p == big);  // the front part of the mapping
+    REQUIRE(cache.usable_size(p) == mib * kMiB);
+    REQUIRE(cache.cached_bytes() == (64 - mib) * kMiB);
+    memset(p, 1, mib * kMiB);
+    REQUIRE(cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+    REQUIRE(cache.cached_bytes() == 64 * kMiB);  // merged back
+  }
+  REQUIRE(source.allocs == 1);
+  REQUIRE(cache.splits == 11);  // the 64 MiB request took it whole
+  REQUIRE(cache.merges == 11);
+
+  // Two parts live at once; freeing them in either order merges all three parts back.
+  void* a = cache.take_cached(8 * kMiB, 16);
+  void* b = cache.take_cached(8 * kMiB, 16);
+  REQUIRE(b == static_cast<char*>(a) + 8 * kMiB);
+  REQUIRE(cache.cached_bytes() == 48 * kMiB);
+  REQUIRE(cache.release(a, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(cache.release(b, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(cache.cached_bytes() == 64 * kMiB);
+  REQUIRE(cache.take_cached(64 * kMiB, 16) == big);
+  REQUIRE(cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+
+  // A part evicted while its neighbour is live is unmapped alone; the neighbour, freed later,
+  // does not merge into memory that is gone.
+  a = cache.take_cached(16 * kMiB, 16);
+  REQUIRE(cache.evict_oldest() == 48 * kMiB);  // the cached rest
+  REQUIRE(source.mapped_bytes == 16 * kMiB);
+  REQUIRE(cache.release(a, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(cache.cached_bytes() == 16 * kMiB);
+  REQUIRE(cache.release_all() == 16 * kMiB);
+  REQUIRE(source.mapped_bytes == 0);
+  REQUIRE(source.bad_frees == 0);
+}
+
+TEST_CASE("large cache: the best fitting extent is split, a small leftover is not",
+          "[large_cache][split]") {
+  FakeLargeSource source;
+  source.split_min_bytes = 1 << 20;
+  LargeCache cache;
+  cache.init(&source);
+  constexpr size_t kMiB = size_t{1} << 20;
+  void* x = cache.alloc_upstream(20 * kMiB, 16, false);
+  void* y = cache.alloc_upstream(10 * kMiB, 16, false);
+  void* z = cache.alloc_upstream(5 * kMiB + 512 * 1024, 16, false);  // another layout than y
+  cache.release(x, kNoLimit, kThreshold);
+  cache.release(y, kNoLimit, kThreshold);
+  cache.release(z, kNoLimit, kThreshold);
+  REQUIRE(cache.take_cached(10 * kMiB, 16) == y);  // exact size first
+  void* p = cache.take_cached(5 * kMiB, 16);       // smallest that fits: z, leftover < 1 MiB
+  REQUIRE(p == z);
+  REQUIRE(cache.usable_size(p) == 5 * kMiB + 512 * 1024);
+  REQUIRE(cache.splits == 0);
+  void* q = cache.take_cached(4 * kMiB, 4096);     // from x, split
+  REQUIRE(q == x);
+  REQUIRE(cache.splits == 1);
+  REQUIRE(cache.cached_bytes() == 16 * kMiB);
+  for (void* v : {y, p, q}) cache.release(v, kNoLimit, kThreshold);
+  cache.release_all();
+  REQUIRE(source.mapped_bytes == 0);
+  REQUIRE(source.bad_frees == 0);
+}
