@@ -17,7 +17,9 @@ constexpr size_t kGolden = 0x9E3779B97F4A7C15ull;
 // a few when the blocks are small. Evidence of reuse earns credit: +1 for every hit on one of its
 // blocks, and +1 for a miss that follows a block of the layout given back for want of credit (a
 // "ghost": the cache would have hit had it kept one more). Evidence of waste takes it away: a
-// block that leaves the cache unused (the budget or the decay pushed it out) halves the allowance.
+// block that the decay pushes out, unused for that long, halves the allowance. (A block the budget
+// pushes out says that the budget is small, not that the layout is useless; ca_clear and a lower
+// ca_set_cache_limit say nothing about it: neither changes the allowance.)
 // A free past the allowance gives the block back upstream at once and leaves a ghost. Recurring
 // sizes so grow their allowance in a few rounds (doubling per round for a batch of N blocks);
 // sizes that do not recur hold one block each until the decay or the budget takes it.
@@ -442,7 +444,7 @@ size_t LargeCache::evict_oldest(bool aged) noexcept {
     erase_ptr_locked(victim);
     detach_piece(victim);
     unsigned index = layout_of(victim->size);
-    if (index != kLargeLayouts) {  // unused while cached: halve the layout's allowance
+    if (aged && index != kLargeLayouts) {  // unused for the whole decay: halve the allowance
       size_t allowed = allowed_locked(index);
       credit_[index] -= static_cast<int32_t>(allowed - allowed / 2);
     }
