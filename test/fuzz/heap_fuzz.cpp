@@ -289,7 +289,7 @@ void init_once() {
   HeapConfig normal;
   HeapConfig check;
   check.check = true;
-  g_large.init();
+  SystemLargeSource::init();
   g_heaps[0].init(&g_pages, &g_large, normal);
   g_heaps[1].init(&g_pages, &g_large, check);
   for (int h = 0; h < 2; ++h) {
