@@ -167,11 +167,36 @@ def check_device(lib, exe):
         fail(f"device: the site is not device_leak_here:\n{err}")
 
 
+def twice(check, *args):
+    """A statistical bound: a miss is checked once more on an independent run. At the default
+    512 KiB rate leak_here's 10,000 blocks give about 200 samples, so a single estimate has a
+    standard deviation near 7% and misses the 20% bound in about 0.5% of runs; a real bias
+    misses both."""
+    global fail
+    real_fail = fail
+
+    class Miss(Exception):
+        pass
+
+    def soft(msg):
+        raise Miss(msg)
+
+    fail = soft
+    try:
+        check(*args)
+        return
+    except Miss as e:
+        print("first run missed, running again:", e)
+    finally:
+        fail = real_fail
+    check(*args)
+
+
 def main():
     lib, exe, case = sys.argv[1], sys.argv[2], sys.argv[3]
     extra = sys.argv[4] if len(sys.argv) > 4 else None
     if case == "leak":
-        check_leak_report(lib, exe)
+        twice(check_leak_report, lib, exe)
     elif case == "fail":
         check_fail_status(lib, exe)
     elif case == "none":
@@ -179,7 +204,7 @@ def main():
     elif case == "mixed":
         check_mixed(lib, exe)
     elif case == "pprof":
-        check_pprof(lib, exe)
+        twice(check_pprof, lib, exe)
     elif case in ("threads", "fork", "dlopen"):
         check_robust(lib, exe, case, extra)
     elif case == "device":
