@@ -144,6 +144,8 @@ void symbolize(Frame* frames, size_t n) noexcept {
     const char* argv[kBatch + 8];
     size_t argc = 0;
     argv[argc++] = "addr2line";
+    argv[argc++] = "-a";  // each address first: inlined frames make the line count vary
+    argv[argc++] = "-i";
     argv[argc++] = "-C";
     argv[argc++] = "-f";
     argv[argc++] = "-e";
@@ -167,18 +169,37 @@ void symbolize(Frame* frames, size_t n) noexcept {
     }
     argv[argc] = nullptr;
     if (os::run_capture(argv, out, out_cap) < 0) continue;
+    // Per address: "0x<addr>", then (function, file:line) pairs, innermost first; the later
+    // pairs are the functions it was inlined into, at their call sites.
     const char* cursor = out;
-    for (size_t k = 0; k < m; ++k) {
+    size_t k = 0;
+    bool in_member = false;
+    StackText<kNameMax> t;
+    auto finish = [&]() {
+      if (in_member && t.size() != 0) memcpy(frames[members[k - 1]].text, t.data(), t.size() + 1);
+    };
+    while (*cursor != '\0') {
       char fn[kNameMax / 2];
-      char where[kNameMax / 2];
       take_line(&cursor, fn, sizeof fn);
+      if (fn[0] == '0' && fn[1] == 'x') {
+        finish();
+        in_member = k < m;
+        ++k;
+        t = StackText<kNameMax>();
+        continue;
+      }
+      char where[kNameMax / 2];
       take_line(&cursor, where, sizeof where);
-      if (fn[0] == '\0' || (fn[0] == '?' && fn[1] == '?')) continue;  // dladdr will try
-      StackText<kNameMax> t;
-      t.str(fn);
-      if (where[0] != '?') t.chr(' ').str(where);
-      memcpy(frames[members[k]].text, t.data(), t.size() + 1);
+      if (!in_member || fn[0] == '\0' || (fn[0] == '?' && fn[1] == '?')) continue;  // dladdr
+      if (t.size() == 0) {
+        t.str(fn);
+        if (where[0] != '?') t.chr(' ').str(where);
+      } else {
+        t.str(" <- ").str(fn);  // the function it was inlined into, at the call
+        if (where[0] != '?') t.chr(' ').str(where);
+      }
     }
+    finish();
   }
   if (out != nullptr) os::unmap(out, round_pages(out_cap));
   for (size_t i = 0; i < n; ++i) {
