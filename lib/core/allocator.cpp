@@ -202,8 +202,8 @@ namespace {
 
 void* api_realloc(void* p, size_t n) noexcept {
   ensure_init();
-  if (__builtin_expect(prof::count_bytes(n), 0) && p != nullptr && n != 0) {
-    return realloc_sampled(p, n);
+  if (__builtin_expect(prof::count_bytes(n), 0) && n != 0) {
+    return p == nullptr ? malloc_sample_slow(n, 0, false) : realloc_sampled(p, n);
   }
   if (p != nullptr && prof::is_sampled(p)) return realloc_moving(p, n);
   void* q = g_heap.realloc(current_cache(), p, n, "realloc");
