@@ -2,7 +2,7 @@
 //
 // preload/ forwards every exported symbol to one function here. The fast paths are inline so that
 // each exported malloc/free is a single function with no call on a thread-cache hit:
-//   malloc: size -> class (table lookup), pop the thread's bin.            ~10 instructions
+//   malloc: sampling countdown, size -> class (table lookup), pop the bin.  ~13 instructions
 //   free:   segment table (2 loads), page class (1 load), push the bin.    ~14 instructions
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
@@ -30,7 +30,8 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
 // A block start of seg of class cls, not shared, that the thread's bin did not take.
 [[gnu::noinline]] void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept;
 
-// The countdown adds 2 instructions (a subtract on a thread-local, a branch) to the fast path.
+// The sampling countdown adds 3 instructions (the thread-local's offset, a subtract to it, a
+// branch) to the fast path: Note [Heap profiling] in prof/sampler.h.
 [[gnu::always_inline]] inline void* api_malloc(size_t n) noexcept {
   if (prof::count_bytes(n)) return malloc_sample_slow(n, 0, false);
   if (__builtin_expect(n <= kMaxSmallSize, 1)) {
