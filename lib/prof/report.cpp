@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "platform/os.h"
+#include "platform/shm.h"
 #include "prof/sampler.h"
 #include "util/format.h"
 
@@ -133,11 +134,17 @@ void symbolize(Frame* frames, size_t n) noexcept {
   bool done[kShownSites * kShownFrames] = {};
   const size_t out_cap = 64 << 10;
   char* out = static_cast<char*>(os::map_aligned(round_pages(out_cap), os::page_size()));
+  StackText<40> exe;
+  exe.str("/proc/").dec(os::process_id()).str("/exe");
   for (size_t i = 0; i < n && out != nullptr; ++i) {
     if (done[i]) continue;
     os::AddressInfo first{};
     if (!os::describe_address(reinterpret_cast<const void*>(frames[i].pc), &first)) continue;
-    const char* file = first.file != nullptr && first.file[0] != '\0' ? first.file : "/proc/self/exe";
+    // The executable's name is what the program was started as ("", or "perl" through PATH):
+    // only a name with a '/' is a path addr2line can open; else ours, by pid (addr2line's
+    // /proc/self is its own).
+    const char* file = first.file != nullptr && strchr(first.file, '/') != nullptr ? first.file
+                                                                                 : exe.data();
     // Every not yet named frame of the same object, up to a batch.
     size_t members[kBatch];
     char addrs[kBatch][24];

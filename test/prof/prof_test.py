@@ -52,7 +52,11 @@ def sections(stderr):
 
 
 def check_leak_report(lib, exe):
-    rc, out, err = run(lib, [exe, "leak"], {"CACHEALLOC_LEAK_CHECK": "1"})
+    # Started through PATH, as a shell would: the loader then knows the executable by its bare
+    # name, which the symbolizer must still find (it did not, once).
+    rc, out, err = run(lib, [os.path.basename(exe), "leak"],
+                       {"CACHEALLOC_LEAK_CHECK": "1",
+                        "PATH": os.path.dirname(os.path.abspath(exe)) + os.pathsep + os.environ.get("PATH", "")})
     if rc != 0 or "workload done" not in out:
         fail(f"leak: exit {rc}\n{err}")
     s = sections(err)
