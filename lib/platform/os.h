@@ -88,6 +88,7 @@ struct AddressInfo {
   uintptr_t base;
   const char* symbol;
   uintptr_t symbol_addr;
+  uintptr_t symbol_size;  // from the symbol table entry; 0 when unknown
   bool relocatable;  // ET_DYN (PIE or library): file offsets are addr - base; else addr itself
 };
 bool describe_address(const void* addr, AddressInfo* out) noexcept;

@@ -272,7 +272,10 @@ bool copy_file(const char* path, int fd) noexcept {
 
 bool describe_address(const void* addr, AddressInfo* out) noexcept {
   Dl_info info;
-  if (dladdr(addr, &info) == 0 || info.dli_fbase == nullptr) return false;
+  void* entry = nullptr;
+  if (dladdr1(addr, &info, &entry, RTLD_DL_SYMENT) == 0 || info.dli_fbase == nullptr) return false;
+  const auto* sym = static_cast<const ElfW(Sym)*>(entry);
+  out->symbol_size = sym != nullptr ? sym->st_size : 0;
   out->file = info.dli_fname;
   out->base = reinterpret_cast<uintptr_t>(info.dli_fbase);
   out->symbol = info.dli_sname;

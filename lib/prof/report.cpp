@@ -94,6 +94,61 @@ void human_bytes(StackText<N>& t, uint64_t b) noexcept {
   t.dec(tenths / 10).chr('.').dec(tenths % 10).chr(' ').str(unit);
 }
 
+// Note [Held by the C library]
+// glibc allocates for itself and keeps until the process ends: stdio buffers, locale data, NSS
+// modules, the dynamic loader's link maps, getpwnam's result. It frees them only for valgrind
+// (__libc_freeres), and LeakSanitizer does not report them because they stay reachable from
+// libc's globals. We do not scan for reachability, so we tell them by their stack instead: a site
+// whose frames are in libc or the loader up to the first frame of any other object is held by the
+// C library, unless the outermost of those frames (the function the program called) is one whose
+// result the caller owns (strdup, getline, fopen, ...: kCallerOwns), or one we cannot name: then
+// it is the caller's leak. Such sites are summed on
+// one line and never count as leaks (nor for CACHEALLOC_LEAK_CHECK=fail).
+constexpr const char* kCallerOwns[] = {
+    "strdup", "strndup", "__strdup", "__strndup", "wcsdup", "getline", "getdelim", "__getdelim",
+    "asprintf", "vasprintf", "__asprintf", "__vasprintf_chk", "__asprintf_chk", "realpath",
+    "canonicalize_file_name", "get_current_dir_name", "getcwd", "open_memstream",
+    "open_wmemstream", "fopen", "fopen64", "fdopen", "fmemopen", "fopencookie", "popen", "tempnam",
+    "scandir", "scandir64", "getaddrinfo", "regcomp", "backtrace_symbols", "opendir", "fdopendir",
+    "malloc", "calloc", "realloc", "reallocarray", "aligned_alloc", "memalign", "posix_memalign",
+    "valloc", "pvalloc"};
+
+bool is_c_library(const char* file) noexcept {
+  const char* base = file;
+  for (const char* c = file; *c != '\0'; ++c) {
+    if (*c == '/') base = c + 1;
+  }
+  return strncmp(base, "libc.so", 7) == 0 || strncmp(base, "ld-linux", 8) == 0;
+}
+
+bool caller_owns(const os::AddressInfo& info, uintptr_t pc) noexcept {
+  // dladdr names the nearest exported symbol: unless pc is inside it, the frame is an internal
+  // function the program reached through a tail call (fopen -> __fopen_internal), which we
+  // cannot name: the caller's, so that a real leak is never hidden.
+  if (info.symbol == nullptr || pc - info.symbol_addr >= info.symbol_size) return true;
+  for (const char* name : kCallerOwns) {
+    if (strcmp(info.symbol, name) == 0) return true;
+  }
+  return false;
+}
+
+bool held_by_c_library(const Site& s) noexcept {
+  // The outermost libc frame before the program's code is the function the program called.
+  os::AddressInfo entry{};
+  uint32_t f = 0;
+  for (; f < s.depth; ++f) {
+    os::AddressInfo info{};
+    if (!os::describe_address(reinterpret_cast<const void*>(s.pcs[f] - 1), &info) ||
+        !is_c_library(info.file)) {
+      break;
+    }
+    entry = info;
+  }
+  if (f == 0) return false;                     // the program called malloc itself
+  if (f == s.depth) return true;                // libc all the way (its own threads, start-up)
+  return !caller_owns(entry, s.pcs[f - 1] - 1);
+}
+
 // ---- symbolization ----------------------------------------------------------------------------
 
 struct Frame {
@@ -261,9 +316,16 @@ uint64_t report_leaks(ProfileTable& t, const char* what) noexcept {
   size_t shown = 0;
   uint64_t live_sites = 0, sampled_blocks = 0;
   double est_bytes = 0, est_count = 0;
+  uint64_t held_sites = 0;
+  double held_bytes = 0;
   for (size_t i = 0; i < sites.count(); ++i) {
     const Site& s = sites[i];
     if (s.live_count == 0) continue;
+    if (held_by_c_library(s)) {  // Note [Held by the C library]
+      ++held_sites;
+      held_bytes += s.est_bytes;
+      continue;
+    }
     ++live_sites;
     sampled_blocks += s.live_count;
     est_bytes += s.est_bytes;
@@ -284,8 +346,15 @@ uint64_t report_leaks(ProfileTable& t, const char* what) noexcept {
   if (live_sites == 0) {
     head.str(sampled ? "no sampled block is still live\n" : "no block is still live\n");
     line_out(head);
-    return 0;
   }
+  if (held_sites != 0) {
+    StackText<256> t;
+    t.str("cachealloc: leak check: ").str(what).str(": not counted: ").str(sampled ? "about " : "");
+    t.dec(rounded(held_bytes)).str(" bytes from ").dec(held_sites);
+    t.str(held_sites == 1 ? " site" : " sites").str(" inside the C library, which keeps them until exit\n");
+    line_out(t);
+  }
+  if (live_sites == 0) return 0;
   head.str(sampled ? "about " : "").dec(rounded(est_bytes)).str(" bytes (");
   human_bytes(head, rounded(est_bytes));
   head.str(") in ").str(sampled ? "about " : "").dec(rounded(est_count));

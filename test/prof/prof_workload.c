@@ -1,6 +1,7 @@
 /* prof_workload.c - programs for the heap profiling tests (prof_test.py), run under
  * LD_PRELOAD=libcachealloc.so. Built with -fno-builtin -g: every malloc is a real call, and
  * addr2line can name leak_here. Usage: prof_workload CASE [ARG]. */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -48,6 +49,12 @@ static void mixed_1g(void) {
   printf("allocated %llu bytes in %zu blocks\n", (unsigned long long)total, n);
 }
 
+/* Leaks made through libc functions whose result the caller owns: reported as the caller's. */
+__attribute__((noinline)) void leak_libc_here(void) {
+  for (int i = 0; i < 3; ++i) g_sink = strdup("a string the caller owns");
+  g_sink = fopen("/dev/null", "r");
+}
+
 static void* thread_main(void* arg) {
   (void)arg;
   churn(20000);
@@ -61,7 +68,9 @@ int main(int argc, char** argv) {
     leak_outer();
     churn(50000);
   } else if (strcmp(c, "none") == 0) {
-    churn(200000);
+    churn(argc > 2 ? atoi(argv[2]) : 200000);
+  } else if (strcmp(c, "libc") == 0) {
+    leak_libc_here();
   } else if (strcmp(c, "mixed") == 0) {
     mixed_1g();
   } else if (strcmp(c, "dump") == 0) {
