@@ -105,6 +105,12 @@ void ca_reset_peak(void);
  * call ca_stats_print itself. Works with CACHEALLOC_STATS=0. */
 void ca_stats_print(void (*write)(void *ctx, const char *line), void *ctx);
 
+/* Writes the heap profile (CACHEALLOC_PROF=1 or CACHEALLOC_LEAK_CHECK set) to `path` in pprof's
+ * legacy heap format (read it with google-pprof --text PROGRAM PATH), and, when the program made
+ * any CUDA device or pinned allocation, the device profile to PATH.device. Returns 0, EINVAL when
+ * profiling is off or path is NULL/empty, or the errno of the failed open/write. docs/profiling.md */
+int ca_prof_dump(const char *path);
+
 /* The library's version string, CACHEALLOC_VERSION_STRING (e.g. "0.1.0"). */
 const char *ca_version(void);
 

@@ -3,6 +3,7 @@
 
 #include "core/allocator.h"
 #include "export.h"
+#include "prof/profiler.h"
 #include "stats/publisher.h"
 
 namespace ca = cachealloc;
@@ -15,7 +16,7 @@ ca::Heap& heap() {
 }  // namespace
 
 CA_EXPORT int ca_retain(void* p) { return heap().retain(p); }
-CA_EXPORT int ca_release(void* p) { return heap().release(ca::current_cache(), p); }
+CA_EXPORT int ca_release(void* p) { return ca::api_release(p); }
 CA_EXPORT size_t ca_refcount(const void* p) { return heap().refcount(p); }
 CA_EXPORT int ca_adopt(void* p, size_t size, size_t alignment, ca_upstream_free_fn fn, void* ctx) {
   return heap().adopt(p, size, alignment, fn, ctx);
@@ -30,6 +31,7 @@ CA_EXPORT void ca_get_totals(ca_totals* out) {
 }
 CA_EXPORT int ca_stats_flush(void) { return ca::stats::flush(); }
 CA_EXPORT void ca_reset_peak(void) { ca::stats::reset_peak(); }
+CA_EXPORT int ca_prof_dump(const char* path) { return ca::prof::dump(path); }
 CA_EXPORT void ca_stats_print(void (*write)(void*, const char*), void* ctx) {
   ca::stats::report(ca::stats::ReportFormat::kText,
                     write != nullptr ? ca::stats::LineSink{write, ctx} : ca::stats::stderr_sink());

@@ -82,7 +82,7 @@ void* nothrow_with_handler(size_t n, size_t align) noexcept {
 
 [[gnu::noinline]] void* new_slow(size_t n, size_t align, bool nothrow) {
   for (;;) {
-    void* p = align <= 16 ? ca::api_malloc(n) : ca::malloc_slow(n, align, false);
+    void* p = align <= 16 ? ca::api_malloc(n) : ca::malloc_counted(n, align, false);
     if (p != nullptr) return p;
     std::new_handler handler = current_handler();
     if (handler == nullptr) {

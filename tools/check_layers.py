@@ -2,7 +2,7 @@
 """check_layers.py - fails when an #include goes up a layer (lib/README.md, "Rules").
 
 The folders of lib/ are layers, lowest first:
-    platform -> util -> config -> core -> cuda -> stats
+    platform -> util -> config -> prof -> core -> cuda -> stats
 and preload/ sits on top of them all. A file may include headers of its own folder and of the
 folders below it, never above. tools/ sees only the public headers (include/) and its own files.
 System headers (<...>) are not checked.
@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-LAYERS = ["platform", "util", "config", "core", "cuda", "stats"]
+LAYERS = ["platform", "util", "config", "prof", "core", "cuda", "stats"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 PRELOAD_RANK = len(LAYERS)
 SOURCE_EXT = (".h", ".hpp", ".cpp", ".cc", ".c", ".cu")

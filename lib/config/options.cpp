@@ -87,6 +87,14 @@ bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out)
   bool ok = false;
   if (info.kind == OptionKind::kSize) {
     ok = parse_size(text, &v);
+  } else if (info.kind == OptionKind::kPath) {
+    size_t len = 0;
+    while (text[len] != '\0') ++len;
+    ok = len != 0 && len < kOptionPathMax;
+    v = 1;
+  } else if (info.kind == OptionKind::kBoolOrFail && equals_nocase(text, "fail")) {
+    ok = true;
+    v = kOptionFail;
   } else {
     ok = parse_bool(text, &v);
     if (!ok && info.kind == OptionKind::kBoolOrPath && text[0] == '/') {
@@ -118,6 +126,8 @@ Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept {
       t.str(info.env).str("=\"").str(text).str("\" is not a valid ");
       t.str(info.kind == OptionKind::kSize ? "size (bytes, or a number with K, M, G or T)"
             : info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
+            : info.kind == OptionKind::kPath ? "file name prefix (1 to 255 bytes)"
+            : info.kind == OptionKind::kBoolOrFail ? "boolean or \"fail\" (1/0, on/off, ..., fail)"
                                              : "boolean or absolute path (1/0, on/off, ..., or /file)");
       if (info.kind == OptionKind::kSize) t.str(" in range ").dec(info.min).str("..").dec(info.max);
       t.str("; using the default ").dec(info.default_value);
@@ -126,6 +136,10 @@ Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept {
       size_t k = 0;
       for (; text[k] != '\0' && k + 1 < kOptionPathMax; ++k) o.path_of[k] = text[k];
       o.path_of[k] = '\0';
+    } else if (info.kind == OptionKind::kPath) {
+      size_t k = 0;
+      for (; text[k] != '\0' && k + 1 < kOptionPathMax; ++k) o.prefix_of[k] = text[k];
+      o.prefix_of[k] = '\0';
     }
   }
   return o;

@@ -15,7 +15,10 @@
 namespace cachealloc {
 
 // kBoolOrPath: a boolean (0/1), or an absolute path (value 2, the path in Options::path_of).
-enum class OptionKind : uint8_t { kSize, kBool, kBoolOrPath };
+// kPath: a file name prefix (value 1 when set, the text in Options::prefix_of; unset: 0).
+// kBoolOrFail: a boolean, or the word "fail" (value 2).
+enum class OptionKind : uint8_t { kSize, kBool, kBoolOrPath, kPath, kBoolOrFail };
+inline constexpr uint64_t kOptionFail = 2;
 inline constexpr uint64_t kOptionPath = 2;
 inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
 
@@ -52,7 +55,18 @@ inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
     "return an earlier kernel's error.")                                                          \
   X(cuda_scrub, "CACHEALLOC_CUDA_SCRUB", kBool, 0, 0, 1,                                          \
     "Fill device and pinned blocks reused from the cache with 0xcb (finds reads of memory the "   \
-    "program never wrote).")
+    "program never wrote).")                                                                      \
+  X(prof, "CACHEALLOC_PROF", kBool, 0, 0, 1,                                                      \
+    "Heap profiling: about one allocation per CACHEALLOC_PROF_SAMPLE bytes records its call "     \
+    "stack (docs/profiling.md).")                                                                 \
+  X(prof_sample, "CACHEALLOC_PROF_SAMPLE", kSize, 512ull << 10, 1, 1ull << 40,                    \
+    "Mean bytes between two sampled allocations (a Poisson process over the bytes allocated).")   \
+  X(prof_prefix, "CACHEALLOC_PROF_PREFIX", kPath, 0, 0, 1,                                        \
+    "With CACHEALLOC_PROF=1, write pprof heap profiles at exit to <prefix>.<pid>.heap (and "      \
+    "<prefix>.<pid>.device.heap).")                                                               \
+  X(leak_check, "CACHEALLOC_LEAK_CHECK", kBoolOrFail, 0, 0, 2,                                    \
+    "Print the live sampled blocks at exit, grouped by allocation site; \"fail\" also makes the " \
+    "exit status 23 when any leaked.")
 
 struct Options {
 #define CA_OPTION_FIELD(field, env, kind, def, lo, hi, doc) uint64_t field = def;
@@ -60,6 +74,8 @@ struct Options {
 #undef CA_OPTION_FIELD
   // The path of the kBoolOrPath option whose value is kOptionPath (only one option has that kind).
   char path_of[kOptionPathMax] = {};
+  // The text of the kPath option when it is set (only one option has that kind).
+  char prefix_of[kOptionPathMax] = {};
 };
 
 struct OptionInfo {

@@ -23,6 +23,7 @@
 #include "core/large_source.h"
 #include "core/page_source.h"
 #include "platform/os.h"
+#include "prof/profiler.h"
 #include "util/diagnostics.h"
 
 namespace cachealloc {
@@ -128,9 +129,23 @@ void* malloc_slow(size_t n, size_t align, bool zero) noexcept {
   return p;
 }
 
+void* malloc_sample_slow(size_t n, size_t align, bool zero) noexcept {
+  if (!prof::sample_slow(n)) return malloc_slow(n, align, zero);
+  void* p = g_heap.alloc_sampled(current_cache(), n, align, zero);
+  if (p != nullptr) prof::record_host(p, n);
+  stats_tick();
+  return p;
+}
+
+void* malloc_counted(size_t n, size_t align, bool zero) noexcept {
+  if (prof::count_bytes(n)) return malloc_sample_slow(n, align, zero);
+  return malloc_slow(n, align, zero);
+}
+
 void free_slow(void* p, const char* call) noexcept {
   if (p == nullptr) return;
   ensure_init();
+  prof::forget_host(p);  // sampled blocks are large ones: their frees all come here
   g_heap.free(current_cache(), p, call);
   stats_tick();
 }
@@ -147,11 +162,54 @@ void* api_calloc(size_t n, size_t size) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  return malloc_slow(total, 0, true);
+  return malloc_counted(total, 0, true);
 }
+
+namespace {
+// realloc of a sampled block: it always moves, so that its record goes with the free (a block
+// kept in place would keep the old size, a moved one freed without the table knowing would
+// leave a record whose address the next allocation may reuse).
+[[gnu::cold, gnu::noinline]] void* realloc_moving(void* p, size_t n) noexcept {
+  if (n == 0) {
+    free_slow(p, "realloc");
+    return nullptr;
+  }
+  size_t old = g_heap.usable_size(p);
+  void* q = malloc_slow(n, 0, false);
+  if (q == nullptr) return nullptr;
+  memcpy(q, p, n < old ? n : old);
+  free_slow(p, "realloc");
+  return q;
+}
+
+// The countdown fired in realloc: the new block is a sampled one (Note [Heap profiling]).
+[[gnu::cold, gnu::noinline]] void* realloc_sampled(void* p, size_t n) noexcept {
+  if (!prof::sample_slow(n)) {
+    if (prof::is_sampled(p)) return realloc_moving(p, n);
+    void* q = g_heap.realloc(current_cache(), p, n, "realloc");
+    stats_tick();
+    return q;
+  }
+  size_t old = g_heap.usable_size(p);
+  if (old == 0) {
+    g_heap.free(current_cache(), p, "realloc");  // stops the program: not a live block of ours
+    return nullptr;
+  }
+  void* q = g_heap.alloc_sampled(current_cache(), n, 0, false);
+  if (q == nullptr) return nullptr;  // errno is ENOMEM; the old block is untouched
+  prof::record_host(q, n);
+  memcpy(q, p, n < old ? n : old);
+  free_slow(p, "realloc");
+  return q;
+}
+}  // namespace
 
 void* api_realloc(void* p, size_t n) noexcept {
   ensure_init();
+  if (__builtin_expect(prof::count_bytes(n), 0) && n != 0) {
+    return p == nullptr ? malloc_sample_slow(n, 0, false) : realloc_sampled(p, n);
+  }
+  if (p != nullptr && prof::is_sampled(p)) return realloc_moving(p, n);
   void* q = g_heap.realloc(current_cache(), p, n, "realloc");
   stats_tick();
   return q;
@@ -170,7 +228,7 @@ void* api_reallocarray(void* p, size_t n, size_t size) noexcept {
 int api_posix_memalign(void** out, size_t align, size_t n) noexcept {
   if (!is_power_of_two(align) || align % sizeof(void*) != 0) return EINVAL;
   int saved = errno;
-  void* p = malloc_slow(n, align, false);
+  void* p = malloc_counted(n, align, false);
   if (p == nullptr) {
     errno = ENOMEM;
     return ENOMEM;
@@ -185,22 +243,22 @@ void* api_aligned_alloc(size_t align, size_t n) noexcept {
     errno = EINVAL;
     return nullptr;
   }
-  return malloc_slow(n, align, false);
+  return malloc_counted(n, align, false);
 }
 
 // As glibc (and tcmalloc), memalign is lenient where aligned_alloc and posix_memalign are strict:
 // an alignment up to the default (0 included) is the default, one that is not a power of two is
 // rounded up to the next power of two, and only one with no power of two above it is EINVAL.
 void* api_memalign(size_t align, size_t n) noexcept {
-  if (align <= kMinAlign) return malloc_slow(n, 0, false);
+  if (align <= kMinAlign) return malloc_counted(n, 0, false);
   if (align > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return nullptr;
   }
-  return malloc_slow(n, std::bit_ceil(align), false);
+  return malloc_counted(n, std::bit_ceil(align), false);
 }
 
-void* api_valloc(size_t n) noexcept { return malloc_slow(n, os::page_size(), false); }
+void* api_valloc(size_t n) noexcept { return malloc_counted(n, os::page_size(), false); }
 
 void* api_pvalloc(size_t n) noexcept {
   size_t page = os::page_size();
@@ -209,13 +267,19 @@ void* api_pvalloc(size_t n) noexcept {
     errno = ENOMEM;
     return nullptr;
   }
-  return malloc_slow(rounded, page, false);
+  return malloc_counted(rounded, page, false);
 }
 
 size_t api_usable_size(const void* p) noexcept {
   if (p == nullptr) return 0;
   ensure_init();
   return g_heap.usable_size(p);
+}
+
+int api_release(void* p) noexcept {
+  ensure_init();
+  if (p != nullptr && prof::is_sampled(p) && g_heap.refcount(p) == 1) prof::forget_host(p);
+  return g_heap.release(current_cache(), p);
 }
 
 int api_trim(size_t pad) noexcept {
@@ -230,6 +294,7 @@ int api_trim(size_t pad) noexcept {
   options_reload();
   HeapConfig c = config_from_options();
   g_heap.set_cache_limit(c.cache_limit);
+  prof::start();  // outside any lock; the unwinder is warmed up here (prof/stack_trace.h)
 }
 
 }  // namespace cachealloc

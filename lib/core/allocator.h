@@ -2,7 +2,7 @@
 //
 // preload/ forwards every exported symbol to one function here. The fast paths are inline so that
 // each exported malloc/free is a single function with no call on a thread-cache hit:
-//   malloc: size -> class (table lookup), pop the thread's bin.            ~10 instructions
+//   malloc: sampling countdown, size -> class (table lookup), pop the bin.  ~13 instructions
 //   free:   segment table (2 loads), page class (1 load), push the bin.    ~14 instructions
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
@@ -12,6 +12,7 @@
 
 #include "core/heap.h"
 #include "core/stats_tick.h"
+#include "prof/sampler.h"
 
 namespace cachealloc {
 
@@ -21,11 +22,18 @@ extern constinit ThreadCache g_boot_cache;
 extern constinit thread_local ThreadCache* t_cache;
 
 [[gnu::noinline]] void* malloc_slow(size_t n, size_t align, bool zero) noexcept;
+// The sampling countdown fired (Note [Heap profiling], prof/sampler.h): maybe a sampled block.
+[[gnu::noinline, gnu::cold]] void* malloc_sample_slow(size_t n, size_t align, bool zero) noexcept;
+// malloc_slow for the entries without a fast path (calloc, memalign, ...): counts n for sampling.
+void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
 [[gnu::noinline]] void free_slow(void* p, const char* call) noexcept;
 // A block start of seg of class cls, not shared, that the thread's bin did not take.
 [[gnu::noinline]] void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept;
 
+// The sampling countdown adds 3 instructions (the thread-local's offset, a subtract to it, a
+// branch) to the fast path: Note [Heap profiling] in prof/sampler.h.
 [[gnu::always_inline]] inline void* api_malloc(size_t n) noexcept {
+  if (prof::count_bytes(n)) return malloc_sample_slow(n, 0, false);
   if (__builtin_expect(n <= kMaxSmallSize, 1)) {
     void* p = t_cache->try_alloc(class_of(n), n);
     if (__builtin_expect(p != nullptr, 1)) return p;
@@ -60,6 +68,7 @@ void* api_memalign(size_t align, size_t n) noexcept;
 void* api_valloc(size_t n) noexcept;
 void* api_pvalloc(size_t n) noexcept;
 size_t api_usable_size(const void* p) noexcept;
+int api_release(void* p) noexcept;  // ca_release: the last reference of a sampled block forgets it
 int api_trim(size_t pad) noexcept;
 
 // The current thread's cache (created on first use), or nullptr for exiting threads.

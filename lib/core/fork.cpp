@@ -24,12 +24,14 @@
 //               3. Heap::lock_all: thread registry -> CentralPool[0..95] -> SlabSource ->
 //                  LargeCache -> RefcountTable shards -> MetaPool<ThreadCache> -> large records ->
 //                  SegmentMeta records -> MetaArena
+//               4. prof::lock_all: the heap profile's tables (host, device), leaf locks taken
+//                  inside malloc and by the CUDA front with nothing else held
 //   glibc       prepare handlers registered before ours (none in practice); the NSS database lock
 //               (taken and released); the stdio list lock, level 2; its own malloc locks; _Fork
 //   parent      glibc releases its malloc locks and list level 2; then, first of the parent
-//               handlers: Heap::unlock_all, list lock level 1, ForkLayer hooks in reverse order
+//               handlers: prof and Heap unlock_all, list lock level 1, ForkLayer hooks in reverse order
 //   child       glibc re-creates its malloc locks, every FILE lock and the list lock; then, first
-//               of the child handlers: Heap::unlock_all (this thread holds them), the list lock
+//               of the child handlers: prof and Heap unlock_all (this thread holds them), the list lock
 //               reset (idempotent), ForkLayer child hooks in reverse order (stats: forget the
 //               parent's segment)
 // Nothing in lib/ uses stdio while holding its locks (only write(2)), so no holder of a heap lock
@@ -55,6 +57,7 @@
 
 #include "core/allocator.h"
 #include "platform/os.h"
+#include "prof/profiler.h"
 
 namespace cachealloc {
 namespace {
@@ -87,6 +90,7 @@ void fork_prepare() noexcept {
   }
   os::stdio_list_lock();
   g_heap.lock_all();
+  prof::lock_all();  // leaf locks, taken inside malloc (lib/prof/profile_table.h)
 }
 
 void fork_parent() noexcept {
@@ -94,6 +98,7 @@ void fork_parent() noexcept {
     if (g_paused != nullptr) g_paused->resume();
     return;
   }
+  prof::unlock_all();
   g_heap.unlock_all();
   os::stdio_list_unlock();
   for (unsigned i = kLayers; i-- > 0;) {
@@ -103,6 +108,7 @@ void fork_parent() noexcept {
 
 void fork_child() noexcept {
   if (g_locked) {
+    prof::unlock_all();
     g_heap.unlock_all();
     os::stdio_list_reset();
   }

@@ -56,6 +56,13 @@ void* Heap::alloc(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept {
   return p;
 }
 
+void* Heap::alloc_sampled(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept {
+  if (n > kMaxRequest || align > kMaxRequest) return fail_enomem();
+  void* p = alloc_large(n, align, zero);
+  if (p != nullptr) count_request(tc, n);
+  return p;
+}
+
 void Heap::count_request(ThreadCache* tc, size_t n) noexcept {
   if (tc != nullptr) {
     tc->count_request(n);

@@ -49,6 +49,8 @@ class Heap {
   // n bytes aligned to `align` (a power of two; <= 16 means the default). nullptr + ENOMEM.
   // Counts n as requested (stats' bytes_requested: in tc, or a shared counter without one).
   void* alloc(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept;
+  // The same from the large-object path whatever n: a sampled block (Note [Heap profiling]).
+  void* alloc_sampled(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept;
   // Drops one reference to p (nullptr is a no-op). Stops the program on a foreign or doubly
   // freed pointer.
   void free(ThreadCache* tc, void* p, const char* call) noexcept;

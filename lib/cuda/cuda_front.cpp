@@ -27,6 +27,7 @@
 
 #include "config/options.h"
 #include "core/stats_tick.h"
+#include "prof/profiler.h"
 
 namespace cachealloc::cuda {
 namespace {
@@ -400,19 +401,40 @@ namespace {
 CudaFront front() noexcept { return CudaFront(process_cache()); }
 }  // namespace
 
+// Every allocation the program makes, cached or not, is recorded for the heap profile (device
+// table, lib/prof/profiler.h): the program's view, whatever the cache did underneath. A runtime
+// call's own driver calls are skipped (the runtime's cudaMalloc records once).
+namespace {
+template <typename E>
+E recorded(E e, E ok, const void* p, size_t size) noexcept {
+  if (e == ok && p != nullptr) prof::record_device(reinterpret_cast<uint64_t>(p), size);
+  return e;
+}
+RtError rt_recorded(RtError e, void** p, size_t size) noexcept {
+  return recorded(e, cuda_api::kRtSuccess, e == cuda_api::kRtSuccess && p != nullptr ? *p : nullptr, size);
+}
+CuResult drv_recorded(CuResult r, const void* p, size_t size) noexcept {
+  if (cuda_api::in_runtime_call()) return r;
+  return recorded(r, cuda_api::kCuSuccess, r == cuda_api::kCuSuccess ? p : nullptr, size);
+}
+void forget(const void* p) noexcept { prof::forget_device(reinterpret_cast<uint64_t>(p)); }
+}  // namespace
+
 RtError rt_malloc(const void* caller, void** p, size_t size) noexcept {
-  return ticked(front().rt_alloc(caller, p, size, false, 0));
+  return rt_recorded(ticked(front().rt_alloc(caller, p, size, false, 0)), p, size);
 }
 RtError rt_free(const void* caller, void* p) noexcept {
+  forget(p);
   return ticked(front().rt_release(caller, p, false));
 }
 RtError rt_malloc_host(const void* caller, void** p, size_t size) noexcept {
-  return ticked(front().rt_alloc(caller, p, size, true, 0));
+  return rt_recorded(ticked(front().rt_alloc(caller, p, size, true, 0)), p, size);
 }
 RtError rt_host_alloc(const void* caller, void** p, size_t size, unsigned flags) noexcept {
-  return ticked(front().rt_alloc(caller, p, size, true, flags));
+  return rt_recorded(ticked(front().rt_alloc(caller, p, size, true, flags)), p, size);
 }
 RtError rt_free_host(const void* caller, void* p) noexcept {
+  forget(p);
   return ticked(front().rt_release(caller, p, true));
 }
 RtError rt_mem_get_info(const void* caller, size_t* free_bytes, size_t* total_bytes) noexcept {
@@ -421,18 +443,23 @@ RtError rt_mem_get_info(const void* caller, size_t* free_bytes, size_t* total_by
 RtError rt_device_reset(const void* caller) noexcept { return front().rt_device_reset(caller); }
 
 CuResult drv_mem_alloc(MemAllocFn real, DevicePtr* p, size_t size) noexcept {
-  return ticked(front().mem_alloc(real, p, size));
+  CuResult r = ticked(front().mem_alloc(real, p, size));
+  return drv_recorded(r, p != nullptr ? reinterpret_cast<const void*>(*p) : nullptr, size);
 }
 CuResult drv_mem_free(MemFreeFn real, DevicePtr p) noexcept {
+  if (!cuda_api::in_runtime_call()) forget(reinterpret_cast<const void*>(p));
   return ticked(front().mem_free(real, p));
 }
 CuResult drv_mem_alloc_host(MemAllocHostFn real, void** p, size_t size) noexcept {
-  return ticked(front().mem_alloc_host(real, p, size));
+  CuResult r = ticked(front().mem_alloc_host(real, p, size));
+  return drv_recorded(r, p != nullptr ? *p : nullptr, size);
 }
 CuResult drv_mem_host_alloc(MemHostAllocFn real, void** p, size_t size, unsigned flags) noexcept {
-  return ticked(front().mem_host_alloc(real, p, size, flags));
+  CuResult r = ticked(front().mem_host_alloc(real, p, size, flags));
+  return drv_recorded(r, p != nullptr ? *p : nullptr, size);
 }
 CuResult drv_mem_free_host(MemFreeHostFn real, void* p) noexcept {
+  if (!cuda_api::in_runtime_call()) forget(p);
   return ticked(front().mem_free_host(real, p));
 }
 CuResult drv_mem_get_info(MemGetInfoFn real, size_t* free_bytes, size_t* total_bytes) noexcept {

@@ -79,6 +79,39 @@ uint64_t now_ns() noexcept;
 // Sleeps about `ns` nanoseconds (monotonic clock; an interrupting signal ends it early).
 void sleep_ns(uint64_t ns) noexcept;
 
+// ---- heap profiling (lib/prof) ----
+// Opens `path` for writing from the start (O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644 less the
+// umask). The descriptor, or -1 (errno set).
+int open_truncate(const char* path) noexcept;
+// Copies the file at `path` (e.g. /proc/self/maps) to `fd` with read/write; false on an error.
+bool copy_file(const char* path, int fd) noexcept;
+
+// The loaded object (executable or shared library) that holds `addr`, as dladdr sees it: its file
+// name, its load base and the nearest dynamic symbol at or below addr (nullptr when none). False
+// when no object holds addr. dladdr takes the loader's lock: not from inside malloc.
+struct AddressInfo {
+  const char* file;
+  uintptr_t base;
+  const char* symbol;
+  uintptr_t symbol_addr;
+  uintptr_t symbol_size;  // from the symbol table entry; 0 when unknown
+  bool relocatable;  // ET_DYN (PIE or library): file offsets are addr - base; else addr itself
+};
+bool describe_address(const void* addr, AddressInfo* out) noexcept;
+// [lo, hi): the address range of the PT_LOAD segments of the object that holds `addr` (this
+// library's own code, for the unwinder to skip). False when none does.
+bool object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) noexcept;
+
+// Runs `argv[0]` (searched in PATH) with `argv`, with the environment less LD_PRELOAD and every
+// CACHEALLOC_* entry, stdin from /dev/null, and copies up to cap-1 bytes of its stdout into `out`
+// (NUL-terminated). Returns the bytes read, or -1 when it could not be run or did not exit 0.
+// posix_spawn and its file actions allocate: not from inside malloc.
+long run_capture(const char* const* argv, char* out, size_t cap) noexcept;
+
+// Flushes every stdio stream (fflush(NULL)) and ends the process with `status` (_exit): for a
+// failure status decided in a library destructor, after the program's output is written.
+[[noreturn]] void flush_and_exit(int status) noexcept;
+
 // ---- fork (Note [Fork], core/fork.cpp) ----
 // Registers fork handlers with pthread_atfork (which may allocate). Called once, by core/fork.cpp.
 void register_fork_handlers(void (*prepare)(), void (*parent)(), void (*child)()) noexcept;

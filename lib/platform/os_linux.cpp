@@ -6,6 +6,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <spawn.h>
+#include <cstdio>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -241,6 +247,129 @@ uint64_t now_ns() noexcept {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// ---- heap profiling ------------------------------------------------------------------------
+
+int open_truncate(const char* path) noexcept {
+  return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+bool copy_file(const char* path, int fd) noexcept {
+  int in = open(path, O_RDONLY | O_CLOEXEC);
+  if (in < 0) return false;
+  char buf[4096];
+  bool ok = true;
+  for (;;) {
+    ssize_t n = read(in, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    if (!write_fd(fd, buf, static_cast<size_t>(n))) {
+      ok = false;
+      break;
+    }
+  }
+  close(in);
+  return ok;
+}
+
+bool describe_address(const void* addr, AddressInfo* out) noexcept {
+  Dl_info info;
+  void* entry = nullptr;
+  if (dladdr1(addr, &info, &entry, RTLD_DL_SYMENT) == 0 || info.dli_fbase == nullptr) return false;
+  const auto* sym = static_cast<const ElfW(Sym)*>(entry);
+  out->symbol_size = sym != nullptr ? sym->st_size : 0;
+  out->file = info.dli_fname;
+  out->base = reinterpret_cast<uintptr_t>(info.dli_fbase);
+  out->symbol = info.dli_sname;
+  out->symbol_addr = reinterpret_cast<uintptr_t>(info.dli_saddr);
+  out->relocatable = static_cast<const ElfW(Ehdr)*>(info.dli_fbase)->e_type == ET_DYN;
+  return true;
+}
+
+namespace {
+struct RangeQuery {
+  uintptr_t addr;
+  uintptr_t lo;
+  uintptr_t hi;
+  bool found;
+};
+
+int find_range(struct dl_phdr_info* info, size_t, void* data) {
+  auto* q = static_cast<RangeQuery*>(data);
+  uintptr_t lo = UINTPTR_MAX;
+  uintptr_t hi = 0;
+  for (unsigned i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+    if (start < lo) lo = start;
+    if (start + ph.p_memsz > hi) hi = start + ph.p_memsz;
+  }
+  if (q->addr < lo || q->addr >= hi) return 0;
+  q->lo = lo;
+  q->hi = hi;
+  q->found = true;
+  return 1;
+}
+}  // namespace
+
+bool object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) noexcept {
+  RangeQuery q{reinterpret_cast<uintptr_t>(addr), 0, 0, false};
+  dl_iterate_phdr(&find_range, &q);
+  *lo = q.lo;
+  *hi = q.hi;
+  return q.found;
+}
+
+long run_capture(const char* const* argv, char* out, size_t cap) noexcept {
+  // The child's environment: ours less what would load cachealloc into it again.
+  const char* env[512];
+  size_t n = 0;
+  for (char** e = environ; e != nullptr && *e != nullptr && n + 1 < 512; ++e) {
+    if (strncmp(*e, "LD_PRELOAD=", 11) == 0 || strncmp(*e, "CACHEALLOC_", 11) == 0) continue;
+    env[n++] = *e;
+  }
+  env[n] = nullptr;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  int e = posix_spawnp(&pid, argv[0], &actions, nullptr, const_cast<char* const*>(argv),
+                       const_cast<char* const*>(env));
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  size_t got = 0;
+  if (e == 0) {
+    for (;;) {
+      char sink[512];
+      char* to = got + 1 < cap ? out + got : sink;
+      size_t room = got + 1 < cap ? cap - 1 - got : sizeof sink;
+      ssize_t r = read(fds[0], to, room);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      if (to != sink) got += static_cast<size_t>(r);
+    }
+  }
+  close(fds[0]);
+  if (cap != 0) out[got < cap ? got : cap - 1] = '\0';
+  if (e != 0) return -1;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? static_cast<long>(got) : -1;
+}
+
+void flush_and_exit(int status) noexcept {
+  fflush(nullptr);
+  _exit(status);
 }
 
 }  // namespace cachealloc::os

@@ -38,6 +38,7 @@ enum class LockRank : uint8_t {
   kMetaPool,        // MetaPool<T> free lists (thread caches, large records, refcount nodes)
   kSegmentMeta,     // recycled SegmentMeta records
   kMetaArena,
+  kProfTable,       // lib/prof: a ProfileTable (host samples, device blocks); a leaf
   kCount,
 };
 
