@@ -28,7 +28,7 @@ inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
     "Budget for cached memory (freed large blocks plus empty slabs still committed); past it "    \
     "the least recently used memory goes back upstream.")                                         \
   X(cache_below_peak, "CACHEALLOC_CACHE_BELOW_PEAK", kBool, 1, 0, 1,                          \
-    "The cache also fits under the program's peak of live memory (plus 1/8, at least 8 MiB), so "\
+    "The cache also fits under the program's peak of live memory (plus 1/4, at least 8 MiB), so "\
     "it never adds more than that to the process; 0: only the budget bounds it.")                \
   X(decay_ms, "CACHEALLOC_DECAY_MS", kSize, 10000, 0, 1ull << 40,                                \
     "Cached memory nobody has taken for this many milliseconds goes back upstream (checked as "   \
