@@ -71,7 +71,15 @@ typedef struct ca_stats_header {
   uint32_t pools_offset, pool_row_size, pool_count, pool_capacity;
   uint32_t layouts_offset, layout_row_size, layout_count, layout_capacity;
   uint32_t devices_offset, device_row_size, device_count, device_capacity;
-  uint8_t reserved[40];
+  uint64_t prof_requests;    /* the one field readers write: `cachealloc-stats --prof-dump PID`
+                                adds 1 (atomically) to ask the process for a heap profile; the
+                                library never overwrites it when it publishes */
+  uint64_t prof_dumps;       /* the value of prof_requests the library last answered: it wrote
+                                the profile to totals.prof_dump_path, or failed with
+                                prof_dump_errno */
+  uint32_t prof_dump_errno;  /* 0, or why the last requested profile was not written (EINVAL:
+                                the process runs without CACHEALLOC_PROF=1) */
+  uint8_t reserved[20];
 } ca_stats_header;
 
 typedef struct ca_stats_totals {
@@ -105,7 +113,9 @@ typedef struct ca_stats_totals {
                                   earned more cached blocks (Note [Reuse evidence]) */
   uint64_t large_decayed;      /* cached large blocks given back after CACHEALLOC_DECAY_MS unused */
   uint64_t large_resizes;      /* reallocs of large blocks done by mremap, without a copy */
-  uint64_t reserved[40];
+  char prof_dump_path[128];    /* the heap profile last written on request (NUL-terminated; "" when
+                                none): <CACHEALLOC_PROF_PREFIX, else /tmp/cachealloc>.<pid>.r<N>.heap */
+  uint64_t reserved[24];
 } ca_stats_totals;             /* 512 bytes */
 
 #define CA_STATS_POOL_SMALL 0u

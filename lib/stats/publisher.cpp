@@ -15,6 +15,7 @@
 #include "platform/os.h"
 #include "platform/shm.h"
 #include "platform/spin_lock.h"
+#include "prof/profiler.h"
 #include "stats/stats_image.h"
 #include "stats/stats_segment.h"
 #include "stats/summary.h"
@@ -42,6 +43,12 @@ struct State {
   uint64_t publish_count = 0;
   uint64_t peak = 0;
   uint64_t last_hash = 0;  // of the last published image's body (image_hash)
+  // Note [Profiles on request]: the last request answered, how, and where the profile went.
+  uint64_t prof_dumps = 0;
+  uint32_t prof_errno = 0;
+  char prof_path[sizeof(ca_stats_totals::prof_dump_path)] = {};
+  std::atomic<uint64_t> prof_wanted{0};  // a request seen in the segment, not yet answered
+  bool prof_changed = false;  // an answer not yet published (the image hash skips the header)
 };
 
 // The publisher thread (Note [Publisher thread], publisher.h).
@@ -78,6 +85,9 @@ void refresh_identity_locked() noexcept {
 void build_from_snapshot_locked(bool publishing) noexcept {
   if (publishing) ++g.publish_count;
   build_image(g.id, g_snapshot, g.publish_count, &g.peak, &g_image);
+  g_image.header()->prof_dumps = g.prof_dumps;
+  g_image.header()->prof_dump_errno = g.prof_errno;
+  memcpy(g_image.totals()->prof_dump_path, g.prof_path, sizeof g.prof_path);
   size_t rows = cuda::process_cache().reports(g_devices, CA_STATS_DEVICE_CAPACITY);
   set_device_rows(g_devices, rows, &g_image);
 }
@@ -85,6 +95,48 @@ void build_from_snapshot_locked(bool publishing) noexcept {
 void build_locked(bool publishing) noexcept {
   g_heap.snapshot(&g_snapshot);
   build_from_snapshot_locked(publishing);
+}
+
+// Note [Profiles on request]: `cachealloc-stats --prof-dump PID` adds 1 to the header's
+// prof_requests, the one word of the segment a reader writes (StatsSegment::write leaves it). A
+// publication that finds it ahead of the last one answered marks the request wanted; the next
+// stats tick, on a thread of the program at the end of an allocator slow path with no lock held,
+// writes the profile (prof::dump) to <CACHEALLOC_PROF_PREFIX, else /tmp/cachealloc>.<pid>.r<N>.heap
+// and publishes prof_dumps = N with the path, or the error. Not from the publisher thread: a dump
+// takes the profiler's locks and writes a file, and that thread must never wait (Note [Helper
+// threads]). With profiling on, sampled allocations take the slow path every ~512 KiB allocated,
+// so a process that allocates answers soon; one that does not allocate answers when it next does.
+// With profiling off there is nothing to write: whichever thread publishes answers EINVAL at once.
+void note_prof_request_locked() noexcept {
+  uint64_t req = g.segment.prof_requests();
+  if (req == g.prof_dumps) return;
+  if (!prof::active()) {  // nothing to dump: answered at once, from any thread
+    g.prof_dumps = req;
+    g.prof_errno = EINVAL;
+    g.prof_changed = true;
+    g.next_publish_ns.store(0, std::memory_order_relaxed);
+    return;
+  }
+  g.prof_wanted.store(req, std::memory_order_relaxed);
+}
+
+[[gnu::cold, gnu::noinline]] void serve_prof_request() noexcept {
+  uint64_t req = g.prof_wanted.exchange(0, std::memory_order_acq_rel);
+  if (req == 0) return;
+  const Options& o = options();
+  StackText<kOptionPathMax + 48> path;
+  path.str(o.prof_prefix != 0 ? o.prefix_of : "/tmp/cachealloc");
+  path.chr('.').dec(static_cast<uint64_t>(os::process_id())).str(".r").dec(req).str(".heap");
+  int saved = errno;
+  int e = prof::dump(path.data());
+  errno = saved;
+  g.lock.lock();
+  g.prof_dumps = req;
+  g.prof_errno = static_cast<uint32_t>(e);
+  g.prof_changed = true;
+  if (e == 0 && path.size() < sizeof g.prof_path) memcpy(g.prof_path, path.data(), path.size() + 1);
+  g.next_publish_ns.store(0, std::memory_order_relaxed);  // tell the reader at the next tick
+  g.lock.unlock();
 }
 
 // FNV-1a over everything after the header (the header changes at every publication).
@@ -137,9 +189,11 @@ bool publish_locked() noexcept {
   if (g.stopped) return false;
   if (!g.segment.is_open() && !(g.want_segment && open_segment_locked())) return false;
   build_locked(true);
+  g.prof_changed = false;
   g.last_hash = image_hash(g_image);
   g.segment.write(g_image);
   g.next_publish_ns.store(os::now_ns() + kPublishIntervalNs, std::memory_order_relaxed);
+  note_prof_request_locked();
   return true;
 }
 
@@ -157,12 +211,14 @@ void watch_once() noexcept {
       build_from_snapshot_locked(false);
       uint64_t h = image_hash(g_image);
       bool open = g.segment.is_open() || (g.want_segment && open_segment_locked());
-      if (open && (h != g.last_hash || g.publish_count == 0)) {
+      if (open && (h != g.last_hash || g.publish_count == 0 || g.prof_changed)) {
+        g.prof_changed = false;
         g_image.header()->publish_count = ++g.publish_count;
         g.last_hash = h;
         g.segment.write(g_image);
         g.next_publish_ns.store(os::now_ns() + kPublishIntervalNs, std::memory_order_relaxed);
       }
+      if (open) note_prof_request_locked();
     }
     errno = saved;
     g.lock.unlock();
@@ -238,6 +294,7 @@ constinit const ForkHelper kForkHelper{&pause_for_fork, &resume_after_fork};
 // Note [Stats tick] (core/allocator.h): called from slow paths, after their locks are released.
 void tick() noexcept {
   if (!g.enabled.load(std::memory_order_relaxed)) return;
+  if (__builtin_expect(g.prof_wanted.load(std::memory_order_relaxed) != 0, 0)) serve_prof_request();
   if (__builtin_expect(g_thread.load(std::memory_order_relaxed) == kNoThread, 0)) start_thread();
   if (os::now_ns() < g.next_publish_ns.load(std::memory_order_relaxed)) return;
   if (!g.lock.try_lock()) return;  // somebody else is publishing right now

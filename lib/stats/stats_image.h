@@ -33,6 +33,9 @@ struct alignas(64) Image {
   ca_stats_header* header() noexcept { return reinterpret_cast<ca_stats_header*>(bytes); }
   const ca_stats_header* header() const noexcept { return reinterpret_cast<const ca_stats_header*>(bytes); }
   const ca_stats_totals* totals() const noexcept;
+  ca_stats_totals* totals() noexcept {
+    return const_cast<ca_stats_totals*>(static_cast<const Image*>(this)->totals());
+  }
   const ca_stats_pool_row* pool(uint32_t i) const noexcept;
   const ca_stats_layout_row* layout(uint32_t i) const noexcept;
   const ca_stats_device_row* device(uint32_t i) const noexcept;

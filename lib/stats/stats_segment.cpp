@@ -11,7 +11,8 @@
 namespace cachealloc::stats {
 namespace {
 constexpr size_t kSeqOffset = offsetof(ca_stats_header, seq);
-static_assert(kSeqOffset % 8 == 0);
+constexpr size_t kRequestOffset = offsetof(ca_stats_header, prof_requests);
+static_assert(kSeqOffset % 8 == 0 && kRequestOffset % 8 == 0 && kSeqOffset < kRequestOffset);
 }  // namespace
 
 int StatsSegment::create(uint32_t pid, uint64_t ns) noexcept {
@@ -37,8 +38,15 @@ void StatsSegment::write(const Image& image) noexcept {
   std::atomic_thread_fence(std::memory_order_release);
   size_t used = image.used_size();
   memcpy(base_, image.bytes, kSeqOffset);
-  memcpy(base_ + kSeqOffset + 8, image.bytes + kSeqOffset + 8, used - kSeqOffset - 8);
+  memcpy(base_ + kSeqOffset + 8, image.bytes + kSeqOffset + 8, kRequestOffset - kSeqOffset - 8);
+  memcpy(base_ + kRequestOffset + 8, image.bytes + kRequestOffset + 8, used - kRequestOffset - 8);
   seq.store(s + 2, std::memory_order_release);
+}
+
+uint64_t StatsSegment::prof_requests() const noexcept {
+  if (base_ == nullptr) return 0;
+  return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base_ + kRequestOffset))
+      .load(std::memory_order_acquire);
 }
 
 void StatsSegment::remove() noexcept {

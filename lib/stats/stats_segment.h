@@ -29,8 +29,10 @@ class StatsSegment {
   int create(uint32_t pid, uint64_t ns) noexcept;
   const char* name() const noexcept { return name_; }
   bool is_open() const noexcept { return base_ != nullptr; }
-  // Publishes `image` (its used part).
+  // Publishes `image` (its used part), leaving the header's prof_requests, which readers write.
   void write(const Image& image) noexcept;
+  // The header's prof_requests as readers left it (0 when closed).
+  uint64_t prof_requests() const noexcept;
   // Unmaps and removes the object.
   void remove() noexcept;
   // In a fork() child: drops the view of the parent's object without touching it.

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 MIB = 1 << 20
 TRUE_LEAK = sum(10000 + i % 973 for i in range(10000))  # what leak_here allocates
@@ -167,6 +168,43 @@ def check_pprof(lib, exe):
             fail(f"exit dump: exit {rc}, files {files}\n{err}")
 
 
+def check_request(lib, exe, cli):
+    """cachealloc-stats prof-dump PID: the running process writes its profile and the CLI prints
+    where (Note [Profiles on request]); without CACHEALLOC_PROF=1 the CLI says why not."""
+    with tempfile.TemporaryDirectory() as d:
+        for prof in ("1", "0"):
+            env = dict(os.environ, LD_PRELOAD=lib, CACHEALLOC_PROF=prof,
+                       CACHEALLOC_PROF_PREFIX=os.path.join(d, "req"))
+            p = subprocess.Popen([exe, "serve", "30"], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(1.0)  # the segment appears at the first publication
+                r = subprocess.run([cli, "prof-dump", str(p.pid), "--timeout", "20"],
+                                   capture_output=True, text=True, timeout=60)
+            finally:
+                p.kill()
+                p.wait()
+            if prof == "0":
+                if r.returncode != 1 or "CACHEALLOC_PROF=1" not in r.stderr:
+                    fail(f"prof-dump of a process without profiling: exit {r.returncode}\n{r.stderr}")
+                continue
+            path = r.stdout.strip()
+            want = os.path.join(d, f"req.{p.pid}.r1.heap")
+            if r.returncode != 0 or path != want or not os.path.exists(path):
+                fail(f"prof-dump: exit {r.returncode}, printed {path!r} (want {want!r})\n{r.stderr}")
+            head = open(path).readline()
+            if not head.startswith("heap profile: "):
+                fail(f"prof-dump: bad header {head!r}")
+            pprof = shutil.which("google-pprof") or shutil.which("pprof")
+            if pprof is not None:
+                t = subprocess.run([pprof, "--text", exe, path], capture_output=True, text=True,
+                                   timeout=120)
+                lines = [l for l in t.stdout.splitlines() if re.match(r"\s*[\d.]+\s+[\d.]+%", l)]
+                if not lines or "leak_here" not in lines[0]:
+                    fail(f"google-pprof --text on the requested profile:\n{t.stdout}\n{t.stderr}")
+            print("requested profile:", path, head.strip())
+
+
 def check_robust(lib, exe, case, extra):
     argv = [exe, case] + ([extra] if extra else [])
     rc, out, err = run(lib, argv, {"CACHEALLOC_PROF": "1", "CACHEALLOC_PROF_SAMPLE": "64K",
@@ -237,6 +275,8 @@ def main():
         check_robust(lib, exe, case, extra)
     elif case == "device":
         check_device(lib, exe)
+    elif case == "request":
+        check_request(lib, exe, extra)
     else:
         fail(f"unknown case {case}")
     print("ok")

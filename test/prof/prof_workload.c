@@ -79,6 +79,15 @@ int main(int argc, char** argv) {
     if (dump == NULL || dump(argv[2]) != 0) return 2;
     /* A second dump over the first (truncates). */
     if (dump(argv[2]) != 0) return 3;
+  } else if (strcmp(c, "serve") == 0) {
+    /* Holds the leak and keeps allocating for ARG seconds: cachealloc-stats prof-dump asks it
+     * for a profile meanwhile (Note [Profiles on request]). */
+    leak_outer();
+    int seconds = argc > 2 ? atoi(argv[2]) : 10;
+    for (int i = 0; i < seconds * 50; ++i) {
+      churn(2000);
+      usleep(20000);
+    }
   } else if (strcmp(c, "threads") == 0) {
     pthread_t t[8];
     for (int i = 0; i < 8; ++i) pthread_create(&t[i], NULL, thread_main, NULL);

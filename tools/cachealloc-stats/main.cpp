@@ -6,9 +6,14 @@
 //   --watch SECONDS                  refresh in place, with rates per second
 //   --json | --prometheus            machine-readable output
 //   --gc                             remove the caller's stale segments
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstddef>
 
 #include <cerrno>
 #include <chrono>
@@ -63,6 +68,9 @@ const char kUsage[] =
     "                     until it exits or Ctrl-C\n"
     "cachealloc-stats plot FILE -o CHART.svg   memory over time, hit rate per interval, live\n"
     "                     bytes by size class\n"
+    "cachealloc-stats prof-dump PID [--timeout SECONDS]   ask PID (run with CACHEALLOC_PROF=1)\n"
+    "                     for a heap profile and print where it was written (default wait 10 s;\n"
+    "                     the process answers at its next allocator call; docs/profiling.md)\n"
     "  options take their value as --opt VALUE or --opt=VALUE\n"
     "exit status: 0 ok, 2 usage, 3 no such process, 4 no segment, 5 permission denied,\n"
     "             6 unsupported segment version, 7 truncated or corrupt segment, 8 wrong owner\n";
@@ -255,9 +263,79 @@ int frame_to_file(const Args& a, std::vector<Entry>& prev) {
   return status;
 }
 
+// Note [Profiles on request] (lib/stats/publisher.cpp): adds 1 to the segment's prof_requests,
+// the one word a reader writes, then waits for the process to publish prof_dumps >= that value.
+int prof_dump_main(int argc, char** argv) {
+  uint32_t pid = 0;
+  double timeout = 10;
+  const char* env_dir = std::getenv("CACHEALLOC_STATS_DIR");
+  std::string dir = env_dir != nullptr && *env_dir != '\0' ? env_dir : "/dev/shm";
+  bool has_pid = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if ((s == "--timeout" || s == "--dir") && i + 1 < argc) {
+      std::string v = argv[++i];
+      if (s == "--dir") {
+        dir = v;
+      } else if (!parse_number(v, &timeout) || timeout <= 0) {
+        usage_error("bad --timeout '" + v + "'");
+      }
+    } else if (!has_pid && parse_pid(s, &pid)) {
+      has_pid = true;
+    } else {
+      usage_error("prof-dump takes PID [--timeout SECONDS] [--dir DIR], not '" + s + "'");
+    }
+  }
+  if (!has_pid) usage_error("prof-dump needs a PID");
+  Entry e = load_entry(dir, pid);
+  if (!e.ok()) {
+    std::cerr << "cachealloc-stats: pid " << pid << ": " << status_word(e.status) << "\n";
+    return exit_code(e.status);
+  }
+  int fd = open(e.path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    std::cerr << "cachealloc-stats: cannot open " << e.path << " for writing: " << strerror(errno) << "\n";
+    return errno == EACCES ? exit_code(Status::kPermission) : exit_code(Status::kNoSegment);
+  }
+  void* map = mmap(nullptr, sizeof(ca_stats_header), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) {
+    std::cerr << "cachealloc-stats: cannot map " << e.path << ": " << strerror(errno) << "\n";
+    return exit_code(Status::kNoSegment);
+  }
+  auto* h = static_cast<ca_stats_header*>(map);
+  const uint64_t want = std::atomic_ref<uint64_t>(h->prof_requests).fetch_add(1) + 1;
+  munmap(map, sizeof(ca_stats_header));
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  while (std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Entry now = load_entry(dir, pid);
+    if (!now.ok()) {
+      std::cerr << "cachealloc-stats: pid " << pid << ": " << status_word(now.status) << "\n";
+      return exit_code(now.status);
+    }
+    if (now.seg.header.prof_dumps < want) continue;
+    if (now.seg.header.prof_dump_errno != 0) {
+      std::cerr << "cachealloc-stats: pid " << pid << " did not write a profile: "
+                << strerror(static_cast<int>(now.seg.header.prof_dump_errno))
+                << (now.seg.header.prof_dump_errno == EINVAL ? " (is it running with CACHEALLOC_PROF=1?)" : "")
+                << "\n";
+      return 1;
+    }
+    std::string path(now.seg.totals.prof_dump_path,
+                     strnlen(now.seg.totals.prof_dump_path, sizeof now.seg.totals.prof_dump_path));
+    std::cout << path << "\n";
+    return 0;
+  }
+  std::cerr << "cachealloc-stats: pid " << pid << " did not answer within " << timeout
+            << " s (it answers at its next allocator call)\n";
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "prof-dump") == 0) return prof_dump_main(argc - 1, argv + 1);
   if (argc > 1 && std::strcmp(argv[1], "record") == 0) return record_main(argc - 1, argv + 1);
   if (argc > 1 && std::strcmp(argv[1], "plot") == 0) return plot_main(argc - 1, argv + 1);
   Args a = parse_args(argc, argv);
