@@ -466,6 +466,15 @@ def case_timeline():
         for word in ("memory", "hit rate per interval", "live bytes by size class", "live", "cached",
                      "os mapped", "device"):
             check(word in texts, f"the chart lacks '{word}'")
+        # Drawn by a real SVG renderer (librsvg, Debian's librsvg2-bin; skipped without it): it
+        # must accept the file and draw something (a blank 900x800 PNG compresses below 5 KB).
+        rsvg = shutil.which("rsvg-convert")
+        if rsvg is not None:
+            png = svg + ".png"
+            r = subprocess.run([rsvg, "-o", png, svg], capture_output=True, text=True, timeout=60)
+            check(r.returncode == 0 and os.path.getsize(png) > 20000,
+                  f"rsvg-convert: exit {r.returncode} {r.stderr[:200]}, "
+                  f"{os.path.getsize(png) if os.path.exists(png) else 0} bytes of PNG")
         rc, _, err = cli("record", str(pid), "-o", rec_path)
         check(rc in (3, 4), f"record of a gone process: {rc}")
         rc, _, err = cli("plot", svg, "-o", svg + ".2")
