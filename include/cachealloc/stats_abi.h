@@ -138,7 +138,9 @@ typedef struct ca_stats_pool_row {
   uint64_t bytes_live;         /* now */
   uint64_t blocks_live;        /* now */
   uint64_t bytes_upstream;     /* now: bytes held from upstream (mapped segments / large blocks) */
-  uint64_t reserved[2];
+  uint64_t bytes_live_peak;    /* the peak of this pool's live bytes since start or
+                                  ca_reset_peak(), exact as the process's (Note [Live peak]) */
+  uint64_t reserved[1];
 } ca_stats_pool_row;           /* 128 bytes */
 
 #define CA_STATS_LAYOUT_SMALL 0u
@@ -179,7 +181,10 @@ typedef struct ca_stats_device_row {
   uint64_t oom_retries;
   uint64_t evictions;
   uint64_t cache_limit;        /* now */
-  uint64_t reserved[6];
+  uint64_t bytes_live_peak;    /* the peak of bytes_live since start or ca_reset_peak(): exact for
+                                  one context on the device; with several, the sum of each
+                                  context's peak (an upper bound) */
+  uint64_t reserved[5];
 } ca_stats_device_row;         /* 128 bytes */
 
 /* The capacities written by version 1 of the library (a reader takes them from the header). */

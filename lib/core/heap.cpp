@@ -42,9 +42,9 @@ void Heap::init(PageSource* pages, LargeSource* large, const HeapConfig& config)
   cache_limit_.store(config.cache_limit, std::memory_order_relaxed);
   slabs_.init(pages, &table_);
   slabs_.set_live_tracking(config.check);
-  for (unsigned c = 0; c < kNumClasses; ++c) pools_[c].init(c, &slabs_, &table_, &live_peak_);
+  for (unsigned c = 0; c < kNumClasses; ++c) pools_[c].init(c, &slabs_, &table_, &small_peak_);
   large_.init(large);
-  large_.set_live_peak(&live_peak_);
+  large_.set_live_peak(&large_peak_);
   large_source_ = large;
 }
 

@@ -88,7 +88,11 @@ class Heap {
   // counter is read relaxed without a lock.
   void snapshot(HeapSnapshot* out) noexcept;
   // The peak of live bytes starts again from now (ca_reset_peak; Note [Live peak]).
-  void reset_peak() noexcept { live_peak_.reset(); }
+  void reset_peak() noexcept {
+    live_peak_.reset();
+    small_peak_.reset();
+    large_peak_.reset();
+  }
   // The same without waiting: false (and `out` incomplete) when a lock it needs is held.
   bool try_snapshot(HeapSnapshot* out) noexcept;
 
@@ -131,6 +135,8 @@ class Heap {
   LargeCache large_;
   RefcountTable refs_;
   LivePeak live_peak_;  // Note [Live peak] (core/live_peak.h)
+  LivePeak small_peak_{&live_peak_};  // the small pool's part of it (central pools)
+  LivePeak large_peak_{&live_peak_};  // the large pool's part (LargeCache)
   std::atomic<size_t> cache_limit_{0};
   DecayClock decay_;
   LargeSource* large_source_ = nullptr;

@@ -104,6 +104,8 @@ bool Heap::snapshot_impl(HeapSnapshot* out, bool try_only) noexcept {
   s.cache_limit = cache_limit();
   s.live_total = live_peak_.total();
   s.live_peak = live_peak_.peak();
+  s.small_live_peak = small_peak_.peak();
+  s.large_live_peak = large_peak_.peak();
   return true;
 }
 

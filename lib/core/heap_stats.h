@@ -66,6 +66,7 @@ struct HeapSnapshot {
   uint64_t cache_limit = 0;
   // Note [Live peak]: live bytes counting thread-cached small blocks as live, now and at most.
   uint64_t live_total = 0, live_peak = 0;
+  uint64_t small_live_peak = 0, large_live_peak = 0;  // the pools' parts, peaks of their own
   ClassSnapshot classes[kNumClasses];
   LargeLayoutSnapshot large_layouts[kLargeLayouts];  // by large_layout_index
 };

@@ -27,8 +27,11 @@ namespace cachealloc {
 class LivePeak {
  public:
   constexpr LivePeak() = default;
+  // A part of a larger total (a pool of the process): every add and sub goes to `whole` as well.
+  constexpr explicit LivePeak(LivePeak* whole) : whole_(whole) {}
 
   void add(uint64_t bytes) noexcept {
+    if (whole_ != nullptr) whole_->add(bytes);
     uint64_t now = total_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
     uint64_t p = peak_.load(std::memory_order_relaxed);
     while (now > p && !peak_.compare_exchange_weak(p, now, std::memory_order_relaxed)) {
@@ -39,7 +42,10 @@ class LivePeak {
       }
     }
   }
-  void sub(uint64_t bytes) noexcept { total_.fetch_sub(bytes, std::memory_order_relaxed); }
+  void sub(uint64_t bytes) noexcept {
+    if (whole_ != nullptr) whole_->sub(bytes);
+    total_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
 
   uint64_t total() const noexcept { return total_.load(std::memory_order_relaxed); }
   uint64_t peak() const noexcept { return peak_.load(std::memory_order_relaxed); }
@@ -52,6 +58,7 @@ class LivePeak {
   std::atomic<uint64_t> total_{0};
   std::atomic<uint64_t> peak_{0};
   std::atomic<uint64_t> high_{0};
+  LivePeak* whole_ = nullptr;
 };
 
 }  // namespace cachealloc

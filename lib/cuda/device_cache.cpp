@@ -149,6 +149,7 @@ bool DeviceCache::add_live(uint16_t id, uint64_t addr, size_t size, Origin origi
   b.runtime = runtime;
   b.state = BlockState::kLive;
   p.c.live += size;
+  if (p.c.live > p.c.live_peak) p.c.live_peak = p.c.live;
   p.c.reserved += size;
   return true;
 }
@@ -367,6 +368,15 @@ bool DeviceCache::owns_live(uint64_t addr) noexcept {
   return live;
 }
 
+void DeviceCache::reset_peaks() noexcept {
+  size_t np = num_pools_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < np; ++i) {
+    Pool& p = pools_[i];
+    PoolGuard guard(p);
+    p.c.live_peak = p.c.live;
+  }
+}
+
 uint64_t DeviceCache::cached_device_bytes(int device) noexcept {
   uint64_t total = 0;
   size_t np = num_pools_.load(std::memory_order_acquire);
@@ -384,6 +394,7 @@ void add_counters(PoolCounters* into, const PoolCounters& c) noexcept {
   into->reserved += c.reserved;
   into->cached += c.cached;
   into->live += c.live;
+  into->live_peak += c.live_peak;
   into->hits += c.hits;
   into->misses += c.misses;
   into->syncs_forced += c.syncs_forced;

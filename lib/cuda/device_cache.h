@@ -102,6 +102,8 @@ class DeviceCache {
   int retain(uint64_t addr) noexcept;  // 0, or EINVAL when addr is not a live block
   void mark_ipc(uint64_t addr) noexcept;
   bool owns_live(uint64_t addr) noexcept;
+  // Every pool's live_peak starts again from its live bytes (ca_reset_peak).
+  void reset_peaks() noexcept;
   // Bytes cached for device `device` (device blocks only), for cudaMemGetInfo.
   uint64_t cached_device_bytes(int device) noexcept;
   // Sums the counters of the pools of `device` (< 0: all) and kind.

@@ -102,6 +102,7 @@ uint32_t pool_take_ready(Pool& p, BlockTable& t, size_t rounded, unsigned host_f
   b.refcount = 1;
   p.c.cached -= b.size;
   p.c.live += b.size;
+  if (p.c.live > p.c.live_peak) p.c.live_peak = p.c.live;
   ++p.c.hits;
   return bid;
 }
@@ -188,7 +189,7 @@ void pool_drop(Pool& p, BlockTable& t, uint16_t index) noexcept {
   for (Fence& f : p.fences) f.n = 0;
   p.n_events = 0;
   p.unfenced = false;
-  p.c.reserved = p.c.cached = p.c.live = 0;
+  p.c.reserved = p.c.cached = p.c.live = p.c.live_peak = 0;
   p.ctx.store(nullptr, std::memory_order_release);
 }
 

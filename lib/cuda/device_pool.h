@@ -31,6 +31,7 @@ struct PoolCounters {
   uint64_t reserved;      // bytes really allocated and tracked (live + cached)
   uint64_t cached;        // bytes of freed blocks held (pending + ready)
   uint64_t live;          // bytes handed out and not yet freed
+  uint64_t live_peak;     // the most `live` has been since the pool began or reset_peak()
   uint64_t hits;
   uint64_t misses;
   uint64_t syncs_forced;  // fallback synchronisations (budget, OOM, fence trouble, clear)

@@ -411,6 +411,7 @@ void reset_peak() noexcept {
   settle_fork_locked();
   g.peak = 0;
   g_heap.reset_peak();
+  cuda::process_cache().reset_peaks();
 }
 
 void stop() noexcept {

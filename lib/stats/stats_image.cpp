@@ -186,6 +186,7 @@ void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_cou
   sp.bytes_live = small_bytes_live;
   sp.blocks_live = sub_or_zero(s.small_allocs, s.small_frees);
   sp.bytes_upstream = s.os_bytes_mapped;
+  sp.bytes_live_peak = s.small_live_peak;
 
   ca_stats_pool_row& lp = pools[1];
   lp.id = CA_STATS_POOL_LARGE;
@@ -201,6 +202,7 @@ void build_image(const Identity& id, const HeapSnapshot& s, uint64_t publish_cou
   lp.bytes_live = s.large_bytes_live;
   lp.blocks_live = s.large_blocks_live;
   lp.bytes_upstream = s.large_bytes_live + s.large_bytes_cached;
+  lp.bytes_live_peak = s.large_live_peak;
   h->pool_count = 2;
 
   auto* t = reinterpret_cast<ca_stats_totals*>(image->bytes + kTotalsOffset);
@@ -252,6 +254,7 @@ void set_device_rows(const cuda::DeviceReport* reports, size_t n, Image* image) 
     r.oom_retries = d.c.oom_retries;
     r.evictions = d.c.evictions;
     r.cache_limit = d.budget;
+    r.bytes_live_peak = d.c.live_peak;
   }
   image->header()->device_count = static_cast<uint32_t>(n);
 }

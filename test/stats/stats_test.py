@@ -258,14 +258,22 @@ def case_peak():
     """400 MiB live for an instant between two publications: the peak shows it; ca_reset_peak."""
     w = Workload("spike")
     pid = w.expect("ready")
-    t = stats_json(pid)["totals"]
+    doc = stats_json(pid)
+    t = doc["totals"]
     check(t["bytes_live_peak"] >= 400 << 20, f"bytes_live_peak {t['bytes_live_peak']} after 400 MiB live")
+    # The pools' own peaks: the spike was large blocks; the small pool's peak is its own.
+    large_peak, small_peak = pool(doc, "large")["bytes_live_peak"], pool(doc, "small")["bytes_live_peak"]
+    check(large_peak >= 400 << 20, f"large pool bytes_live_peak {large_peak} after 400 MiB live")
+    check(small_peak < 100 << 20 and small_peak >= pool(doc, "small")["bytes_live"],
+          f"small pool bytes_live_peak {small_peak}")
     check(t["bytes_live"] < 100 << 20, f"bytes_live {t['bytes_live']}: the spike was not freed")
     w.go()
     w.expect("done")
-    after = stats_json(pid)["totals"]
+    after_doc = stats_json(pid)
+    after = after_doc["totals"]
     w.finish()
     check(after["bytes_live_peak"] < 100 << 20, f"peak {after['bytes_live_peak']} after ca_reset_peak")
+    check(pool(after_doc, "large")["bytes_live_peak"] < 100 << 20, "large pool peak after ca_reset_peak")
     check(after["bytes_live_peak"] >= after["bytes_live"], "peak below live")
     print(f"peak: {t['bytes_live_peak'] >> 20} MiB after a 400 MiB spike (live {t['bytes_live'] >> 10} KiB); "
           f"{after['bytes_live_peak'] >> 10} KiB after ca_reset_peak")

@@ -359,3 +359,20 @@ TEST_CASE("front: threads allocate and free while another begins and ends captur
   REQUIRE(c.reserved == c.cached);
   REQUIRE(f.dev.c.violations == 0);
 }
+
+TEST_CASE("cache: a pool's live peak is exact, and reset_peaks starts it again from live",
+          "[cuda][cache][peak]") {
+  CudaFixture f;
+  uint64_t a = f.alloc(4 << 20);
+  uint64_t b = f.alloc(2 << 20);
+  REQUIRE(f.counters().live_peak == f.counters().live);
+  const uint64_t both = f.counters().live;
+  REQUIRE(f.free(a) == cuda_api::kCuSuccess);
+  REQUIRE(f.free(b) == cuda_api::kCuSuccess);
+  uint64_t c = f.alloc(1 << 20);  // a hit or a miss: the peak stays
+  REQUIRE(f.counters().live_peak == both);
+  f.cache->reset_peaks();
+  REQUIRE(f.counters().live_peak == f.counters().live);
+  REQUIRE(f.counters().live_peak < both);
+  REQUIRE(f.free(c) == cuda_api::kCuSuccess);
+}

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "core/heap_stats.h"
 #include "core/large_cache.h"
 #include "heap_fixture.h"
 
@@ -464,4 +465,26 @@ TEST_CASE("large cache: the best fitting extent is split, a small leftover is no
   cache.release_all();
   REQUIRE(source.mapped_bytes == 0);
   REQUIRE(source.bad_frees == 0);
+}
+
+TEST_CASE("heap: each pool keeps its own exact peak, and the process's is their sum's",
+          "[large_cache][peak]") {
+  TestHeap t(config_with(size_t{1} << 30, false, 64 << 10));
+  constexpr size_t kMiB = size_t{1} << 20;
+  HeapSnapshot* s = new HeapSnapshot;
+  void* big = t.alloc(32 * kMiB);
+  t.free(big);
+  void* small[100];
+  for (void*& p : small) p = t.alloc(1000);
+  t.heap.snapshot(s);
+  CHECK(s->large_live_peak == 32 * kMiB);
+  CHECK(s->small_live_peak >= 100 * 1024);  // whole batches count from refill to flush
+  CHECK(s->small_live_peak < 32 * kMiB);
+  CHECK(s->live_peak >= 32 * kMiB);
+  t.heap.reset_peak();
+  t.heap.snapshot(s);
+  CHECK(s->large_live_peak == 0);  // nothing large is live now
+  CHECK(s->small_live_peak == s->live_total);
+  for (void* p : small) t.free(p);
+  delete s;
 }

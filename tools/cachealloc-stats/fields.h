@@ -59,6 +59,7 @@ inline constexpr Field<ca_stats_pool_row> kPoolFields[] = {
     {"bytes_live", &ca_stats_pool_row::bytes_live, Kind::kGauge, "Live bytes of the pool."},
     {"blocks_live", &ca_stats_pool_row::blocks_live, Kind::kGauge, "Live blocks of the pool."},
     {"bytes_upstream", &ca_stats_pool_row::bytes_upstream, Kind::kGauge, "Bytes held from the pool's upstream."},
+    {"bytes_live_peak", &ca_stats_pool_row::bytes_live_peak, Kind::kGauge, "Peak of the pool's live bytes since start or ca_reset_peak()."},
 };
 
 inline constexpr Field<ca_stats_layout_row> kLayoutFields[] = {
@@ -91,6 +92,7 @@ inline constexpr Field<ca_stats_device_row> kDeviceFields[] = {
     {"oom_retries", &ca_stats_device_row::oom_retries, Kind::kCounter, "CUDA out-of-memory errors retried."},
     {"evictions", &ca_stats_device_row::evictions, Kind::kCounter, "Cached device blocks really freed."},
     {"cache_limit", &ca_stats_device_row::cache_limit, Kind::kGauge, "Device cache budget in bytes."},
+    {"bytes_live_peak", &ca_stats_device_row::bytes_live_peak, Kind::kGauge, "Peak of live bytes since start or ca_reset_peak()."},
 };
 
 }  // namespace castats
