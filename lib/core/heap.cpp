@@ -215,17 +215,15 @@ void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexce
   // Note [Large realloc]: a large block that stays large moves to a cached block of the new size
   // when there is one (its pages are resident: copying is cheaper than faulting pages in), else
   // the source resizes it (mremap: no copy, no second block alive meanwhile), else it is copied.
-  if (seg == nullptr && n > config_.large_threshold) {
-    size_t usable = large_round(n);
-    void* q = usable == 0 ? nullptr : large_.take_cached(usable, kMinAlign);
-    if (q == nullptr && usable != 0 && (q = large_.resize(p, usable)) != nullptr) {
-      count_request(tc, n);
-      return q;
-    }
-    if (q != nullptr) {
+  if (size_t usable = large_round(n); seg == nullptr && n > config_.large_threshold && usable != 0) {
+    if (void* q = large_.take_cached(usable, kMinAlign)) {
       count_request(tc, n);
       memcpy(q, p, n < old ? n : old);
       free(tc, p, call);
+      return q;
+    }
+    if (void* q = large_.resize(p, usable)) {
+      count_request(tc, n);
       return q;
     }
   }

@@ -236,26 +236,23 @@ void LargeCache::split_locked(LargeBlock* b, size_t usable_size) noexcept {
   splits.fetch_add(1, std::memory_order_relaxed);
 }
 
+void LargeCache::absorb_next_locked(LargeBlock* keep) noexcept {
+  LargeBlock* gone = keep->piece_next;
+  if (gone->cached) uncache_locked(gone);
+  erase_ptr_locked(gone);
+  keep->size += gone->size;
+  keep->piece_next = gone->piece_next;
+  if (gone->piece_next != nullptr) gone->piece_next->piece_prev = keep;
+  gone->piece_prev = gone->piece_next = nullptr;
+  records_.put(gone);
+  merges.fetch_add(1, std::memory_order_relaxed);
+}
+
 LargeBlock* LargeCache::merge_locked(LargeBlock* b) noexcept {
-  if (LargeBlock* next = b->piece_next; next != nullptr && next->cached) {
-    uncache_locked(next);
-    erase_ptr_locked(next);
-    b->size += next->size;
-    b->piece_next = next->piece_next;
-    if (next->piece_next != nullptr) next->piece_next->piece_prev = b;
-    next->piece_prev = next->piece_next = nullptr;
-    records_.put(next);
-    merges.fetch_add(1, std::memory_order_relaxed);
-  }
+  if (b->piece_next != nullptr && b->piece_next->cached) absorb_next_locked(b);
   if (LargeBlock* prev = b->piece_prev; prev != nullptr && prev->cached) {
-    uncache_locked(prev);
-    erase_ptr_locked(b);
-    prev->size += b->size;
-    prev->piece_next = b->piece_next;
-    if (b->piece_next != nullptr) b->piece_next->piece_prev = prev;
-    b->piece_prev = b->piece_next = nullptr;
-    records_.put(b);
-    merges.fetch_add(1, std::memory_order_relaxed);
+    uncache_locked(prev);  // it grows, and is cached again by the caller
+    absorb_next_locked(prev);
     b = prev;
   }
   return b;

@@ -170,6 +170,7 @@ class LargeCache {
   LargeBlock* take_extent_locked(size_t usable_size, size_t align) noexcept;
   void split_locked(LargeBlock* b, size_t usable_size) noexcept;
   LargeBlock* merge_locked(LargeBlock* b) noexcept;  // b, or the cached part before it, grown
+  void absorb_next_locked(LargeBlock* keep) noexcept;  // keep grows over the part after it
   static void detach_piece(LargeBlock* b) noexcept;   // b stops being adjacent to anything
   std::atomic<size_t> cached_{0};
   LargeLayoutCounters layouts_[kLargeLayouts];

@@ -18,7 +18,12 @@ constexpr size_t kThreshold = 256 << 10;
 struct Rig {
   FakeLargeSource source;
   LargeCache cache;
-  Rig() { cache.init(&source); }
+  // split_min: blocks of that size and more are mappings the cache may split (Note [Splitting
+  // mapped blocks]).
+  explicit Rig(size_t split_min = SIZE_MAX) {
+    source.split_min_bytes = split_min;
+    cache.init(&source);
+  }
   ~Rig() { cache.release_all(); }
 };
 
@@ -395,76 +400,70 @@ TEST_CASE("heap: the cache gives back what live memory grows past its peak", "[l
 // Note [Splitting mapped blocks] (large_cache.cpp).
 TEST_CASE("large cache: one cached mapping serves smaller requests and comes back whole",
           "[large_cache][split]") {
-  FakeLargeSource source;
-  source.split_min_bytes = 1 << 20;
-  LargeCache cache;
-  cache.init(&source);
+  Rig r(1 << 20);
   constexpr size_t kMiB = size_t{1} << 20;
-  void* big = cache.alloc_upstream(64 * kMiB, 16, false);
-  REQUIRE(cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  void* big = r.cache.alloc_upstream(64 * kMiB, 16, false);
+  REQUIRE(r.cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
   // The `large` workload's sizes, one at a time: all served by the one mapping.
   for (size_t mib : {1, 2, 3, 6, 8, 12, 16, 24, 32, 64, 12, 1}) {
-    void* p = cache.take_cached(mib * kMiB, 16);
+    void* p = r.cache.take_cached(mib * kMiB, 16);
     REQUIRE(p == big);  // the front part of the mapping
-    REQUIRE(cache.usable_size(p) == mib * kMiB);
-    REQUIRE(cache.cached_bytes() == (64 - mib) * kMiB);
+    REQUIRE(r.cache.usable_size(p) == mib * kMiB);
+    REQUIRE(r.cache.cached_bytes() == (64 - mib) * kMiB);
     memset(p, 1, mib * kMiB);
-    REQUIRE(cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
-    REQUIRE(cache.cached_bytes() == 64 * kMiB);  // merged back
+    REQUIRE(r.cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+    REQUIRE(r.cache.cached_bytes() == 64 * kMiB);  // merged back
   }
-  REQUIRE(source.allocs == 1);
-  REQUIRE(cache.splits == 11);  // the 64 MiB request took it whole
-  REQUIRE(cache.merges == 11);
+  REQUIRE(r.source.allocs == 1);
+  REQUIRE(r.cache.splits == 11);  // the 64 MiB request took it whole
+  REQUIRE(r.cache.merges == 11);
 
   // Two parts live at once; freeing them in either order merges all three parts back.
-  void* a = cache.take_cached(8 * kMiB, 16);
-  void* b = cache.take_cached(8 * kMiB, 16);
+  void* a = r.cache.take_cached(8 * kMiB, 16);
+  void* b = r.cache.take_cached(8 * kMiB, 16);
   REQUIRE(b == static_cast<char*>(a) + 8 * kMiB);
-  REQUIRE(cache.cached_bytes() == 48 * kMiB);
-  REQUIRE(cache.release(a, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
-  REQUIRE(cache.release(b, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
-  REQUIRE(cache.cached_bytes() == 64 * kMiB);
-  REQUIRE(cache.take_cached(64 * kMiB, 16) == big);
-  REQUIRE(cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.cached_bytes() == 48 * kMiB);
+  REQUIRE(r.cache.release(a, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.release(b, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.cached_bytes() == 64 * kMiB);
+  REQUIRE(r.cache.take_cached(64 * kMiB, 16) == big);
+  REQUIRE(r.cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
 
   // A part evicted while its neighbour is live is unmapped alone; the neighbour, freed later,
   // does not merge into memory that is gone.
-  a = cache.take_cached(16 * kMiB, 16);
-  REQUIRE(cache.evict_oldest() == 48 * kMiB);  // the cached rest
-  REQUIRE(source.mapped_bytes == 16 * kMiB);
-  REQUIRE(cache.release(a, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
-  REQUIRE(cache.cached_bytes() == 16 * kMiB);
-  REQUIRE(cache.release_all() == 16 * kMiB);
-  REQUIRE(source.mapped_bytes == 0);
-  REQUIRE(source.bad_frees == 0);
+  a = r.cache.take_cached(16 * kMiB, 16);
+  REQUIRE(r.cache.evict_oldest() == 48 * kMiB);  // the cached rest
+  REQUIRE(r.source.mapped_bytes == 16 * kMiB);
+  REQUIRE(r.cache.release(a, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.cached_bytes() == 16 * kMiB);
+  REQUIRE(r.cache.release_all() == 16 * kMiB);
+  REQUIRE(r.source.mapped_bytes == 0);
+  REQUIRE(r.source.bad_frees == 0);
 }
 
 TEST_CASE("large cache: the best fitting extent is split, a small leftover is not",
           "[large_cache][split]") {
-  FakeLargeSource source;
-  source.split_min_bytes = 1 << 20;
-  LargeCache cache;
-  cache.init(&source);
+  Rig r(1 << 20);
   constexpr size_t kMiB = size_t{1} << 20;
-  void* x = cache.alloc_upstream(20 * kMiB, 16, false);
-  void* y = cache.alloc_upstream(10 * kMiB, 16, false);
-  void* z = cache.alloc_upstream(5 * kMiB + 512 * 1024, 16, false);  // another layout than y
-  cache.release(x, kNoLimit, kThreshold);
-  cache.release(y, kNoLimit, kThreshold);
-  cache.release(z, kNoLimit, kThreshold);
-  REQUIRE(cache.take_cached(10 * kMiB, 16) == y);  // exact size first
-  void* p = cache.take_cached(5 * kMiB, 16);       // smallest that fits: z, leftover < 1 MiB
+  void* x = r.cache.alloc_upstream(20 * kMiB, 16, false);
+  void* y = r.cache.alloc_upstream(10 * kMiB, 16, false);
+  void* z = r.cache.alloc_upstream(5 * kMiB + 512 * 1024, 16, false);  // another layout than y
+  r.cache.release(x, kNoLimit, kThreshold);
+  r.cache.release(y, kNoLimit, kThreshold);
+  r.cache.release(z, kNoLimit, kThreshold);
+  REQUIRE(r.cache.take_cached(10 * kMiB, 16) == y);  // exact size first
+  void* p = r.cache.take_cached(5 * kMiB, 16);       // smallest that fits: z, leftover < 1 MiB
   REQUIRE(p == z);
-  REQUIRE(cache.usable_size(p) == 5 * kMiB + 512 * 1024);
-  REQUIRE(cache.splits == 0);
-  void* q = cache.take_cached(4 * kMiB, 4096);     // from x, split
+  REQUIRE(r.cache.usable_size(p) == 5 * kMiB + 512 * 1024);
+  REQUIRE(r.cache.splits == 0);
+  void* q = r.cache.take_cached(4 * kMiB, 4096);     // from x, split
   REQUIRE(q == x);
-  REQUIRE(cache.splits == 1);
-  REQUIRE(cache.cached_bytes() == 16 * kMiB);
-  for (void* v : {y, p, q}) cache.release(v, kNoLimit, kThreshold);
-  cache.release_all();
-  REQUIRE(source.mapped_bytes == 0);
-  REQUIRE(source.bad_frees == 0);
+  REQUIRE(r.cache.splits == 1);
+  REQUIRE(r.cache.cached_bytes() == 16 * kMiB);
+  for (void* v : {y, p, q}) r.cache.release(v, kNoLimit, kThreshold);
+  r.cache.release_all();
+  REQUIRE(r.source.mapped_bytes == 0);
+  REQUIRE(r.source.bad_frees == 0);
 }
 
 TEST_CASE("heap: each pool keeps its own exact peak, and the process's is their sum's",
