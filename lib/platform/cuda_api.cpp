@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include "platform/os.h"
 #include "platform/spin_lock.h"
 
 namespace cachealloc::cuda_api {
@@ -118,27 +119,6 @@ const void* self_base() noexcept {
   return info.dli_fbase;
 }
 
-struct RangeQuery {
-  uintptr_t addr;
-  uintptr_t lo, hi;
-};
-// dl_iterate_phdr callback: the PT_LOAD span of the object that contains q->addr.
-int find_range(dl_phdr_info* info, size_t, void* arg) noexcept {
-  auto* q = static_cast<RangeQuery*>(arg);
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  for (int i = 0; i < info->dlpi_phnum; ++i) {
-    const auto& ph = info->dlpi_phdr[i];
-    if (ph.p_type != PT_LOAD) continue;
-    uintptr_t s = info->dlpi_addr + ph.p_vaddr;
-    if (s < lo) lo = s;
-    if (s + ph.p_memsz > hi) hi = s + ph.p_memsz;
-  }
-  if (q->addr < lo || q->addr >= hi) return 0;
-  q->lo = lo;
-  q->hi = hi;
-  return 1;
-}
-
 // Pre: entries [1, n) published. The entry whose object holds addr, or 0.
 uint8_t lookup(uintptr_t addr, uint8_t n) noexcept {
   for (uint8_t i = 1; i < n; ++i) {
@@ -161,14 +141,12 @@ const Runtime* runtime_for(const void* caller, uint8_t* index) noexcept {
   if (i == 0) {
     // The loader queries run with no lock of ours held: they take glibc's loader lock, whose
     // holder (a library constructor inside dlopen) may itself be calling cudaMalloc.
-    RangeQuery q{addr, 0, 0};
     Dl_info info;
-    if (caller == nullptr || dladdr(caller, &info) == 0 || dl_iterate_phdr(&find_range, &q) == 0) {
+    CallerRuntime found{};
+    if (caller == nullptr || dladdr(caller, &info) == 0 ||
+        !os::object_range(caller, &found.lo, &found.hi)) {
       return runtime();  // an unknown caller
     }
-    CallerRuntime found{};
-    found.lo = q.lo;
-    found.hi = q.hi;
     // Without cachealloc the call would bind to the first cudaMalloc of the global scope after
     // us (RTLD_NEXT: runtime()), and only failing that to one in the object's own local scope.
     const char* name = info.dli_fname;
