@@ -171,6 +171,10 @@ def check_pprof(lib, exe):
 def check_request(lib, exe, cli):
     """cachealloc-stats prof-dump PID: the running process writes its profile and the CLI prints
     where (Note [Profiles on request]); without CACHEALLOC_PROF=1 the CLI says why not."""
+    for bad in ([], ["12x"], ["1", "--timeout", "0"], ["1", "2"]):  # usage errors: exit 2
+        r = subprocess.run([cli, "prof-dump"] + bad, capture_output=True, text=True, timeout=30)
+        if r.returncode != 2 or "cachealloc-stats:" not in r.stderr:
+            fail(f"prof-dump {bad}: exit {r.returncode}, stderr {r.stderr!r}")
     with tempfile.TemporaryDirectory() as d:
         for prof in ("1", "0"):
             env = dict(os.environ, LD_PRELOAD=lib, CACHEALLOC_PROF=prof,
