@@ -95,6 +95,9 @@ bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out)
   } else if (info.kind == OptionKind::kBoolOrFail && equals_nocase(text, "fail")) {
     ok = true;
     v = kOptionFail;
+  } else if (info.kind == OptionKind::kBoolOrAlways && equals_nocase(text, "always")) {
+    ok = true;
+    v = kOptionAlways;
   } else {
     ok = parse_bool(text, &v);
     if (!ok && info.kind == OptionKind::kBoolOrPath && text[0] == '/') {
@@ -128,6 +131,7 @@ Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept {
             : info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
             : info.kind == OptionKind::kPath ? "file name prefix (1 to 255 bytes)"
             : info.kind == OptionKind::kBoolOrFail ? "boolean or \"fail\" (1/0, on/off, ..., fail)"
+            : info.kind == OptionKind::kBoolOrAlways ? "boolean or \"always\" (1/0, on/off, ..., always)"
                                              : "boolean or absolute path (1/0, on/off, ..., or /file)");
       if (info.kind == OptionKind::kSize) t.str(" in range ").dec(info.min).str("..").dec(info.max);
       t.str("; using the default ").dec(info.default_value);

@@ -17,8 +17,10 @@ namespace cachealloc {
 // kBoolOrPath: a boolean (0/1), or an absolute path (value 2, the path in Options::path_of).
 // kPath: a file name prefix (value 1 when set, the text in Options::prefix_of; unset: 0).
 // kBoolOrFail: a boolean, or the word "fail" (value 2).
-enum class OptionKind : uint8_t { kSize, kBool, kBoolOrPath, kPath, kBoolOrFail };
+// kBoolOrAlways: a boolean, or the word "always" (value 2).
+enum class OptionKind : uint8_t { kSize, kBool, kBoolOrPath, kPath, kBoolOrFail, kBoolOrAlways };
 inline constexpr uint64_t kOptionFail = 2;
+inline constexpr uint64_t kOptionAlways = 2;
 inline constexpr uint64_t kOptionPath = 2;
 inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
 
@@ -42,6 +44,9 @@ inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
     "Hardened mode: detect every double free of small blocks and poison freed memory (slower).")  \
   X(stats, "CACHEALLOC_STATS", kBool, 1, 0, 1,                                                    \
     "Publish live counters in /dev/shm/cachealloc.<pid>.<ns> for cachealloc-stats.")              \
+  X(stats_thread, "CACHEALLOC_STATS_THREAD", kBoolOrAlways, 1, 0, 2,                             \
+    "The publisher thread: 1 starts it once the program has a thread of its own, \"always\" in "  \
+    "single-threaded programs too, 0 never.")                                                     \
   X(show_stats, "CACHEALLOC_SHOW_STATS", kBoolOrPath, 0, 0, 2,                                    \
     "Print a summary of the counters at exit: 1 to stderr, or an absolute path: appended to that "\
     "file.")                                                                                      \

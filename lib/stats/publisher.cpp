@@ -248,8 +248,12 @@ void* publisher_main(void*) {
 // libstdc++'s shared_ptr switch to locked and atomic operations for good, and fork from a signal
 // handler would have to take locks. So a single-threaded process is published from its slow
 // paths only (at most every 5 ms while it allocates) and readers show the publication's age.
+// CACHEALLOC_STATS_THREAD=always starts the thread in a single-threaded process too, for a
+// single-threaded daemon whose owner wants its idle state seen and accepts the above; =0 never
+// starts one.
 [[gnu::cold, gnu::noinline]] void start_thread() noexcept {
-  if (os::single_threaded()) return;
+  uint64_t want = options().stats_thread;
+  if (want == 0 || (want != kOptionAlways && os::single_threaded())) return;
   if (os::now_ns() < g_thread_not_before_ns.load(std::memory_order_relaxed)) return;
   int expected = kNoThread;
   if (!g_thread.compare_exchange_strong(expected, kStarting, std::memory_order_acq_rel)) return;

@@ -16,7 +16,8 @@
 // a quiet period (a daemon between requests) would never reach the segment. A publisher thread
 // closes that gap in programs with threads of their own (Note [No thread in a single-threaded
 // process], publisher.cpp): started by the first tick after start() once the program has a
-// second thread (so from an allocator slow path once the heap works, never from a constructor), it
+// second thread (CACHEALLOC_STATS_THREAD=always: at the first tick; =0: never), so from an
+// allocator slow path once the heap works, never from a constructor, it
 // wakes every kWatchIntervalNs, builds the image without waiting for any lock (try-locks only:
 // Heap::try_snapshot), and writes the segment only when the image's body differs from the last
 // publication's (image_hash). So a reader sees an idle process's state within about 250 ms of its

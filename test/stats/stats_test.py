@@ -214,18 +214,25 @@ def threads_of(pid):
     return names
 
 
+def wait_live(pid: int, want: int, seconds: float) -> int:
+    """Polls the segment until bytes_live reaches `want` or `seconds` pass; the last value read."""
+    deadline = time.monotonic() + seconds
+    live = 0
+    while time.monotonic() < deadline:
+        live = stats_json(pid)["totals"]["bytes_live"]
+        if live >= want:
+            break
+        time.sleep(0.05)
+    return live
+
+
 def case_quiet():
     """Two 128 MiB blocks, then silence: the publisher thread shows them within 1 s."""
     w = Workload("quiet")
     pid = w.expect("ready")
-    deadline = time.monotonic() + 1.0
-    live = 0
-    while time.monotonic() < deadline:
-        live = stats_json(pid)["totals"]["bytes_live"]
-        if live >= 256 << 20:
-            break
-        time.sleep(0.05)
-    waited = 1.0 - (deadline - time.monotonic())
+    start = time.monotonic()
+    live = wait_live(pid, 256 << 20, 1.0)
+    waited = time.monotonic() - start
     check(live >= 256 << 20, f"bytes_live {live} one second after two 128 MiB allocations")
     names = threads_of(pid)
     check(names.count("cachealloc-stat") == 1, f"threads of the process: {names}")
@@ -250,8 +257,25 @@ def case_quiet():
     check(names_single == ["stats_workload"], f"single-threaded program's threads: {names_single}")
     check(stats_json(single_pid)["publish_count"] >= 1, "single-threaded program never published")
     single.finish()
+    # CACHEALLOC_STATS_THREAD=always: a single-threaded daemon gets the thread, and is seen idle.
+    always = Workload("quiet-single", env={"CACHEALLOC_STATS_THREAD": "always"})
+    always_pid = always.expect("ready")
+    live_always = wait_live(always_pid, 256 << 20, 1.0)
+    check(live_always >= 256 << 20,
+          f"STATS_THREAD=always: bytes_live {live_always} one second after two 128 MiB allocations")
+    names_always = threads_of(always_pid)
+    check(names_always == ["stats_workload", "cachealloc-stat"], f"STATS_THREAD=always threads: {names_always}")
+    always.finish()
+    # CACHEALLOC_STATS_THREAD=0: no thread even with threads of the program's own.
+    never = Workload("quiet", env={"CACHEALLOC_STATS_THREAD": "0"})
+    never_pid = never.expect("ready")
+    time.sleep(0.4)
+    names_never = threads_of(never_pid)
+    check(names_never.count("cachealloc-stat") == 0, f"STATS_THREAD=0 threads: {names_never}")
+    never.finish()
     print(f"quiet: 256 MiB live seen after {waited:.2f} s; idle segment unchanged; "
-          f"CACHEALLOC_STATS=0 runs no thread; a single-threaded program gets none")
+          f"CACHEALLOC_STATS=0 runs no thread; a single-threaded program gets none unless "
+          f"CACHEALLOC_STATS_THREAD=always (then seen within 1 s); =0 starts none")
 
 
 def case_peak():

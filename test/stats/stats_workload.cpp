@@ -166,9 +166,10 @@ void start_idle_thread() {
   }).detach();
 }
 
-// A daemon between requests.
-int run_quiet() {
-  start_idle_thread();
+// A daemon between requests; `own_thread`: with a thread of its own (the usual case), else
+// single-threaded (then only CACHEALLOC_STATS_THREAD=always brings a publisher thread).
+int run_quiet(bool own_thread) {
+  if (own_thread) start_idle_thread();
   constexpr size_t kSize = size_t{128} << 20;
   void* a = malloc(kSize);
   void* b = malloc(kSize);
@@ -248,7 +249,8 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "threads") == 0) return run_threads();
   if (strcmp(mode, "idle") == 0) return run_idle(false);
   if (strcmp(mode, "fork") == 0) return run_idle(true);
-  if (strcmp(mode, "quiet") == 0) return run_quiet();
+  if (strcmp(mode, "quiet") == 0) return run_quiet(true);
+  if (strcmp(mode, "quiet-single") == 0) return run_quiet(false);
   if (strcmp(mode, "single") == 0) return run_single();
   if (strcmp(mode, "spike") == 0) return run_spike();
   if (strcmp(mode, "busy") == 0) return run_busy();
@@ -257,5 +259,5 @@ int main(int argc, char** argv) {
     wait_line();
     return 0;
   }
-  fail("usage: stats_workload pattern|threads|idle|fork|quiet|spike|busy|noflush");
+  fail("usage: stats_workload pattern|threads|idle|fork|quiet|quiet-single|spike|busy|noflush");
 }

@@ -185,3 +185,19 @@ TEST_CASE("CACHEALLOC_SHOW_STATS takes a boolean or an absolute path", "[options
   CHECK(o.show_stats == 0);  // too long: refused, not cut
   g_env.clear();
 }
+
+TEST_CASE("CACHEALLOC_STATS_THREAD takes a boolean or \"always\"", "[options]") {
+  g_warnings.clear();
+  g_env.clear();
+  CHECK(load_options(&fake_lookup, &fake_warn).stats_thread == 1);
+  g_env = {{"CACHEALLOC_STATS_THREAD", "Always"}};
+  CHECK(load_options(&fake_lookup, &fake_warn).stats_thread == kOptionAlways);
+  g_env = {{"CACHEALLOC_STATS_THREAD", "off"}};
+  CHECK(load_options(&fake_lookup, &fake_warn).stats_thread == 0);
+  CHECK(g_warnings.empty());
+  g_env = {{"CACHEALLOC_STATS_THREAD", "fail"}};
+  CHECK(load_options(&fake_lookup, &fake_warn).stats_thread == 1);
+  REQUIRE(g_warnings.size() == 1);
+  CHECK(g_warnings[0].find("CACHEALLOC_STATS_THREAD=\"fail\" is not a valid boolean or \"always\"") == 0);
+  g_env.clear();
+}
