@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 LIB, WORKLOAD, CLI, CASE = sys.argv[1:5]
 SHM = "/dev/shm"
@@ -500,13 +501,33 @@ def case_timeline():
             check(word in texts, f"the chart lacks '{word}'")
         # Drawn by a real SVG renderer (librsvg, Debian's librsvg2-bin; skipped without it): it
         # must accept the file and draw something (a blank 900x800 PNG compresses below 5 KB).
+        renderers = []
         rsvg = shutil.which("rsvg-convert")
         if rsvg is not None:
             png = svg + ".png"
             r = subprocess.run([rsvg, "-o", png, svg], capture_output=True, text=True, timeout=60)
-            check(r.returncode == 0 and os.path.getsize(png) > 20000,
-                  f"rsvg-convert: exit {r.returncode} {r.stderr[:200]}, "
-                  f"{os.path.getsize(png) if os.path.exists(png) else 0} bytes of PNG")
+            check(r.returncode == 0 and os.path.exists(png), f"rsvg-convert: exit {r.returncode} {r.stderr[:200]}")
+            renderers.append(("librsvg", png))
+        # And by a browser: Debian's chromium, headless, takes a screenshot of the file.
+        chromium = shutil.which("chromium")
+        if chromium is not None:
+            shot = svg + ".chromium.png"
+            r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                                f"--user-data-dir={d}/chromium-profile", f"--screenshot={shot}",
+                                "--window-size=1000,900", "file://" + os.path.abspath(svg)],
+                               capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0 and os.path.exists(shot),
+                  f"chromium --screenshot: exit {r.returncode} {r.stderr[-300:]}")
+            renderers.append(("chromium", shot))
+        for name, png in renderers:
+            # Every series' colour is on the picture (its legend at least: a series at 0 lies
+            # under the next one), and the live series' colour on many pixels (its line and the
+            # size-class bars): a blank or half-drawn picture fails.
+            counts = png_color_counts(png)
+            for color, least in (("#1f77b4", 1000), ("#2ca02c", 20), ("#ff7f0e", 20),
+                                 ("#9467bd", 20), ("#d62728", 20)):
+                near = sum(n for c, n in counts.items() if color_near(c, color))
+                check(near >= least, f"{name}: only {near} pixels of {color} in the rendered timeline")
         rc, _, err = cli("record", str(pid), "-o", rec_path)
         check(rc in (3, 4), f"record of a gone process: {rc}")
         rc, _, err = cli("plot", svg, "-o", svg + ".2")
@@ -514,7 +535,58 @@ def case_timeline():
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print(f"timeline: {len(samples)} samples until exit; SVG with {len(lines_drawn)} lines and "
-          f"{len(bars)} size-class bars (parsed as XML)")
+          f"{len(bars)} size-class bars (parsed as XML; drawn by {', '.join(n for n, _ in renderers) or 'no renderer'})")
+
+
+def png_color_counts(path: str) -> dict:
+    """Pixel counts by (r, g, b) of an 8-bit RGB or RGBA, non-interlaced PNG (what librsvg and
+    chromium write), decoded with zlib alone."""
+    data = open(path, "rb").read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG")
+    pos, idat = 8, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    check(depth == 8 and ctype in (2, 6) and interlace == 0, f"{path}: PNG type {depth}/{ctype}/{interlace}")
+    bpp = 3 if ctype == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    prev = bytearray(stride)
+    counts: dict = {}
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 0xFF
+            elif f == 2:
+                line[i] = (line[i] + b) & 0xFF
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xFF
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        for i in range(0, stride, bpp):
+            if bpp == 4 and line[i + 3] == 0:
+                continue
+            key = (line[i], line[i + 1], line[i + 2])
+            counts[key] = counts.get(key, 0) + 1
+        prev = line
+    return counts
+
+
+def color_near(rgb: tuple, hexcolor: str, tolerance: int = 40) -> bool:
+    want = [int(hexcolor[k:k + 2], 16) for k in (1, 3, 5)]
+    return all(abs(x - w) <= tolerance for x, w in zip(rgb, want))
 
 
 def case_killed():
