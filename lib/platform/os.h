@@ -101,6 +101,11 @@ bool describe_address(const void* addr, AddressInfo* out) noexcept;
 // [lo, hi): the address range of the PT_LOAD segments of the object that holds `addr` (this
 // library's own code, for the unwinder to skip). False when none does.
 bool object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) noexcept;
+// `name` in the shared library `file` (a soname such as "libgcc_s.so.1"), loading it if no one has
+// (dlopen RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE: it stays for the process). nullptr when it cannot
+// be loaded or has no such symbol. dlopen allocates and takes the loader's lock: not from inside
+// malloc.
+void* library_symbol(const char* file, const char* name) noexcept;
 
 // Runs `argv[0]` (searched in PATH) with `argv`, with the environment less LD_PRELOAD and every
 // CACHEALLOC_* entry, stdin from /dev/null, and copies up to cap-1 bytes of its stdout into `out`

@@ -317,6 +317,11 @@ int find_range(struct dl_phdr_info* info, size_t, void* data) {
 }
 }  // namespace
 
+void* library_symbol(const char* file, const char* name) noexcept {
+  void* lib = dlopen(file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+  return lib == nullptr ? nullptr : dlsym(lib, name);
+}
+
 bool object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) noexcept {
   RangeQuery q{reinterpret_cast<uintptr_t>(addr), 0, 0, false};
   dl_iterate_phdr(&find_range, &q);

@@ -2,9 +2,9 @@
 #include "prof/sampler.h"
 
 #include <atomic>
-#include <cmath>
 
 #include "platform/os.h"
+#include "prof/sample_math.h"
 #include "prof/stack_trace.h"
 
 namespace cachealloc::prof {
@@ -25,7 +25,7 @@ int64_t next_interval(uint64_t rate) noexcept {
   t_rng ^= t_rng >> 27;
   uint64_t bits = (t_rng * 0x2545F4914F6CDD1Dull) >> 11;  // 53 bits
   double u = (static_cast<double>(bits) + 1.0) * 0x1.0p-53;  // (0, 1]
-  double d = -std::log(u) * static_cast<double>(rate);
+  double d = -log_positive(u) * static_cast<double>(rate);
   if (d >= static_cast<double>(kParked)) return kParked;
   return static_cast<int64_t>(d) + 1;
 }
@@ -60,7 +60,7 @@ uint64_t sample_rate() noexcept { return g_rate.load(std::memory_order_relaxed);
 double sample_weight(uint64_t size, uint64_t rate) noexcept {
   if (rate == 0) return 1.0;
   double s = size == 0 ? 1.0 : static_cast<double>(size);
-  return 1.0 / -std::expm1(-s / static_cast<double>(rate));
+  return 1.0 / -expm1_nonpositive(-s / static_cast<double>(rate));
 }
 
 }  // namespace cachealloc::prof

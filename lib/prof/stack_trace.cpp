@@ -3,6 +3,8 @@
 
 #include <unwind.h>
 
+#include <atomic>
+
 #include "platform/os.h"
 
 namespace cachealloc::prof {
@@ -11,6 +13,11 @@ constinit thread_local int t_depth = 0;
 // This library's code: leading frames in it (malloc, operator new, the profiler) are skipped.
 constinit uintptr_t g_self_lo = 0;
 constinit uintptr_t g_self_hi = 0;
+// libgcc's unwinder, found by warm_up() (Note [Unwinder on demand]).
+using BacktraceFn = _Unwind_Reason_Code (*)(_Unwind_Trace_Fn, void*);
+using GetIpFn = _Unwind_Ptr (*)(struct _Unwind_Context*);
+constinit std::atomic<BacktraceFn> g_backtrace{nullptr};  // set after g_get_ip (release)
+constinit std::atomic<GetIpFn> g_get_ip{nullptr};
 
 struct Walk {
   uintptr_t* pcs;
@@ -21,7 +28,7 @@ struct Walk {
 
 _Unwind_Reason_Code on_frame(struct _Unwind_Context* ctx, void* arg) {
   auto* w = static_cast<Walk*>(arg);
-  uintptr_t ip = _Unwind_GetIP(ctx);
+  uintptr_t ip = g_get_ip.load(std::memory_order_relaxed)(ctx);
   if (ip == 0) return _URC_END_OF_STACK;
   if (w->skipping && ip >= g_self_lo && ip < g_self_hi) return _URC_NO_REASON;
   w->skipping = false;
@@ -35,14 +42,27 @@ ProfilerScope::~ProfilerScope() { --t_depth; }
 bool in_profiler() noexcept { return t_depth != 0; }
 
 int capture_stack(uintptr_t* pcs, int max) noexcept {
-  if (max <= 0) return 0;
+  BacktraceFn backtrace = g_backtrace.load(std::memory_order_acquire);
+  if (max <= 0 || backtrace == nullptr) return 0;
   Walk w{pcs, max, 0, true};
-  _Unwind_Backtrace(&on_frame, &w);
+  backtrace(&on_frame, &w);
   return w.n;
 }
 
+// Note [Unwinder on demand]
+// The unwinder is libgcc_s's, looked up when profiling starts rather than linked: a C program
+// that never profiles would otherwise load libgcc_s (~100 KiB of resident pages) only for us.
+// Without it (no libgcc_s on the system) stacks are empty and the profile says so by its sites.
 void warm_up() noexcept {
   ProfilerScope scope;
+  if (g_backtrace.load(std::memory_order_acquire) == nullptr) {
+    auto get_ip = reinterpret_cast<GetIpFn>(os::library_symbol("libgcc_s.so.1", "_Unwind_GetIP"));
+    auto backtrace = reinterpret_cast<BacktraceFn>(os::library_symbol("libgcc_s.so.1", "_Unwind_Backtrace"));
+    if (get_ip != nullptr && backtrace != nullptr) {
+      g_get_ip.store(get_ip, std::memory_order_relaxed);
+      g_backtrace.store(backtrace, std::memory_order_release);
+    }
+  }
   uintptr_t lo = 0;
   uintptr_t hi = 0;
   if (os::object_range(reinterpret_cast<const void*>(&capture_stack), &lo, &hi)) {

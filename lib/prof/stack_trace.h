@@ -1,7 +1,7 @@
 // stack_trace.h - the call stack of an allocation, without allocating through us.
 //
-// The unwinder is libgcc's _Unwind_Backtrace (libgcc_s, which every C++ program loads, and which
-// this library links): it reads .eh_frame, so frame pointers are not assumed. It finds a frame's
+// The unwinder is libgcc's _Unwind_Backtrace (libgcc_s, which every C++ program loads; this library
+// looks it up when profiling starts: Note [Unwinder on demand]): it reads .eh_frame, so frame pointers are not assumed. It finds a frame's
 // unwind data through dl_iterate_phdr, which takes the loader's (recursive) write lock; it is
 // never called while one of our locks is held, so a thread inside dlopen that calls malloc waits
 // for nobody. A thread-local guard (in_profiler) makes any allocation the unwinder or the profiler

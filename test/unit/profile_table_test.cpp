@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "prof/profile_table.h"
+#include "prof/sample_math.h"
 #include "prof/sampler.h"
 
 using namespace cachealloc::prof;
@@ -93,4 +94,25 @@ TEST_CASE("the countdown samples about one allocation per rate bytes", "[prof]")
   // Off: parks near INT64_MAX after one slow call.
   CHECK((count_bytes(n) ? !sample_slow(n) : true));
   CHECK(!count_bytes(size_t{1} << 40));
+}
+
+TEST_CASE("the sampler's log and expm1 agree with libm (Note [No libm])", "[prof]") {
+  std::mt19937_64 rng(7);
+  double worst_log = 0, worst_expm1 = 0;
+  auto rel = [](double got, double want) { return std::fabs(got - want) / std::fabs(want); };
+  // The sampler's arguments: u in (0, 1] (53-bit), and -size/rate for any size and rate.
+  for (int i = 0; i < 200000; ++i) {
+    double u = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
+    if (u != 1.0) worst_log = std::max(worst_log, rel(log_positive(u), std::log(u)));
+    double y = -std::ldexp(static_cast<double>(rng() >> 11) * 0x1.0p-53, static_cast<int>(rng() % 80) - 60);
+    if (y != 0.0) worst_expm1 = std::max(worst_expm1, rel(expm1_nonpositive(y), std::expm1(y)));
+  }
+  CHECK(log_positive(1.0) == 0.0);
+  CHECK(log_positive(0x1.0p-53) == Approx(std::log(0x1.0p-53)).epsilon(1e-15));
+  CHECK(log_positive(1e300) == Approx(std::log(1e300)).epsilon(1e-15));
+  for (double y : {-1e-300, -1e-9, -0.25, -0.5, -0.5000001, -1.0, -10.0, -44.9, -45.1, -1e6}) {
+    CHECK(rel(expm1_nonpositive(y), std::expm1(y)) < 1e-14);
+  }
+  CHECK(worst_log < 1e-14);
+  CHECK(worst_expm1 < 1e-14);
 }
