@@ -21,8 +21,10 @@ void ThreadCache::attach(Heap* heap, bool checking) noexcept {
     bins_[c].head = nullptr;
     set_count(bins_[c], 0);
     // Classes past the large threshold are never used; in checking mode every call is slow.
-    bins_[c].max = (checking || class_size(c) > threshold) ? 0 : thread_cache_max(c);
+    // A class starts as an outbox (Note [Outbox bins]): its first refill gives it the full bin.
+    bins_[c].max = (checking || class_size(c) > threshold) ? 0 : batch_size(c);
     refill_want_[c] = static_cast<uint16_t>(batch_size(c) < kFirstRefill ? batch_size(c) : kFirstRefill);
+    flushed_since_refill_[c] = false;
   }
   clear_epoch = heap->clear_epoch();
 }
@@ -52,6 +54,9 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   owner_add(counters_.allocs, 1);
   owner_add(counters_.blocks_refilled, n);
   Bin& b = bins_[cls];
+  // Note [Outbox bins]: this thread does allocate this class, so it gets its full bin.
+  flushed_since_refill_[cls] = false;
+  if (b.max != 0) b.max = thread_cache_max(cls);
   void* p = chain;
   // The bin was empty (that is why we refill), so the rest of the chain becomes the bin, its
   // links encoded and its blocks tagged (Note [Free-list hardening]); pushing in chain order
@@ -91,7 +96,19 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
   // key only if the program wrote the secret value there itself, which it cannot know without
   // reading freed memory. Note [Free-list hardening].
   if (static_cast<uintptr_t*>(p)[1] == keys_.key) fatal_pointer(call, "double free", p);
-  if (b.count >= b.max && b.max != 0) flush(cls, batch_size(cls), call);
+  if (b.count >= b.max && b.max != 0) {
+    // Note [Outbox bins]
+    // A thread that frees blocks of a class it does not allocate (the consumer of a queue) uses
+    // its bin only as an outbox: what it keeps there serves nobody, and the allocating side
+    // carves that much more memory. So a bin holds one batch until the thread's first refill of
+    // the class, and again once it fills up twice with no refill between; a refill gives it the
+    // full bin (up to four batches, 64 KiB). Slow paths only: the fast paths read `max` as
+    // before. bench-prodcons peak RSS: 5.46 -> 4.80 MiB (medians of 4 alternating runs); callgrind
+    // instructions per op unchanged on churn, threads, prodcons, thread_churn, +1% on mixed.
+    if (flushed_since_refill_[cls]) b.max = batch_size(cls);
+    flushed_since_refill_[cls] = true;
+    flush(cls, b.count >= batch_size(cls) ? batch_size(cls) : b.count, call);
+  }
   if (b.count < b.max) {
     push(b, p);
     set_count(b, b.count + 1);  // counted through the bin: Note [Derived free count]

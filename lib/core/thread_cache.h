@@ -162,6 +162,8 @@ class ThreadCache {
   ThreadCounters counters_;
   // Note [Refill slow start]: blocks the next refill of each class asks for.
   uint16_t refill_want_[kNumClasses] = {};
+  // Note [Outbox bins]: whether each class flushed since its last refill.
+  bool flushed_since_refill_[kNumClasses] = {};
   Heap* heap_ = nullptr;
   unsigned shard_ = 0;  // this thread's transfer-slot shard (Note [Sharded transfer slots])
 };
