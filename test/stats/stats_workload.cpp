@@ -8,6 +8,7 @@
 // differences the driver sees are exactly the pattern below.
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <thread>
 
@@ -159,11 +161,15 @@ int run_idle(bool do_fork) {
 // A second thread of the program's own, as daemons and servers have: it allocates once and then
 // sleeps until the process exits. Only then may the publisher thread run (Note [No thread in a
 // single-threaded process]).
+// Returns once the thread has made its allocation, so that nothing changes after "ready".
 void start_idle_thread() {
+  static std::atomic<bool> allocated{false};
   std::thread([] {
     free(malloc(64));
+    allocated.store(true, std::memory_order_release);
     for (;;) pause();
   }).detach();
+  while (!allocated.load(std::memory_order_acquire)) sched_yield();
 }
 
 // A daemon between requests; `own_thread`: with a thread of its own (the usual case), else
