@@ -19,7 +19,6 @@
 #include <new>
 
 #include "core/allocator.h"
-#include "platform/cuda_api.h"
 #include "platform/os.h"
 
 #define CA_NEW_EXPORT __attribute__((visibility("default")))
@@ -44,7 +43,7 @@ template <typename Fn>
 Fn runtime_fn(std::atomic<void*>& cache, void* handle, const char* name) noexcept {
   void* f = cache.load(std::memory_order_acquire);
   if (f == nullptr) {
-    ca::cuda_api::DlsymFn real = ca::cuda_api::real_dlsym();
+    ca::os::DlsymFn real = ca::os::real_dlsym();
     f = real != nullptr ? real(handle, name) : nullptr;
     if (f != nullptr) cache.store(f, std::memory_order_release);
   }
