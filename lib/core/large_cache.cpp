@@ -24,7 +24,7 @@ constexpr size_t kGolden = 0x9E3779B97F4A7C15ull;
 // sizes so grow their allowance in a few rounds (doubling per round for a batch of N blocks);
 // sizes that do not recur hold one block each until the decay or the budget takes it.
 constexpr size_t kUnprovenBytes = size_t{4} << 20;
-constexpr size_t kOsPage = 4096;  // split parts start on a page (the OS's, and mremap's, unit)
+constexpr size_t kOsPage = 4096;  // split parts start on an OS page (mremap's unit)
 constexpr int32_t kMaxCredit = int32_t{1} << 24;
 constexpr uint16_t kMaxGhosts = 4096;
 }  // namespace
@@ -160,8 +160,8 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
   return nullptr;
 }
 
-// Note [Splitting mapped blocks]: blocks from split_min() up are page mappings of their own (Note
-// [Large upstream]), and any page-aligned part of a mapping can be unmapped alone. So a cached one
+// Note [Splitting mapped blocks]: blocks from split_min() up are mappings of their own (Note
+// [Large upstream]), and any OS-page-aligned part of a mapping can be unmapped alone. So a cached one
 // need not wait for a request of its own size: a request takes the best fitting cached extent
 // (an exact size first, else the smallest that is larger) and, when what is left is at least
 // split_min(), splits it off as a cached block of its own. The parts of one mapping stay linked in

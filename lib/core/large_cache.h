@@ -7,7 +7,7 @@
 //                usable size and to tell a double free (record cached) from a foreign pointer (no
 //                record).
 //   by_layout_   chained hash index layout -> cached records, newest first in each chain, so a
-//                request takes the most recently freed block of its layout (warm pages). It has
+//                request takes the most recently freed block of its layout (warm memory). It has
 //                as many buckets as by_ptr_ and grows with it (grow_locked).
 //   lru_         every cached record, newest first; the tail is what the budget evicts.
 //   extents_     the cached records of at least the source's split_min(): requests of that size
