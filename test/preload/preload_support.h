@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "../support/pattern.h"  // the fill patterns written and verified
+#include "../support/rss.h"
 
 namespace preload_test {
 
@@ -50,14 +51,11 @@ inline OwnsFn require_cachealloc(const char* program) {
   return owns;
 }
 
-// Resident set size in bytes, from /proc/self/statm.
+// Resident set size in bytes (test/support/rss.h).
 inline size_t rss_bytes() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  if (f == nullptr) fail("cannot open /proc/self/statm");
-  unsigned long size = 0, resident = 0;
-  if (fscanf(f, "%lu %lu", &size, &resident) != 2) fail("cannot parse /proc/self/statm");
-  fclose(f);
-  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t n = rss::bytes();
+  if (n == 0) fail("cannot read /proc/self/statm");
+  return n;
 }
 
 }  // namespace preload_test

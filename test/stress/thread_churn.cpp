@@ -20,8 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
-
+#include "../support/rss.h"
 #include "stress_common.h"
 
 using namespace stress;
@@ -95,14 +94,10 @@ constexpr int kLifetimes = 3000;
 constexpr int kWarmup = 300;
 constexpr size_t kMaxGrowth = size_t{24} << 20;
 
-// Resident set size in bytes, from /proc/self/statm.
 size_t rss_bytes() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  if (f == nullptr) die("cannot open /proc/self/statm");
-  unsigned long size = 0, resident = 0;
-  if (fscanf(f, "%lu %lu", &size, &resident) != 2) die("cannot parse /proc/self/statm");
-  fclose(f);
-  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t n = rss::bytes();
+  if (n == 0) die("cannot read /proc/self/statm");
+  return n;
 }
 
 using Handoff = std::vector<std::pair<void*, size_t>>;  // tag: the size
