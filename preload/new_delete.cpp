@@ -19,10 +19,8 @@
 #include <new>
 
 #include "core/allocator.h"
-#include "platform/cuda_api.h"
+#include "export.h"
 #include "platform/os.h"
-
-#define CA_NEW_EXPORT __attribute__((visibility("default")))
 
 namespace ca = cachealloc;
 
@@ -44,7 +42,7 @@ template <typename Fn>
 Fn runtime_fn(std::atomic<void*>& cache, void* handle, const char* name) noexcept {
   void* f = cache.load(std::memory_order_acquire);
   if (f == nullptr) {
-    ca::cuda_api::DlsymFn real = ca::cuda_api::real_dlsym();
+    ca::os::DlsymFn real = ca::os::real_dlsym();
     f = real != nullptr ? real(handle, name) : nullptr;
     if (f != nullptr) cache.store(f, std::memory_order_release);
   }
@@ -110,24 +108,24 @@ inline void* new_aligned(size_t n, std::align_val_t a, bool nothrow) {
 
 }  // namespace
 
-CA_NEW_EXPORT void* operator new(size_t n) { return new_plain(n); }
-CA_NEW_EXPORT void* operator new[](size_t n) { return new_plain(n); }
-CA_NEW_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n); }
-CA_NEW_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n); }
-CA_NEW_EXPORT void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a, false); }
-CA_NEW_EXPORT void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a, false); }
-CA_NEW_EXPORT void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { return new_aligned(n, a, true); }
-CA_NEW_EXPORT void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { return new_aligned(n, a, true); }
+CA_CXX_EXPORT void* operator new(size_t n) { return new_plain(n); }
+CA_CXX_EXPORT void* operator new[](size_t n) { return new_plain(n); }
+CA_CXX_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n); }
+CA_CXX_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n); }
+CA_CXX_EXPORT void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a, false); }
+CA_CXX_EXPORT void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a, false); }
+CA_CXX_EXPORT void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { return new_aligned(n, a, true); }
+CA_CXX_EXPORT void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { return new_aligned(n, a, true); }
 
-CA_NEW_EXPORT void operator delete(void* p) noexcept { ca::api_free(p, "operator delete"); }
-CA_NEW_EXPORT void operator delete[](void* p) noexcept { ca::api_free(p, "operator delete[]"); }
-CA_NEW_EXPORT void operator delete(void* p, size_t) noexcept { ca::api_free(p, "operator delete"); }
-CA_NEW_EXPORT void operator delete[](void* p, size_t) noexcept { ca::api_free(p, "operator delete[]"); }
-CA_NEW_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete"); }
-CA_NEW_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete[]"); }
-CA_NEW_EXPORT void operator delete(void* p, std::align_val_t) noexcept { ca::api_free(p, "operator delete"); }
-CA_NEW_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { ca::api_free(p, "operator delete[]"); }
-CA_NEW_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept { ca::api_free(p, "operator delete"); }
-CA_NEW_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept { ca::api_free(p, "operator delete[]"); }
-CA_NEW_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete"); }
-CA_NEW_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete[]"); }
+CA_CXX_EXPORT void operator delete(void* p) noexcept { ca::api_free(p, "operator delete"); }
+CA_CXX_EXPORT void operator delete[](void* p) noexcept { ca::api_free(p, "operator delete[]"); }
+CA_CXX_EXPORT void operator delete(void* p, size_t) noexcept { ca::api_free(p, "operator delete"); }
+CA_CXX_EXPORT void operator delete[](void* p, size_t) noexcept { ca::api_free(p, "operator delete[]"); }
+CA_CXX_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete"); }
+CA_CXX_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete[]"); }
+CA_CXX_EXPORT void operator delete(void* p, std::align_val_t) noexcept { ca::api_free(p, "operator delete"); }
+CA_CXX_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { ca::api_free(p, "operator delete[]"); }
+CA_CXX_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept { ca::api_free(p, "operator delete"); }
+CA_CXX_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept { ca::api_free(p, "operator delete[]"); }
+CA_CXX_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete"); }
+CA_CXX_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete[]"); }

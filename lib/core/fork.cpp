@@ -3,7 +3,7 @@
 // Note [Fork]
 // fork() copies one thread. Every lock another thread held at that moment stays held in the child
 // forever, over data it was halfway through changing, so the forking thread takes all of them
-// first (prepare), and releases them in both processes afterwards. The order matters as much as
+// first (prepare), and unlocks them in both processes afterwards. The order matters as much as
 // the set: glibc's own rule (posix/fork.c) is that a lock a thread may hold while it calls malloc
 // must be taken before the allocator's locks. glibc takes its malloc locks last, after the stdio
 // list lock, because getline/getdelim reallocate while holding a FILE's lock and fflush(NULL)
@@ -27,8 +27,8 @@
 //               4. prof::lock_all: the heap profile's tables (host, device), leaf locks taken
 //                  inside malloc and by the CUDA front with nothing else held
 //   glibc       prepare handlers registered before ours (none in practice); the NSS database lock
-//               (taken and released); the stdio list lock, level 2; its own malloc locks; _Fork
-//   parent      glibc releases its malloc locks and list level 2; then, first of the parent
+//               (locked and unlocked); the stdio list lock, level 2; its own malloc locks; _Fork
+//   parent      glibc unlocks its malloc locks and list level 2; then, first of the parent
 //               handlers: prof and Heap unlock_all, list lock level 1, ForkLayer hooks in reverse order
 //   child       glibc re-creates its malloc locks, every FILE lock and the list lock; then, first
 //               of the child handlers: prof and Heap unlock_all (this thread holds them), the list lock
@@ -41,7 +41,7 @@
 // glibc's fork makes; or our own helper thread is the only other one and is paused, Note [Helper
 // threads] in fork.h). The only code that can hold one of our locks then is the code a signal
 // handler interrupted to call fork, which POSIX allows; taking the lock would spin forever, and in
-// both processes the lock belongs to that code, which releases it when the handler returns. The
+// both processes the lock belongs to that code, which unlocks it when the handler returns. The
 // decision is made once in prepare and recorded, so parent and child undo exactly what prepare did
 // (the child hooks still run, with locked = false, to reset per-process state).
 //

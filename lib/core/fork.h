@@ -15,7 +15,7 @@ namespace cachealloc {
 
 // The layers above the core whose locks are held across fork, in the order their prepare hooks
 // run. Parent and child hooks run in the reverse order. All of them run before the stdio list lock
-// and the heap's locks are taken in prepare (and after those are released in parent and child).
+// and the heap's locks are taken in prepare (and after those are unlocked in parent and child).
 enum class ForkLayer : unsigned {
   // lib/cuda: the DeviceCache's locks (registry, pools, block table, streams). First: a thread
   // holding a pool lock may call malloc, and so publish (the publication lock).
@@ -27,7 +27,7 @@ enum class ForkLayer : unsigned {
 struct ForkHooks {
   // Multi-threaded parent only: take the layer's locks (may not allocate while holding them).
   void (*prepare)() noexcept;
-  // Multi-threaded parent only: release what prepare took.
+  // Multi-threaded parent only: unlock what prepare took.
   void (*parent)() noexcept;
   // Every child, async-signal-safe work only. `locked`: prepare ran, so the layer holds its locks
   // (re-create them). Otherwise the parent was single-threaded, possibly forking from a signal

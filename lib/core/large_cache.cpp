@@ -24,7 +24,7 @@ constexpr size_t kGolden = 0x9E3779B97F4A7C15ull;
 // sizes so grow their allowance in a few rounds (doubling per round for a batch of N blocks);
 // sizes that do not recur hold one block each until the decay or the budget takes it.
 constexpr size_t kUnprovenBytes = size_t{4} << 20;
-constexpr size_t kOsPage = 4096;  // split parts start on a page (the OS's, and mremap's, unit)
+constexpr size_t kOsPage = 4096;  // split parts start on an OS page (mremap's unit)
 constexpr int32_t kMaxCredit = int32_t{1} << 24;
 constexpr uint16_t kMaxGhosts = 4096;
 }  // namespace
@@ -49,43 +49,25 @@ size_t LargeCache::allowed_blocks(size_t usable_size) noexcept {
   return allowed_locked(index);
 }
 
-size_t LargeCache::ptr_bucket(const void* p) const noexcept {
-  return ((reinterpret_cast<uintptr_t>(p) >> 12) * kGolden >> 20) & (nbuckets_ - 1);
-}
-
 size_t LargeCache::layout_bucket(size_t size, size_t align) const noexcept {
-  return (((size >> 12) ^ (align * 0x100000001b3ull)) * kGolden >> 20) & (nbuckets_ - 1);
+  return (((size >> 12) ^ (align * 0x100000001b3ull)) * kGolden >> 20) & (by_ptr_.buckets() - 1);
 }
 
 bool LargeCache::grow_locked() noexcept {
-  size_t n = nbuckets_ == 0 ? 1024 : nbuckets_ * 2;
-  auto** ptr = static_cast<LargeBlock**>(MetaArena::map_array(n * sizeof(LargeBlock*)));
+  size_t old_n = by_ptr_.buckets();
+  size_t n = old_n == 0 ? kFirstLargeBuckets : old_n * 2;  // what by_ptr_.grow() makes it
   auto** lay = static_cast<LargeBlock**>(MetaArena::map_array(n * sizeof(LargeBlock*)));
-  if (ptr == nullptr || lay == nullptr) {
-    MetaArena::unmap_array(ptr, n * sizeof(LargeBlock*));
+  if (lay == nullptr) return false;
+  if (!by_ptr_.grow()) {
     MetaArena::unmap_array(lay, n * sizeof(LargeBlock*));
     return false;
   }
-  LargeBlock** old_ptr = by_ptr_;
   LargeBlock** old_lay = by_layout_;
-  size_t old_n = nbuckets_;
-  by_ptr_ = ptr;
   by_layout_ = lay;
-  nbuckets_ = n;
-  for (size_t i = 0; i < old_n; ++i) {
-    for (LargeBlock* b = old_ptr[i]; b != nullptr;) {
-      LargeBlock* next = b->ptr_next;
-      size_t k = ptr_bucket(b->p);
-      b->ptr_next = by_ptr_[k];
-      by_ptr_[k] = b;
-      b = next;
-    }
-  }
   // Re-chain cached blocks by walking the LRU from oldest to newest, so each chain stays newest-first.
   for (LargeBlock* b = lru_.back(); b != nullptr; b = lru_.prev(b)) {
     LayoutChain::push_front_at(by_layout_[layout_bucket(b->size, b->align)], b);
   }
-  MetaArena::unmap_array(old_ptr, old_n * sizeof(LargeBlock*));
   MetaArena::unmap_array(old_lay, old_n * sizeof(LargeBlock*));
   return true;
 }
@@ -98,29 +80,17 @@ void LargeCache::count_layout_locked(std::atomic<uint64_t> LargeLayoutCounters::
   owner_add(c, static_cast<uint64_t>(by));
 }
 
-LargeBlock* LargeCache::find_locked(const void* p) noexcept {
-  if (nbuckets_ == 0) return nullptr;
-  for (LargeBlock* b = by_ptr_[ptr_bucket(p)]; b != nullptr; b = b->ptr_next) {
-    if (b->p == p) return b;
-  }
-  return nullptr;
-}
+LargeBlock* LargeCache::find_locked(const void* p) noexcept { return by_ptr_.find(p); }
 
 bool LargeCache::insert_ptr_locked(LargeBlock* b) noexcept {
-  if (records_in_ptr_ + 1 > nbuckets_ && !grow_locked() && nbuckets_ == 0) return false;
-  size_t k = ptr_bucket(b->p);
-  b->ptr_next = by_ptr_[k];
-  by_ptr_[k] = b;
-  ++records_in_ptr_;
+  // As ChainedIndex::make_room, growing by_layout_ too.
+  if (by_ptr_.full() && !grow_locked() && by_ptr_.buckets() == 0) return false;
+  by_ptr_.insert(b);
   return true;
 }
 
 void LargeCache::erase_ptr_locked(LargeBlock* b) noexcept {
-  LargeBlock** link = &by_ptr_[ptr_bucket(b->p)];
-  while (*link != b) link = &(*link)->ptr_next;
-  *link = b->ptr_next;
-  b->ptr_next = nullptr;
-  --records_in_ptr_;
+  by_ptr_.erase(b);
 }
 
 void LargeCache::cache_locked(LargeBlock* b) noexcept {
@@ -153,9 +123,9 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
   constexpr int kFitSteps = 8;
   LockGuard g(lock_);
   LargeBlock* found = nullptr;
-  if (nbuckets_ != 0 && usable_size >= split_min_ && align <= kOsPage) {
+  if (by_ptr_.buckets() != 0 && usable_size >= split_min_ && align <= kOsPage) {
     found = take_extent_locked(usable_size, align);
-  } else if (nbuckets_ != 0) {
+  } else if (by_ptr_.buckets() != 0) {
     size_t want = usable_size;
     for (int step = 0; step <= kFitSteps && want != 0 && found == nullptr; ++step) {
       for (LargeBlock* b = by_layout_[layout_bucket(want, align)]; b != nullptr; b = b->lay_next) {
@@ -190,8 +160,8 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
   return nullptr;
 }
 
-// Note [Splitting mapped blocks]: blocks from split_min() up are page mappings of their own (Note
-// [Large upstream]), and any page-aligned part of a mapping can be unmapped alone. So a cached one
+// Note [Splitting mapped blocks]: blocks from split_min() up are mappings of their own (Note
+// [Large upstream]), and any OS-page-aligned part of a mapping can be unmapped alone. So a cached one
 // need not wait for a request of its own size: a request takes the best fitting cached extent
 // (an exact size first, else the smallest that is larger) and, when what is left is at least
 // split_min(), splits it off as a cached block of its own. The parts of one mapping stay linked in

@@ -3,10 +3,12 @@
 // Layout of a large request: (size rounded to 8 steps per power of two, at least 4 KiB; alignment).
 // Data structures, all under lock_:
 //   LargeBlock   one record per block we know (live or cached), from a MetaPool.
-//   by_ptr_      chained hash index pointer -> record, for free()/realloc()/usable size and to
-//                tell a double free (record cached) from a foreign pointer (no record).
+//   by_ptr_      chained hash index pointer -> record (core/chained_index.h), for free()/realloc()/
+//                usable size and to tell a double free (record cached) from a foreign pointer (no
+//                record).
 //   by_layout_   chained hash index layout -> cached records, newest first in each chain, so a
-//                request takes the most recently freed block of its layout (warm pages).
+//                request takes the most recently freed block of its layout (warm memory). It has
+//                as many buckets as by_ptr_ and grows with it (grow_locked).
 //   lru_         every cached record, newest first; the tail is what the budget evicts.
 //   extents_     the cached records of at least the source's split_min(): requests of that size
 //                take the best fit among them, split off what they do not need, and a freed part
@@ -22,6 +24,7 @@
 #include <cstdint>
 
 #include "cachealloc.h"
+#include "core/chained_index.h"
 #include "core/live_peak.h"
 #include "core/large_source.h"
 #include "core/meta_arena.h"
@@ -67,6 +70,13 @@ struct LargeLayoutCounters {
   std::atomic<uint64_t> live{0}, cached{0}, hits{0}, misses{0};
 };
 
+namespace detail {
+// by_ptr_'s bucket of a block address (its low bits after the mask): blocks are 4 KiB aligned.
+inline size_t large_ptr_hash(const void* p) noexcept {
+  return (reinterpret_cast<uintptr_t>(p) >> 12) * 0x9E3779B97F4A7C15ull >> 20;
+}
+}  // namespace detail
+
 struct LargeBlock {
   void* p = nullptr;
   size_t size = 0;   // usable size (the layout's rounded size, or the adopted size)
@@ -88,6 +98,8 @@ struct LargeBlock {
 };
 
 class LargeCache {
+  static constexpr size_t kFirstLargeBuckets = 1024;  // both indexes
+
  public:
   enum class Release { kFreed, kStillShared, kNotOurs, kDoubleFree };
 
@@ -150,15 +162,14 @@ class LargeCache {
   bool grow_locked() noexcept;
   void give_upstream(LargeBlock* b) noexcept;  // outside the lock; recycles the record
   size_t layout_bucket(size_t size, size_t align) const noexcept;
-  size_t ptr_bucket(const void* p) const noexcept;
 
   SpinLock lock_{LockRank::kLargeCache};
   LargeSource* source_ = nullptr;
   MetaPool<LargeBlock> records_;
-  LargeBlock** by_ptr_ = nullptr;
-  LargeBlock** by_layout_ = nullptr;
-  size_t nbuckets_ = 0;  // both tables, a power of two
-  size_t records_in_ptr_ = 0;
+  ChainedIndex<LargeBlock, &LargeBlock::ptr_next, &LargeBlock::p, const void*,
+               &detail::large_ptr_hash, kFirstLargeBuckets>
+      by_ptr_;
+  LargeBlock** by_layout_ = nullptr;  // by_ptr_.buckets() heads
   size_t live_ = 0;
   std::atomic<size_t> live_bytes_{0};  // written under lock_, read by stats without it
   LivePeak* peak_ = nullptr;

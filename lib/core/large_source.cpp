@@ -15,8 +15,8 @@ void SystemLargeSource::init() noexcept {
 
 void* SystemLargeSource::alloc(size_t size, size_t align, bool zero) noexcept {
   if (size >= kDirectMapMin) {
-    const size_t page = os::page_size();
-    return os::map_aligned(size, align < page ? page : align);  // fresh mappings read as zero
+    const size_t os_page = os::page_size();
+    return os::map_aligned(size, align < os_page ? os_page : align);  // fresh mappings read as zero
   }
   void* p = zero ? mi_zalloc_aligned(size, align) : mi_malloc_aligned(size, align);
   if (p != nullptr) mimalloc_live_.fetch_add(size, std::memory_order_relaxed);

@@ -24,8 +24,8 @@ class LargeSource {
   // Bytes the upstream holds in memory for us beyond the blocks it has handed out and not been
   // given back (its own free lists and caches): part of what the process holds because of us.
   virtual size_t retained_bytes() noexcept { return 0; }
-  // Blocks of at least this size are page mappings: any page-aligned part of one may be given to
-  // free() on its own, so the cache may split a cached block and merge adjacent parts again
+  // Blocks of at least this size are mappings of their own: any OS-page-aligned part of one may be
+  // given to free() on its own, so the cache may split a cached block and merge adjacent parts again
   // (Note [Splitting mapped blocks], large_cache.cpp). SIZE_MAX: no block is.
   virtual size_t split_min() const noexcept { return SIZE_MAX; }
 
@@ -36,7 +36,7 @@ class LargeSource {
 
 // Note [Large upstream]: blocks below kDirectMapMin come from mimalloc, told at init to decommit
 // freed memory at once (mi_option_decommit_delay and mi_option_segment_decommit_delay = 0): by
-// default it keeps freed pages committed for 25 ms, and whole freed segments in a segment cache
+// default it keeps freed memory committed for 25 ms, and whole freed segments in a segment cache
 // until some later call, so a block the cache evicted stayed in RSS and the budget was not what
 // the process held. Blocks from kDirectMapMin are mapped straight from the OS and unmapped when
 // freed (exact, like glibc's mmapped chunks), and resize() moves them with mremap, so a realloc
@@ -45,7 +45,7 @@ class LargeSource {
 // eager commit on (mimalloc's default) it commits whole 32 MiB segments up front and one 100 KB
 // block showed 31.8 MiB "retained" that was never touched; so eager commit is turned off and the
 // count follows what is touched (920 KiB for that block). It is still an upper bound on what
-// mimalloc keeps resident (a committed page may never have been touched), never below it.
+// mimalloc keeps resident (a committed OS page may never have been touched), never below it.
 class SystemLargeSource final : public LargeSource {
  public:
   static constexpr size_t kDirectMapMin = size_t{1} << 20;

@@ -10,7 +10,7 @@ namespace {
 constexpr size_t kChunk = size_t{1} << 20;
 constinit MetaArena g_arena;
 
-size_t round_pages(size_t n) {
+size_t round_os_pages(size_t n) {
   size_t ps = os::page_size();
   return (n + ps - 1) & ~(ps - 1);
 }
@@ -34,11 +34,11 @@ void* MetaArena::alloc(size_t size) noexcept {
 }
 
 void* MetaArena::map_array(size_t bytes) noexcept {
-  return os::map_aligned(round_pages(bytes), os::page_size());
+  return os::map_aligned(round_os_pages(bytes), os::page_size());
 }
 
 void MetaArena::unmap_array(void* p, size_t bytes) noexcept {
-  if (p != nullptr) os::unmap(p, round_pages(bytes));
+  if (p != nullptr) os::unmap(p, round_os_pages(bytes));
 }
 
 }  // namespace cachealloc

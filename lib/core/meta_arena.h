@@ -21,7 +21,7 @@ class MetaArena {
   constexpr MetaArena() = default;
   // Zeroed memory, 64-byte aligned, or nullptr when the OS refuses.
   void* alloc(size_t size) noexcept;
-  // Direct mappings for large arrays (rounded to pages), zeroed.
+  // Direct mappings for large arrays (rounded to OS pages), zeroed.
   static void* map_array(size_t bytes) noexcept;
   static void unmap_array(void* p, size_t bytes) noexcept;
 

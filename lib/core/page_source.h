@@ -1,5 +1,8 @@
 // page_source.h - where small-object segments come from: the upstream of the slab layer.
 //
+// The name is older than the glossary (lib/README.md): what a PageSource maps is a segment
+// (kSegmentSize, 4 MiB), not a page.
+//
 // The library uses OsPageSource (mmap/madvise through os.h); unit tests inject a fake that counts
 // calls and fails on demand (test/fakes/fake_page_source.h).
 #pragma once
@@ -12,10 +15,12 @@ namespace cachealloc {
 
 class PageSource {
  public:
-  // A zeroed, read-write, `align`-aligned mapping of `size` bytes, or nullptr (out of memory).
+  // A zeroed, read-write, `align`-aligned mapping of `size` bytes (a segment: the slab layer asks
+  // for kSegmentSize at kSegmentSize), or nullptr (out of memory).
   virtual void* map(size_t size, size_t align) noexcept = 0;
   virtual void unmap(void* p, size_t size) noexcept = 0;
-  // Drop the physical pages; the range stays mapped and reads as zero. False when refused.
+  // Drop the physical memory (OS pages); the range stays mapped and reads as zero. False when
+  // refused.
   virtual bool decommit(void* p, size_t size) noexcept = 0;
 
  protected:

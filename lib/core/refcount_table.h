@@ -6,7 +6,8 @@
 // segments that never saw ca_retain pay one load of a line free() reads anyway. Large blocks keep
 // their count in their LargeBlock record instead (large_cache.h).
 //
-// Data structures: kShards chained hash tables keyed by address, nodes from a MetaPool.
+// Data structures: kShards chained hash indexes keyed by address (core/chained_index.h), nodes
+// from a MetaPool.
 // SYNCHRONIZATION: one SpinLock per shard; a leaf under which only MetaArena locks are taken.
 #pragma once
 
@@ -14,10 +15,18 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/chained_index.h"
 #include "core/meta_arena.h"
 #include "platform/spin_lock.h"
 
 namespace cachealloc {
+
+namespace detail {
+// A shard's bucket of a block address (its low bits after the mask): blocks are 16-byte aligned.
+inline size_t refcount_hash(const void* p) noexcept {
+  return (reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull >> 24;
+}
+}  // namespace detail
 
 class RefcountTable {
  public:
@@ -45,14 +54,10 @@ class RefcountTable {
   };
   struct Shard {
     SpinLock lock{LockRank::kRefcountShard};
-    Node** buckets = nullptr;
-    size_t nbuckets = 0;
-    size_t size = 0;
+    ChainedIndex<Node, &Node::next, &Node::key, const void*, &detail::refcount_hash, 256> index;
     std::atomic<uint64_t> retains{0}, releases{0};  // written under lock, read without it
   };
   static Shard& shard_for(Shard* shards, const void* p) noexcept;
-  static size_t bucket(const Shard& s, const void* p) noexcept;
-  static bool grow(Shard& s) noexcept;
 
   Shard shards_[kShards];
   MetaPool<Node> nodes_;

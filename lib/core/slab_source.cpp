@@ -46,18 +46,18 @@ uint64_t run_mask(unsigned npages, unsigned first) {
 SpinLock& segment_meta_lock() noexcept { return g_spare_lock; }
 
 bool SlabSource::add_segment_locked() noexcept {
-  void* mem = pages_->map(kSegmentSize, kSegmentSize);
+  void* mem = source_->map(kSegmentSize, kSegmentSize);
   if (mem == nullptr) return false;
   SegmentMeta* m = new_segment_meta();
   if (m == nullptr) {
-    pages_->unmap(mem, kSegmentSize);
+    source_->unmap(mem, kSegmentSize);
     return false;
   }
   if (track_live_ && m->live_bits == nullptr) {
     m->live_bits = static_cast<std::atomic<uint64_t>*>(
         MetaArena::map_array(SegmentMeta::kLiveWords * sizeof(uint64_t)));
     if (m->live_bits == nullptr) {
-      pages_->unmap(mem, kSegmentSize);
+      source_->unmap(mem, kSegmentSize);
       recycle_segment_meta(m);
       return false;
     }
@@ -68,7 +68,7 @@ bool SlabSource::add_segment_locked() noexcept {
     m->set_page_head(i, i);
   }
   if (!table_->set(m->base, m)) {
-    pages_->unmap(mem, kSegmentSize);
+    source_->unmap(mem, kSegmentSize);
     recycle_segment_meta(m);
     return false;
   }
@@ -196,7 +196,7 @@ size_t SlabSource::evict_oldest() noexcept {
   if (victim == nullptr) return 0;
   unlink_empty_locked(victim);
   size_t bytes = victim->bytes();
-  pages_->decommit(reinterpret_cast<void*>(victim->start), bytes);
+  source_->decommit(reinterpret_cast<void*>(victim->start), bytes);
   free_pages_locked(victim);
   cached_.fetch_sub(bytes, std::memory_order_relaxed);
   evictions.fetch_add(1, std::memory_order_relaxed);
@@ -204,15 +204,15 @@ size_t SlabSource::evict_oldest() noexcept {
 }
 
 size_t SlabSource::release_all() noexcept {
-  size_t released = 0;
-  while (size_t n = evict_oldest()) released += n;
+  size_t evicted = 0;
+  while (size_t n = evict_oldest()) evicted += n;
   LockGuard g(lock_);
   SegmentMeta** link = &segments_;
   while (SegmentMeta* m = *link) {
     if (m->free_pages == ~uint64_t{0}) {
       *link = m->next;
       table_->set(m->base, nullptr);
-      pages_->unmap(reinterpret_cast<void*>(m->base), kSegmentSize);
+      source_->unmap(reinterpret_cast<void*>(m->base), kSegmentSize);
       mapped_.fetch_sub(kSegmentSize, std::memory_order_relaxed);
       segment_unmaps.fetch_add(1, std::memory_order_relaxed);
       recycle_segment_meta(m);
@@ -220,7 +220,7 @@ size_t SlabSource::release_all() noexcept {
       link = &m->next;
     }
   }
-  return released;
+  return evicted;
 }
 
 }  // namespace cachealloc

@@ -3,7 +3,9 @@
 // Data structures: a fixed array of Block records (kMaxBlocks, mapped on first insert with
 // os::map_aligned, touched lazily) with a free list through `next`, and an open-addressing hash
 // index (address -> block id, linear probing, backward-shift deletion) of twice that many slots.
-// Block id 0 is never used, so 0 means "none".
+// Block id 0 is never used, so 0 means "none". Unlike the core's indexes (core/chained_index.h)
+// this one never grows: the records are one fixed array named by 32-bit ids (the pool lists link
+// those ids), so the index is fixed at twice the records and needs no chain link in a Block.
 //
 // Who may call: the DeviceCache that owns the table (device_cache.cpp, device_pool.cpp,
 // fence.cpp). SYNCHRONIZATION: the index and the free list are protected by the table's own lock,

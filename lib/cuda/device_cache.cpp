@@ -107,7 +107,7 @@ uint32_t DeviceCache::take(uint16_t id, size_t rounded, unsigned host_flags, uin
   PoolEnv e = env();
   PoolGuard guard(p);
   uint32_t bid = pool_take_ready(p, blocks_, rounded, host_flags);
-  if (bid == kNoBlock && p.pending_head != kNoBlock && e.driver != nullptr) {
+  if (bid == kNoBlock && !p.pending.empty() && e.driver != nullptr) {
     // Nothing ready: fence the recent frees and collect the ones whose work has finished.
     FenceWindow window(streams_);  // closed during a capture (Note [Capture])
     ContextScope scope(window.open() ? e.driver : nullptr, p.ctx.load(std::memory_order_relaxed));

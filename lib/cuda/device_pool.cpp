@@ -24,35 +24,12 @@
 namespace cachealloc::cuda {
 namespace {
 
-void list_push_back(BlockTable& t, uint32_t& head, uint32_t& tail, uint32_t id) noexcept {
-  Block& b = t.block(id);
-  b.prev = tail;
-  b.next = kNoBlock;
-  if (tail != kNoBlock) t.block(tail).next = id; else head = id;
-  tail = id;
-}
-
-void list_remove(BlockTable& t, uint32_t& head, uint32_t& tail, uint32_t id) noexcept {
-  Block& b = t.block(id);
-  if (b.prev != kNoBlock) t.block(b.prev).next = b.next; else head = b.next;
-  if (b.next != kNoBlock) t.block(b.next).prev = b.prev; else tail = b.prev;
-  b.prev = b.next = kNoBlock;
-}
-
 void bucket_push(Pool& p, BlockTable& t, uint32_t id) noexcept {
-  Block& b = t.block(id);
-  uint32_t& head = p.buckets[b.bucket];
-  b.bprev = kNoBlock;
-  b.bnext = head;
-  if (head != kNoBlock) t.block(head).bprev = id;
-  head = id;
+  BucketList::push_front_at(t, p.buckets[t.block(id).bucket], id);
 }
 
 void bucket_remove(Pool& p, BlockTable& t, uint32_t id) noexcept {
-  Block& b = t.block(id);
-  if (b.bprev != kNoBlock) t.block(b.bprev).bnext = b.bnext; else p.buckets[b.bucket] = b.bnext;
-  if (b.bnext != kNoBlock) t.block(b.bnext).bprev = b.bprev;
-  b.bprev = b.bnext = kNoBlock;
+  BucketList::remove_at(t, [&]() -> uint32_t& { return p.buckets[t.block(id).bucket]; }, id);
 }
 
 // A ready block for a request of `rounded` bytes (Note [Device layouts]); never an IPC block.
@@ -61,7 +38,7 @@ uint32_t find_ready(Pool& p, BlockTable& t, size_t rounded, unsigned host_flags)
   unsigned first = bucket_of(rounded);
   unsigned last = rounded <= kSmallLimit ? first : bucket_of(limit);
   for (unsigned bucket = first; bucket <= last && bucket < kNumBuckets; ++bucket) {
-    for (uint32_t bid = p.buckets[bucket]; bid != kNoBlock; bid = t.block(bid).bnext) {
+    for (uint32_t bid = p.buckets[bucket]; bid != kNoBlock; bid = BucketList::next(t, bid)) {
       Block& b = t.block(bid);
       if (b.host_flags == host_flags && b.size >= rounded && b.size <= limit && !b.ipc) return bid;
     }
@@ -74,7 +51,8 @@ uint32_t find_ready(Pool& p, BlockTable& t, size_t rounded, unsigned host_flags)
 void pool_init(Pool& p, bool host) noexcept {
   p.host = host;
   p.device.store(-1, std::memory_order_relaxed);
-  p.ready_head = p.ready_tail = p.pending_head = p.pending_tail = kNoBlock;
+  p.ready.clear();
+  p.pending.clear();
   p.next_fence = 1;
   p.done_fence = 0;
   p.unfenced = false;
@@ -86,9 +64,9 @@ void pool_init(Pool& p, bool host) noexcept {
 }
 
 void pool_make_ready(Pool& p, BlockTable& t, uint32_t id) noexcept {
-  list_remove(t, p.pending_head, p.pending_tail, id);
+  p.pending.remove(t, id);
   t.block(id).state = BlockState::kReady;
-  list_push_back(t, p.ready_head, p.ready_tail, id);
+  p.ready.push_back(t, id);
   bucket_push(p, t, id);
 }
 
@@ -97,7 +75,7 @@ uint32_t pool_take_ready(Pool& p, BlockTable& t, size_t rounded, unsigned host_f
   if (bid == kNoBlock) return kNoBlock;
   Block& b = t.block(bid);
   bucket_remove(p, t, bid);
-  list_remove(t, p.ready_head, p.ready_tail, bid);
+  p.ready.remove(t, bid);
   b.state = BlockState::kLive;
   b.refcount = 1;
   p.c.cached -= b.size;
@@ -109,10 +87,10 @@ uint32_t pool_take_ready(Pool& p, BlockTable& t, size_t rounded, unsigned host_f
 
 size_t pool_evict_ready(Pool& p, BlockTable& t, uint64_t target, Victim* out, size_t n,
                         size_t max) noexcept {
-  while (p.c.cached > target && p.ready_head != kNoBlock && n < max) {
-    uint32_t id = p.ready_head;
+  while (p.c.cached > target && !p.ready.empty() && n < max) {
+    uint32_t id = p.ready.front();
     Block& b = t.block(id);
-    list_remove(t, p.ready_head, p.ready_tail, id);
+    p.ready.remove(t, id);
     bucket_remove(p, t, id);
     p.c.cached -= b.size;
     p.c.reserved -= b.size;
@@ -135,7 +113,7 @@ size_t enforce_budget(Pool& p, const PoolEnv& env, Victim* out) noexcept {
   if (!scope.ok()) return n;
   fence_collect(p, env);
   n = pool_evict_ready(p, env.blocks, p.budget, out, n, kMaxVictims);
-  if (p.c.cached > p.budget && p.pending_head != kNoBlock) {
+  if (p.c.cached > p.budget && !p.pending.empty()) {
     fence_sync_all(p, env);
     n = pool_evict_ready(p, env.blocks, p.budget, out, n, kMaxVictims);
   }
@@ -148,7 +126,7 @@ size_t pool_cache_block(Pool& p, const PoolEnv& env, uint32_t id, Victim* out,
   Block& b = env.blocks.block(id);
   b.state = BlockState::kPending;
   b.fence = 0;
-  list_push_back(env.blocks, p.pending_head, p.pending_tail, id);
+  p.pending.push_back(env.blocks, id);
   p.c.live -= b.size;
   p.c.cached += b.size;
   p.unfenced = true;
@@ -159,11 +137,11 @@ void pool_forget_block(Pool& p, BlockTable& t, uint32_t id) noexcept {
   Block& b = t.block(id);
   switch (b.state) {
     case BlockState::kPending:
-      list_remove(t, p.pending_head, p.pending_tail, id);
+      p.pending.remove(t, id);
       p.c.cached -= b.size;
       break;
     case BlockState::kReady:
-      list_remove(t, p.ready_head, p.ready_tail, id);
+      p.ready.remove(t, id);
       bucket_remove(p, t, id);
       p.c.cached -= b.size;
       break;
@@ -184,7 +162,8 @@ void pool_drop(Pool& p, BlockTable& t, uint16_t index) noexcept {
     if (b.state != BlockState::kFree && b.pool == index) t.erase(id);
   }
   for (uint32_t& h : p.buckets) h = kNoBlock;
-  p.ready_head = p.ready_tail = p.pending_head = p.pending_tail = kNoBlock;
+  p.ready.clear();
+  p.pending.clear();
   p.done_fence = p.next_fence - 1;
   for (Fence& f : p.fences) f.n = 0;
   p.n_events = 0;

@@ -22,6 +22,7 @@
 #include "cuda/stream_registry.h"
 #include "platform/cuda_api.h"
 #include "platform/spin_lock.h"
+#include "util/intrusive_list.h"
 
 namespace cachealloc::cuda {
 
@@ -64,20 +65,29 @@ struct PoolSnapshot {
   std::atomic<uint64_t> c[kCounterWords];
 };
 
+// The pool's lists of blocks, linked by id through the block records (util/intrusive_list.h):
+// the pending and ready lists through prev/next, each bucket's ready list through bprev/bnext
+// (head-only; the heads are Pool::buckets).
+using BlockList = IndexList<BlockTable, Block, &BlockTable::block, &Block::next, &Block::prev,
+                            ListEnds::kHeadAndTail, kNoBlock>;
+using BucketList = IndexList<BlockTable, Block, &BlockTable::block, &Block::bnext, &Block::bprev,
+                             ListEnds::kHead, kNoBlock>;
+
 struct Pool {
   SpinLock lock;
   bool host;
   std::atomic<cuda_api::Context> ctx;  // learned at the first real allocation; null when dropped
   std::atomic<int> device;             // the ordinal of ctx, -1 while unknown (read unlocked)
   uint64_t budget;
-  uint32_t ready_head, ready_tail, pending_head, pending_tail;
+  BlockList ready;    // ready blocks, oldest free first (the LRU order used for eviction)
+  BlockList pending;  // freed blocks not yet known to be idle, in free order
   uint64_t next_fence;  // the sequence number the next fence gets (from 1)
   uint64_t done_fence;  // every fence <= this one has completed
   bool unfenced;        // some pending block has no fence yet
   uint32_t n_events;
   cuda_api::Event events[kEventCache];
   Fence fences[kFenceRing];
-  uint32_t buckets[kNumBuckets];
+  uint32_t buckets[kNumBuckets];  // heads of the BucketLists: the newest ready block of each
   PoolCounters c;
   PoolSnapshot snap;
 };

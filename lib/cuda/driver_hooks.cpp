@@ -3,12 +3,13 @@
 #include "cuda/driver_hooks.h"
 
 #include <atomic>
-#include <dlfcn.h>  // RTLD_NEXT only: the loader calls are in platform/cuda_api.cpp
+#include <dlfcn.h>  // RTLD_NEXT only: the loader calls are in lib/platform (os.h, cuda_api.h)
 #include <type_traits>
 
 #include "config/options.h"
 #include "cuda/cuda_front.h"
 #include "cuda/device_cache.h"
+#include "platform/os.h"
 
 #define CA_STRIP(...) __VA_ARGS__
 
@@ -277,7 +278,7 @@ void* wrap_proc(const char* symbol, int cuda_version, void* real) noexcept {
 
 void* dlsym_wrapped(void* handle, const char* name) noexcept {
   t_in_dlsym = true;
-  void* r = cuda_api::real_dlsym()(handle, name);
+  void* r = os::real_dlsym()(handle, name);
   int hook = dlsym_hook_of(name);
   if (r != nullptr && hook >= 0 && cuda_api::in_driver_library(r)) r = wrap(hook, r);
   t_in_dlsym = false;
@@ -317,7 +318,7 @@ CA_CUDA_DRIVER_HOOKS(CA_HOOK_EXPORTED)
 
 extern "C" void* cachealloc_cuda_dlsym_target(void* handle, const char* name) noexcept {
   using namespace cachealloc;
-  cuda_api::DlsymFn real = cuda_api::real_dlsym();
+  os::DlsymFn real = os::real_dlsym();
   if (real == nullptr) return reinterpret_cast<void*>(&cuda::dlsym_unavailable);
   // Fast exit for almost every lookup: two character compares.
   if (name == nullptr || name[0] != 'c' || name[1] != 'u' || handle == RTLD_NEXT ||

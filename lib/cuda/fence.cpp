@@ -57,10 +57,10 @@ void retire_fence(Pool& p, const cuda_api::Driver* d, Fence& f) noexcept {
 }
 
 void ready_covered(Pool& p, BlockTable& blocks) noexcept {
-  while (p.pending_head != kNoBlock) {
-    Block& b = blocks.block(p.pending_head);
+  while (!p.pending.empty()) {
+    Block& b = blocks.block(p.pending.front());
     if (b.fence == 0 || b.fence > p.done_fence) break;
-    pool_make_ready(p, blocks, p.pending_head);
+    pool_make_ready(p, blocks, p.pending.front());
   }
 }
 
@@ -122,7 +122,7 @@ void fence_poll(Pool& p, const PoolEnv& env) noexcept {
 }
 
 void fence_sync_all(Pool& p, const PoolEnv& env) noexcept {
-  if (p.pending_head == kNoBlock && p.done_fence + 1 == p.next_fence) return;
+  if (p.pending.empty() && p.done_fence + 1 == p.next_fence) return;
   ++p.c.syncs_forced;
   // A synchronisation that failed did not wait (a capture we did not see, a context that is
   // going): nothing is known to be idle.
@@ -131,7 +131,7 @@ void fence_sync_all(Pool& p, const PoolEnv& env) noexcept {
     retire_fence(p, env.driver, p.fences[(p.done_fence + 1) % kFenceRing]);
     ++p.done_fence;
   }
-  while (p.pending_head != kNoBlock) pool_make_ready(p, env.blocks, p.pending_head);
+  while (!p.pending.empty()) pool_make_ready(p, env.blocks, p.pending.front());
   p.unfenced = false;
 }
 
@@ -158,7 +158,7 @@ void fence_record(Pool& p, const PoolEnv& env) noexcept {
     record_on_streams(p, env, ctx, f);
   }
   uint64_t seq = p.next_fence++;
-  for (uint32_t id = p.pending_tail; id != kNoBlock; id = env.blocks.block(id).prev) {
+  for (uint32_t id = p.pending.back(); id != kNoBlock; id = BlockList::prev(env.blocks, id)) {
     Block& b = env.blocks.block(id);
     if (b.fence != 0) break;
     b.fence = seq;

@@ -21,7 +21,6 @@ constinit Runtime g_runtime{};
 constinit Driver g_driver{};
 constinit std::atomic<const Runtime*> g_runtime_ptr{nullptr};
 constinit std::atomic<const Driver*> g_driver_ptr{nullptr};
-constinit std::atomic<DlsymFn> g_real_dlsym{nullptr};
 
 thread_local int t_runtime_depth = 0;
 
@@ -42,7 +41,7 @@ const char* base_name(const char* path) noexcept {
 
 template <typename Fn>
 bool bind(void* handle, const char* name, Fn* out) noexcept {
-  void* f = real_dlsym()(handle, name);
+  void* f = os::real_dlsym()(handle, name);
   *out = reinterpret_cast<Fn>(f);
   return f != nullptr;
 }
@@ -58,7 +57,7 @@ int find_cudart(dl_phdr_info* info, size_t, void* out) noexcept {
 
 void* runtime_handle() noexcept {
   const char* path = nullptr;
-  void* f = real_dlsym()(RTLD_NEXT, "cudaMalloc");
+  void* f = os::real_dlsym()(RTLD_NEXT, "cudaMalloc");
   Dl_info info;
   if (f != nullptr && dladdr(f, &info) != 0 && info.dli_fname != nullptr) {
     path = info.dli_fname;
@@ -69,23 +68,6 @@ void* runtime_handle() noexcept {
   if (path == nullptr) return nullptr;
   return dlopen(path, RTLD_NOLOAD | RTLD_LAZY);
 }
-
-}  // namespace
-
-DlsymFn real_dlsym() noexcept {
-  DlsymFn f = g_real_dlsym.load(std::memory_order_acquire);
-  if (f != nullptr) return f;
-  // glibc >= 2.34 keeps dlsym in libc with version GLIBC_2.34; older ones in libdl as 2.2.5.
-  void* p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
-  if (p == nullptr) p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
-  if (p == nullptr) p = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.34");
-  if (p == nullptr) p = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5");
-  f = reinterpret_cast<DlsymFn>(p);
-  g_real_dlsym.store(f, std::memory_order_release);
-  return f;
-}
-
-namespace {
 
 // Binds every runtime function from `h` (a dlopen handle or RTLD_NEXT). False if one is missing.
 bool bind_runtime(void* h, Runtime* t) noexcept {
@@ -150,12 +132,12 @@ const Runtime* runtime_for(const void* caller, uint8_t* index) noexcept {
     // Without cachealloc the call would bind to the first cudaMalloc of the global scope after
     // us (RTLD_NEXT: runtime()), and only failing that to one in the object's own local scope.
     const char* name = info.dli_fname;
-    void* h = real_dlsym()(RTLD_NEXT, "cudaMalloc") != nullptr
+    void* h = os::real_dlsym()(RTLD_NEXT, "cudaMalloc") != nullptr
                   ? nullptr
                   : dlopen(name != nullptr && name[0] != '\0' ? name : nullptr,
                            RTLD_NOLOAD | RTLD_LAZY);
     if (h != nullptr) {
-      void* f = real_dlsym()(h, "cudaMalloc");
+      void* f = os::real_dlsym()(h, "cudaMalloc");
       Dl_info fi;
       if (f != nullptr && dladdr(f, &fi) != 0 && fi.dli_fbase != self_base()) {
         found.own = bind_runtime(h, &found.table);
@@ -249,7 +231,7 @@ bool in_driver_library(const void* addr) noexcept {
 void* driver_export(const char* name) noexcept {
   void* h = dlopen("libcuda.so.1", RTLD_NOLOAD | RTLD_LAZY);
   if (h == nullptr) return nullptr;
-  return real_dlsym()(h, name);
+  return os::real_dlsym()(h, name);
 }
 
 bool object_exports_at(const void* addr, const char* const* names, size_t n) noexcept {
@@ -259,7 +241,7 @@ bool object_exports_at(const void* addr, const char* const* names, size_t n) noe
   if (h == nullptr) return false;
   bool found = false;
   for (size_t i = 0; i < n; ++i) {
-    if (real_dlsym()(h, names[i]) == addr) found = true;
+    if (os::real_dlsym()(h, names[i]) == addr) found = true;
   }
   dlclose(h);
   return found;

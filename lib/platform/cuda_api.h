@@ -109,11 +109,6 @@ const Runtime* runtime_for(const void* caller, uint8_t* index) noexcept;
 // The table of an index runtime_for gave (0: runtime()).
 const Runtime* runtime_at(uint8_t index) noexcept;
 
-// The libc dlsym (found with dlvsym, never through the exported interposer). Calling it through
-// this pointer makes RTLD_NEXT relative to cachealloc itself.
-using DlsymFn = void* (*)(void* handle, const char* name);
-DlsymFn real_dlsym() noexcept;
-
 // True when `addr` lies in an object whose file name starts with "libcuda.so" (the driver).
 bool in_driver_library(const void* addr) noexcept;
 

@@ -79,6 +79,14 @@ uint64_t now_ns() noexcept;
 // Sleeps about `ns` nanoseconds (monotonic clock; an interrupting signal ends it early).
 void sleep_ns(uint64_t ns) noexcept;
 
+// ---- the dynamic loader ----
+// libc's own dlsym, found with dlvsym (never through an exported interposer: cachealloc exports
+// a dlsym of its own for the CUDA driver hooks). Calling it through this pointer makes RTLD_NEXT
+// relative to cachealloc itself. nullptr when libc has none. Used for the CUDA entry points
+// (cuda_api.cpp, cuda/driver_hooks.cpp) and the C++ runtime's failure path (preload/new_delete.cpp).
+using DlsymFn = void* (*)(void* handle, const char* name);
+DlsymFn real_dlsym() noexcept;
+
 // ---- heap profiling (lib/prof) ----
 // Opens `path` for writing from the start (O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644 less the
 // umask). The descriptor, or -1 (errno set).

@@ -330,6 +330,23 @@ bool object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) noexcept {
   return q.found;
 }
 
+namespace {
+constinit std::atomic<DlsymFn> g_real_dlsym{nullptr};
+}  // namespace
+
+DlsymFn real_dlsym() noexcept {
+  DlsymFn f = g_real_dlsym.load(std::memory_order_acquire);
+  if (f != nullptr) return f;
+  // glibc >= 2.34 keeps dlsym in libc with version GLIBC_2.34; older ones in libdl as 2.2.5.
+  void* p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+  if (p == nullptr) p = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+  if (p == nullptr) p = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.34");
+  if (p == nullptr) p = dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5");
+  f = reinterpret_cast<DlsymFn>(p);
+  g_real_dlsym.store(f, std::memory_order_release);
+  return f;
+}
+
 long run_capture(const char* const* argv, char* out, size_t cap) noexcept {
   // The child's environment: ours less what would load cachealloc into it again.
   const char* env[512];

@@ -1,4 +1,4 @@
-// shm.h - POSIX shared-memory segments, and the facts about this process written into them.
+// shm.h - POSIX shared-memory segments, and the wall clock their records are stamped with.
 //
 // The only place cachealloc calls shm_open/ftruncate/mmap(MAP_SHARED)/shm_unlink. Used by
 // lib/stats to publish the statistics segment (include/cachealloc/stats_abi.h). Like os.h, every
@@ -8,6 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+
+// Who this process is moved to process.h. lib/stats still reaches it through this include; it
+// goes when lib/stats includes platform/process.h itself.
+#include "platform/process.h"
 
 namespace cachealloc::os {
 
@@ -37,25 +41,7 @@ size_t shm_list(bool (*fn)(void* ctx, const char* name), void* ctx, size_t max_e
 // by our effective uid (O_NOFOLLOW). True when all n bytes were read.
 bool shm_read_own(const char* name, void* buf, size_t n) noexcept;
 
-// True unless `pid` certainly does not exist (kill(pid, 0) fails with ESRCH).
-bool process_may_exist(uint32_t pid) noexcept;
-
-// The inode number of this process's pid namespace (/proc/self/ns/pid, "pid:[4026531836]"), or 0
-// when it cannot be read. Two processes with the same pid in different namespaces differ here.
-uint64_t pid_namespace_id() noexcept;
-
-// getpid(), without libc's cache (correct in a fork() child at any point).
-uint32_t process_id() noexcept;
-
 // CLOCK_REALTIME in nanoseconds.
 uint64_t realtime_ns() noexcept;
-
-// Start time of this process in clock ticks since boot (field 22 of /proc/self/stat), or 0 when
-// /proc is not readable.
-uint64_t process_start_ticks() noexcept;
-
-// Copies the base name of the running executable (from /proc/self/exe, else /proc/self/comm) into
-// out[0..cap), NUL-terminated. Returns its length (0 when unknown).
-size_t executable_name(char* out, size_t cap) noexcept;
 
 }  // namespace cachealloc::os

@@ -6,7 +6,7 @@
 
 #include "config/options.h"
 #include "platform/os.h"
-#include "platform/shm.h"
+#include "platform/process.h"
 #include "prof/report.h"
 #include "prof/sampler.h"
 #include "prof/stack_trace.h"

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "platform/os.h"
-#include "platform/shm.h"
+#include "platform/process.h"
 #include "prof/sampler.h"
 #include "util/format.h"
 

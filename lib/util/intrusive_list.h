@@ -12,8 +12,13 @@
 // on such a head wherever it is kept). A removed element's links are null again. Everything is
 // inline and does exactly the loads and stores of the hand-written list: no sentinel, no
 // indirection. Not thread-safe: the owner's lock guards the list and the links of its elements.
+//
+// IndexList, below, is the same list for elements that live in a table and are named by 32-bit
+// ids (the device blocks of cuda/block_table.h): the links are ids and the list reaches an
+// element through the table's accessor.
 #pragma once
 
+#include <cstdint>
 #include <type_traits>
 
 namespace cachealloc {
@@ -83,6 +88,104 @@ class IntrusiveList {
 
   T* head_ = nullptr;
   [[no_unique_address]] std::conditional_t<kTail, T*, NoTail> tail_{};
+};
+
+// A doubly linked list through two id fields of elements kept in a table of type Store, which
+// names them by uint32_t ids and gives the element of an id with (store.*At)(id). `kNone` (0 by
+// default) is the id that means "no element"; a removed element's links are kNone again.
+//
+//   IndexList<BlockTable, Block, &BlockTable::block, &Block::next, &Block::prev> ready;
+//   ready.push_back(table, id);
+//
+// Every operation that follows a link takes the table. The order, the head-only form and the
+// *_at functions are those of IntrusiveList; push_back adds at the back (lists kept in arrival
+// order). Not thread-safe, like IntrusiveList.
+template <class Store, class T, T& (Store::*At)(uint32_t) noexcept, uint32_t T::*Next,
+          uint32_t T::*Prev, ListEnds Ends = ListEnds::kHeadAndTail, uint32_t kNone = 0>
+class IndexList {
+  static constexpr bool kTail = Ends == ListEnds::kHeadAndTail;
+  struct NoTail {};
+
+ public:
+  constexpr IndexList() noexcept = default;
+  IndexList(const IndexList&) = delete;
+  IndexList& operator=(const IndexList&) = delete;
+
+  bool empty() const noexcept { return head_ == kNone; }
+  uint32_t front() const noexcept { return head_; }
+  uint32_t back() const noexcept
+    requires kTail
+  {
+    return tail_;
+  }
+  static uint32_t next(Store& s, uint32_t id) noexcept { return (s.*At)(id).*Next; }
+  static uint32_t prev(Store& s, uint32_t id) noexcept { return (s.*At)(id).*Prev; }
+
+  void push_front(Store& s, uint32_t id) noexcept {
+    T& e = (s.*At)(id);
+    uint32_t first = head_;
+    e.*Prev = kNone;
+    e.*Next = first;
+    if (first != kNone) (s.*At)(first).*Prev = id; else set_tail(id);
+    head_ = id;
+  }
+  void push_back(Store& s, uint32_t id) noexcept
+    requires kTail
+  {
+    T& e = (s.*At)(id);
+    uint32_t last = tail_;
+    e.*Prev = last;
+    e.*Next = kNone;
+    if (last != kNone) (s.*At)(last).*Next = id; else head_ = id;
+    tail_ = id;
+  }
+  // Pre: id is on this list.
+  void remove(Store& s, uint32_t id) noexcept {
+    T& e = (s.*At)(id);
+    uint32_t n = e.*Next;
+    uint32_t p = e.*Prev;
+    if (p != kNone) (s.*At)(p).*Next = n; else head_ = n;
+    if (n != kNone) (s.*At)(n).*Prev = p; else set_tail(p);
+    e.*Next = kNone;
+    e.*Prev = kNone;
+  }
+  // Empties the list without touching its elements (their records are dropped some other way).
+  void clear() noexcept {
+    head_ = kNone;
+    set_tail(kNone);
+  }
+  // A head-only list whose head id the caller keeps (an array of bucket heads), as
+  // IntrusiveList::push_front_at / remove_at.
+  static void push_front_at(Store& s, uint32_t& head, uint32_t id) noexcept {
+    T& e = (s.*At)(id);
+    uint32_t first = head;
+    e.*Prev = kNone;
+    e.*Next = first;
+    if (first != kNone) (s.*At)(first).*Prev = id;
+    head = id;
+  }
+  template <class HeadOf>
+  static void remove_at(Store& s, HeadOf&& head_of, uint32_t id) noexcept {
+    T& e = (s.*At)(id);
+    uint32_t n = e.*Next;
+    uint32_t p = e.*Prev;
+    if (p != kNone) (s.*At)(p).*Next = n; else head_of() = n;
+    if (n != kNone) (s.*At)(n).*Prev = p;
+    e.*Next = kNone;
+    e.*Prev = kNone;
+  }
+
+ private:
+  void set_tail(uint32_t id) noexcept {
+    if constexpr (kTail) tail_ = id;
+  }
+
+  static constexpr auto no_tail() noexcept {
+    if constexpr (kTail) return kNone; else return NoTail{};
+  }
+
+  uint32_t head_ = kNone;
+  [[no_unique_address]] std::conditional_t<kTail, uint32_t, NoTail> tail_ = no_tail();
 };
 
 }  // namespace cachealloc

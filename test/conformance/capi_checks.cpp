@@ -61,19 +61,19 @@ TEST_CASE("retain and release share a block between owners", "[capi][refcount]")
     CHECK(ca().refcount(p) == 2);
 
     // free drops one owner; the other still has a live, intact block.
-    fill_pattern(p, n, n);
+    pattern::fill(p, n, n);
     free(p);
     CHECK(ca().refcount(p) == 1);
     CHECK(ca().owns(p) == 1);
-    CHECK(check_pattern(p, n, n) == n);
+    CHECK(pattern::first_mismatch(p, n, n) == n);
     // Nothing else may be handed this memory while the second owner holds it.
     void* other = malloc(n);
     REQUIRE(other != nullptr);
     CHECK(other != p);
-    fill_pattern(other, n, n + 1);
-    fill_pattern(p, n, n + 2);
-    CHECK(check_pattern(p, n, n + 2) == n);
-    CHECK(check_pattern(other, n, n + 1) == n);
+    pattern::fill(other, n, n + 1);
+    pattern::fill(p, n, n + 2);
+    CHECK(pattern::first_mismatch(p, n, n + 2) == n);
+    CHECK(pattern::first_mismatch(other, n, n + 1) == n);
     free(other);
 
     // The last release frees it. Freed large blocks are no longer live (count 0); freed small
@@ -142,13 +142,13 @@ TEST_CASE("ca_adopt takes a large mmap block; ca_clear gives it back exactly onc
   const size_t n = 2 * kMiB;
   auto* p = static_cast<unsigned char*>(map_bytes(n));
   REQUIRE(p != nullptr);
-  fill_pattern(p, n, 11);
+  pattern::fill(p, n, 11);
   UpstreamRecord rec;
   REQUIRE(ca().adopt(p, n, 4096, record_and_unmap, &rec) == 0);
   CHECK(ca().owns(p) == 1);
   CHECK(ca().refcount(p) == 1);
   CHECK(malloc_usable_size(p) >= n);
-  CHECK(check_pattern(p, n, 11) == n);  // adopting does not touch the contents
+  CHECK(pattern::first_mismatch(p, n, 11) == n);  // adopting does not touch the contents
 
   REQUIRE(ca().retain(p) == 0);
   CHECK(ca().refcount(p) == 2);
@@ -197,12 +197,12 @@ TEST_CASE("an adopted block can be realloc'd and freed like any other", "[capi][
   const size_t n = kMiB;
   void* p = map_bytes(n);
   REQUIRE(p != nullptr);
-  fill_pattern(p, n, 5);
+  pattern::fill(p, n, 5);
   UpstreamRecord rec;
   REQUIRE(ca().adopt(p, n, 4096, record_and_unmap, &rec) == 0);
   void* q = realloc(p, 3 * kMiB);
   REQUIRE(q != nullptr);
-  CHECK(check_pattern(q, n, 5) == n);
+  CHECK(pattern::first_mismatch(q, n, 5) == n);
   CHECK(ca().refcount(q) == 1);
   free(q);
   ca().clear();

@@ -14,6 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../support/pattern.h"  // the fill pattern written into blocks and checked
+
 namespace conformance {
 
 // The public C API as a table of pointers, so the same checks run whether the symbols were bound
@@ -50,13 +52,6 @@ inline bool aligned_to(const void* p, size_t alignment) {
   return (reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0;
 }
 
-// A byte pattern that differs per block (seed) and per position, so overlaps and stale copies show.
-inline unsigned char pattern_byte(size_t seed, size_t i) {
-  return static_cast<unsigned char>((seed * 131 + i * 7 + (i >> 9)) & 0xff);
-}
-void fill_pattern(void* p, size_t n, size_t seed);
-// Index of the first byte that differs from the pattern, or n when all match.
-size_t check_pattern(const void* p, size_t n, size_t seed);
 // True when n bytes at p are all zero.
 bool all_zero(const void* p, size_t n);
 

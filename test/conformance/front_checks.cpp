@@ -63,12 +63,12 @@ TEMPLATE_TEST_CASE("every size is aligned, big enough, owned and writable", "[fr
   for (size_t n : boundary_sizes()) {
     void* p = TestType::allocate(n);
     expect_good_block<TestType>(p, n);
-    fill_pattern(p, n, n);
-    CHECK(check_pattern(p, n, n) == n);
+    pattern::fill(p, n, n);
+    CHECK(pattern::first_mismatch(p, n, n) == n);
     // The whole usable size is ours to write, not only the request.
     size_t usable = malloc_usable_size(p);
-    fill_pattern(p, usable, n + 1);
-    CHECK(check_pattern(p, usable, n + 1) == usable);
+    pattern::fill(p, usable, n + 1);
+    CHECK(pattern::first_mismatch(p, usable, n + 1) == usable);
     TestType::deallocate(p, n);
   }
 }
@@ -88,7 +88,7 @@ TEMPLATE_TEST_CASE("live blocks never overlap", "[front]", CONFORMANCE_ALL_FRONT
     n += rng() % n;
     if (live_bytes > 64 * kMiB || (!live.empty() && rng() % 3 == 0)) {
       size_t i = rng() % live.size();
-      REQUIRE(check_pattern(live[i].p, live[i].n, reinterpret_cast<uintptr_t>(live[i].p)) ==
+      REQUIRE(pattern::first_mismatch(live[i].p, live[i].n, reinterpret_cast<uintptr_t>(live[i].p)) ==
               live[i].n);
       live_bytes -= live[i].n;
       TestType::deallocate(live[i].p, live[i].n);
@@ -99,14 +99,14 @@ TEMPLATE_TEST_CASE("live blocks never overlap", "[front]", CONFORMANCE_ALL_FRONT
     auto* p = static_cast<unsigned char*>(TestType::allocate(n));
     REQUIRE(p != nullptr);
     REQUIRE(aligned_to(p, std::max<size_t>(16, TestType::kAlignment)));
-    fill_pattern(p, n, reinterpret_cast<uintptr_t>(p));
+    pattern::fill(p, n, reinterpret_cast<uintptr_t>(p));
     live.push_back({p, n});
     live_bytes += n;
   }
   // Every block still holds its own pattern, and no two ranges intersect.
   std::sort(live.begin(), live.end(), [](const Live& a, const Live& b) { return a.p < b.p; });
   for (size_t i = 0; i < live.size(); ++i) {
-    CHECK(check_pattern(live[i].p, live[i].n, reinterpret_cast<uintptr_t>(live[i].p)) ==
+    CHECK(pattern::first_mismatch(live[i].p, live[i].n, reinterpret_cast<uintptr_t>(live[i].p)) ==
           live[i].n);
     if (i + 1 < live.size()) CHECK(live[i].p + live[i].n <= live[i + 1].p);
   }
@@ -121,8 +121,8 @@ TEMPLATE_TEST_CASE("freed memory is reused and stays sound", "[front]", CONFORMA
       void* p = TestType::allocate(n);
       REQUIRE(p != nullptr);
       CHECK(ca().refcount(p) == 1);
-      fill_pattern(p, n, i);
-      CHECK(check_pattern(p, n, i) == n);
+      pattern::fill(p, n, i);
+      CHECK(pattern::first_mismatch(p, n, i) == n);
       TestType::deallocate(p, n);
     }
   }

@@ -25,18 +25,6 @@ std::vector<size_t> impossible_sizes() {
 
 }  // namespace
 
-void conformance::fill_pattern(void* p, size_t n, size_t seed) {
-  auto* b = static_cast<unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i) b[i] = pattern_byte(seed, i);
-}
-
-size_t conformance::check_pattern(const void* p, size_t n, size_t seed) {
-  auto* b = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i)
-    if (b[i] != pattern_byte(seed, i)) return i;
-  return n;
-}
-
 bool conformance::all_zero(const void* p, size_t n) {
   auto* b = static_cast<const unsigned char*>(p);
   for (size_t i = 0; i < n; ++i)
@@ -104,7 +92,7 @@ TEST_CASE("realloc keeps contents across growth and shrink, small to large to sm
   size_t have = 16;
   void* p = malloc(have);
   REQUIRE(p != nullptr);
-  fill_pattern(p, have, 7);
+  pattern::fill(p, have, 7);
   size_t kept = have;  // bytes known to hold the pattern
   for (size_t n : steps) {
     INFO("realloc to " << n << " from " << have);
@@ -115,8 +103,8 @@ TEST_CASE("realloc keeps contents across growth and shrink, small to large to sm
     CHECK(ca().owns(q) == 1);
     CHECK(ca().refcount(q) == 1);
     kept = std::min(kept, n);
-    CHECK(check_pattern(q, kept, 7) == kept);
-    fill_pattern(q, n, 7);
+    CHECK(pattern::first_mismatch(q, kept, 7) == kept);
+    pattern::fill(q, n, 7);
     kept = n;
     p = q;
     have = n;
@@ -128,11 +116,11 @@ TEST_CASE("realloc in place and to the same size keeps contents", "[realloc]") {
   for (size_t n : {size_t{40}, size_t{5000}, 2 * kMiB}) {
     void* p = malloc(n);
     REQUIRE(p != nullptr);
-    fill_pattern(p, n, n);
+    pattern::fill(p, n, n);
     for (int i = 0; i < 5; ++i) {
       p = realloc(p, opaque(n - i));
       REQUIRE(p != nullptr);
-      REQUIRE(check_pattern(p, n - i, n) == n - i);
+      REQUIRE(pattern::first_mismatch(p, n - i, n) == n - i);
     }
     free(p);
   }
@@ -167,7 +155,7 @@ TEST_CASE("realloc that cannot be satisfied fails with ENOMEM and keeps the old 
   for (size_t have : {size_t{100}, size_t{5000}, 2 * kMiB}) {
     void* p = malloc(have);
     REQUIRE(p != nullptr);
-    fill_pattern(p, have, have);
+    pattern::fill(p, have, have);
     for (size_t n : impossible_sizes()) {
       INFO("realloc of " << have << " bytes to " << n);
       errno = 0;
@@ -176,7 +164,7 @@ TEST_CASE("realloc that cannot be satisfied fails with ENOMEM and keeps the old 
       CHECK(q == nullptr);
       CHECK(err == ENOMEM);
       CHECK(ca().refcount(p) == 1);
-      CHECK(check_pattern(p, have, have) == have);
+      CHECK(pattern::first_mismatch(p, have, have) == have);
     }
     free(p);
   }
@@ -186,10 +174,10 @@ TEST_CASE("reallocarray multiplies with overflow checks", "[realloc]") {
   void* p = reallocarray(nullptr, 10, 100);
   REQUIRE(p != nullptr);
   CHECK(malloc_usable_size(p) >= 1000);
-  fill_pattern(p, 1000, 3);
+  pattern::fill(p, 1000, 3);
   p = reallocarray(p, 1000, 100);
   REQUIRE(p != nullptr);
-  CHECK(check_pattern(p, 1000, 3) == 1000);
+  CHECK(pattern::first_mismatch(p, 1000, 3) == 1000);
 
   const std::pair<size_t, size_t> overflows[] = {{SIZE_MAX / 2 + 1, 2}, {size_t{1} << 33, size_t{1} << 33}};
   for (auto [count, size] : overflows) {
@@ -199,7 +187,7 @@ TEST_CASE("reallocarray multiplies with overflow checks", "[realloc]") {
     int err = errno;
     CHECK(q == nullptr);
     CHECK(err == ENOMEM);
-    CHECK(check_pattern(p, 1000, 3) == 1000);
+    CHECK(pattern::first_mismatch(p, 1000, 3) == 1000);
   }
   free(p);
 }
@@ -269,8 +257,8 @@ TEST_CASE("memalign rounds an alignment that is not a power of two up to the nex
       CHECK(aligned_to(p, want));
       CHECK(malloc_usable_size(p) >= n);
       CHECK(ca().owns(p) == 1);
-      fill_pattern(p, n, a);
-      CHECK(check_pattern(p, n, a) == n);
+      pattern::fill(p, n, a);
+      CHECK(pattern::first_mismatch(p, n, a) == n);
       free(p);
     }
   }
@@ -298,9 +286,9 @@ TEST_CASE("alignments from 16 B to 1 MiB are honoured for small and large sizes"
         CHECK(aligned_to(b, a));
         CHECK(malloc_usable_size(b) >= n);
         CHECK(ca().owns(b) == 1);
-        fill_pattern(b, n, a);
+        pattern::fill(b, n, a);
       }
-      for (void* b : {p, q, r, s}) CHECK(check_pattern(b, n, a) == n);
+      for (void* b : {p, q, r, s}) CHECK(pattern::first_mismatch(b, n, a) == n);
       free(p);
       free(q);
       free(r);
@@ -335,7 +323,7 @@ TEST_CASE("malloc_trim returns and memory still works", "[trim]") {
     size_t n = (i % 10 == 0) ? kMiB : 64 + 37 * static_cast<size_t>(i);
     void* p = malloc(n);
     REQUIRE(p != nullptr);
-    fill_pattern(p, n, i);
+    pattern::fill(p, n, i);
     if (i % 2)
       free(p);
     else
@@ -348,7 +336,7 @@ TEST_CASE("malloc_trim returns and memory still works", "[trim]") {
   for (size_t k = 0; k < keep.size(); ++k) {
     int i = static_cast<int>(2 * k);
     size_t n = (i % 10 == 0) ? kMiB : 64 + 37 * static_cast<size_t>(i);
-    CHECK(check_pattern(keep[k], n, i) == n);
+    CHECK(pattern::first_mismatch(keep[k], n, i) == n);
     free(keep[k]);
   }
   for (int i = 0; i < 100; ++i) {

@@ -44,17 +44,16 @@ size_t random_size(std::mt19937_64& rng) {
 
 void check_and_free(const Block& b, std::mt19937_64& rng) {
   if (g_owns(b.p) != 1) fail("received block %p (%zu B) is not a cachealloc block", b.p, b.n);
-  if (!stamp_intact(b.p, b.n, b.tag)) fail("block %p (%zu B) was corrupted in flight", b.p, b.n);
+  if (!pattern::sparse_intact(b.p, b.n, b.tag)) fail("block %p (%zu B) was corrupted in flight", b.p, b.n);
   if (rng() % 8 == 0) {
     // Resize someone else's block before freeing it: realloc across threads.
     size_t m = random_size(rng);
     void* q = realloc(b.p, m);
     if (q == nullptr) fail("realloc(%p, %zu) failed", b.p, m);
     size_t keep = m < b.n ? m : b.n;
-    // The stamp's bytes below `keep` survive the move.
-    auto* bytes = static_cast<unsigned char*>(q);
-    for (size_t i = 0; i < keep; i += stride_for(b.n))
-      if (bytes[i] != tag_byte(b.tag, i)) fail("realloc lost byte %zu of %zu", i, b.n);
+    // The pattern's bytes below `keep` survive the move.
+    if (!pattern::sparse_prefix_intact(q, b.n, keep, b.tag))
+      fail("realloc(%p, %zu) lost bytes of a %zu-byte block", b.p, m, b.n);
     free(q);
   } else {
     free(b.p);
@@ -70,7 +69,7 @@ void worker(int id) {
     Block b{nullptr, random_size(rng), rng()};
     b.p = malloc(b.n);
     if (b.p == nullptr) fail("malloc(%zu) returned NULL", b.n);
-    stamp(b.p, b.n, b.tag);
+    pattern::fill_sparse(b.p, b.n, b.tag);
     bool handed = false;
     if (rng() % 4 != 0) {
       std::lock_guard<std::mutex> lock(out.mu);

@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
       rng = rng * 6364136223846793005ul + 1442695040888963407ul;
       size_t n = (rng >> 33) % 8 == 0 ? (size_t{64} << 10) + (rng >> 20) % (size_t{1} << 20)
                                       : 16 + (rng >> 40) % 4000;
-      if (slots[i] != nullptr && !stamp_intact(slots[i], sizes[i], sizes[i])) {
+      if (slots[i] != nullptr && !pattern::sparse_intact(slots[i], sizes[i], sizes[i])) {
         fail("block %d corrupted", i);
       }
       if ((round + i) % 3 == 0 && slots[i] != nullptr) {
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
         if (slots[i] == nullptr) fail("malloc(%zu) failed", n);
       }
       sizes[i] = n;
-      stamp(slots[i], n, n);
+      pattern::fill_sparse(slots[i], n, n);
     }
     while (waitpid(-1, nullptr, WNOHANG) > 0) ++reaped;
   }

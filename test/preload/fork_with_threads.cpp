@@ -28,11 +28,11 @@ void worker(int id) {
     size_t n = (rng() % 16 == 0) ? (size_t{256} << 10) + rng() % (2u << 20) : 8 + rng() % 2048;
     void* p = malloc(n);
     if (p == nullptr) fail("worker malloc(%zu) failed", n);
-    stamp(p, n, n);
+    pattern::fill_sparse(p, n, n);
     live.emplace_back(p, n);
     if (live.size() > 64) {
       size_t i = rng() % live.size();
-      if (!stamp_intact(live[i].first, live[i].second, live[i].second)) fail("worker block corrupted");
+      if (!pattern::sparse_intact(live[i].first, live[i].second, live[i].second)) fail("worker block corrupted");
       free(live[i].first);
       live[i] = live.back();
       live.pop_back();
@@ -45,7 +45,7 @@ void worker(int id) {
   alarm(5);
   OwnsFn owns = find_ca_owns();
   for (auto& [p, n] : inherited) {
-    if (!stamp_intact(p, n, n)) _exit(3);
+    if (!pattern::sparse_intact(p, n, n)) _exit(3);
     free(p);
   }
   std::vector<void*> blocks;
@@ -85,7 +85,7 @@ int main() {
     for (size_t n : {size_t{40}, size_t{5000}, size_t{3} << 20}) {
       void* p = malloc(n);
       if (p == nullptr) fail("malloc before fork failed");
-      stamp(p, n, n);
+      pattern::fill_sparse(p, n, n);
       inherited.emplace_back(p, n);
     }
     fflush(nullptr);

@@ -13,6 +13,9 @@
 
 #include <cstdint>
 
+#include "../support/pattern.h"  // the fill patterns written and verified
+#include "../support/rss.h"
+
 namespace preload_test {
 
 [[noreturn, gnu::format(printf, 1, 2)]] inline void fail(const char* fmt, ...) {
@@ -48,33 +51,11 @@ inline OwnsFn require_cachealloc(const char* program) {
   return owns;
 }
 
-// Resident set size in bytes, from /proc/self/statm.
+// Resident set size in bytes (test/support/rss.h).
 inline size_t rss_bytes() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  if (f == nullptr) fail("cannot open /proc/self/statm");
-  unsigned long size = 0, resident = 0;
-  if (fscanf(f, "%lu %lu", &size, &resident) != 2) fail("cannot parse /proc/self/statm");
-  fclose(f);
-  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-}
-
-// Fills and checks a block with a pattern derived from a tag, so a block that was handed to two
-// owners, or corrupted by a stale free, is caught. Checks every byte of small blocks, and a
-// stride through big ones to keep the tests fast.
-inline unsigned char tag_byte(uint64_t tag, size_t i) {
-  return static_cast<unsigned char>((tag * 0x9E3779B97F4A7C15ull >> 56) ^ (i * 13));
-}
-inline size_t stride_for(size_t n) { return n <= 4096 ? 1 : 61; }
-inline void stamp(void* p, size_t n, uint64_t tag) {
-  auto* b = static_cast<unsigned char*>(p);
-  for (size_t i = 0; i < n; i += stride_for(n)) b[i] = tag_byte(tag, i);
-  if (n) b[n - 1] = tag_byte(tag, n - 1);
-}
-inline bool stamp_intact(const void* p, size_t n, uint64_t tag) {
-  auto* b = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; i += stride_for(n))
-    if (b[i] != tag_byte(tag, i)) return false;
-  return n == 0 || b[n - 1] == tag_byte(tag, n - 1);
+  size_t n = rss::bytes();
+  if (n == 0) fail("cannot read /proc/self/statm");
+  return n;
 }
 
 }  // namespace preload_test

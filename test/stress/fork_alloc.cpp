@@ -27,7 +27,7 @@ int child_work() {
   alarm(20);  // a deadlocked child dies instead of hanging the test
   // Blocks inherited from the parent are intact and can be freed here.
   for (const Held& h : g_shared) {
-    if (!verify(h.p, h.n, h.tag)) return 2;
+    if (!pattern::sparse_intact(h.p, h.n, h.tag)) return 2;
   }
   Rng rng(static_cast<uint64_t>(getpid()));
   std::vector<Held> mine;
@@ -35,7 +35,7 @@ int child_work() {
     size_t n = rng.size();
     void* p = malloc(n);
     if (p == nullptr) return 3;
-    fill(p, n, i);
+    pattern::fill_sparse(p, n, i);
     mine.push_back({p, n, static_cast<uint64_t>(i)});
   }
   // A thread in the child too: thread caches work after fork.
@@ -48,9 +48,9 @@ int child_work() {
   });
   t.join();
   for (Held& h : mine) {
-    if (!verify(h.p, h.n, h.tag)) return 4;
+    if (!pattern::sparse_intact(h.p, h.n, h.tag)) return 4;
     void* q = realloc(h.p, h.n * 2 + 1);
-    if (q == nullptr || !verify_prefix(q, h.n, h.n, h.tag)) return 5;
+    if (q == nullptr || !pattern::sparse_prefix_intact(q, h.n, h.n, h.tag)) return 5;
     free(q);
   }
   for (const Held& h : g_shared) free(h.p);
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 50; ++i) {
     size_t n = 1 + i * 5000;
     void* p = malloc(n);
-    fill(p, n, 1000 + i);
+    pattern::fill_sparse(p, n, 1000 + i);
     g_shared.push_back({p, n, static_cast<uint64_t>(1000 + i)});
   }
   std::atomic<bool> stop{false};
@@ -77,11 +77,11 @@ int main(int argc, char** argv) {
       while (!stop.load(std::memory_order_relaxed)) {
         size_t n = rng.size();
         void* p = malloc(n);
-        fill(p, n, tag);
+        pattern::fill_sparse(p, n, tag);
         v.push_back({p, n, tag++});
         if (v.size() > 300 || (rng.next() & 1)) {
           size_t k = rng.below(v.size());
-          if (!verify(v[k].p, v[k].n, v[k].tag)) die("parent thread block changed");
+          if (!pattern::sparse_intact(v[k].p, v[k].n, v[k].tag)) die("parent thread block changed");
           free(v[k].p);
           v[k] = v.back();
           v.pop_back();
@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
   stop = true;
   for (auto& t : busy) t.join();
   for (const Held& h : g_shared) {
-    if (!verify(h.p, h.n, h.tag)) die("parent block changed");
+    if (!pattern::sparse_intact(h.p, h.n, h.tag)) die("parent block changed");
     free(h.p);
   }
   printf("fork_alloc: %d forks while 4 threads allocated; every child passed\n", forks);

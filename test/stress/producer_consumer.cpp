@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
         void* p = (rng.next() & 7) == 0 ? calloc(1, n) : malloc(n);
         if (p == nullptr) die("allocation failed");
         uint64_t tag = (uint64_t(id) << 40) | seq++;
-        fill(p, n, tag);
+        pattern::fill_sparse(p, n, tag);
         produced.fetch_add(1, std::memory_order_relaxed);
         if ((rng.next() & 3) == 0) {
           own.push_back({p, n, tag});
@@ -57,13 +57,13 @@ int main(int argc, char** argv) {
         in.swap(queues[id].items);
       }
       for (const Item& it : in) {
-        if (!verify(it.p, it.n, it.tag)) die("a block changed between producer and consumer");
+        if (!pattern::sparse_intact(it.p, it.n, it.tag)) die("a block changed between producer and consumer");
         free(it.p);
         consumed.fetch_add(1, std::memory_order_relaxed);
       }
       while (own.size() > 200) {
         size_t i = rng.below(own.size());
-        if (!verify(own[i].p, own[i].n, own[i].tag)) die("a block kept by its producer changed");
+        if (!pattern::sparse_intact(own[i].p, own[i].n, own[i].tag)) die("a block kept by its producer changed");
         free(own[i].p);
         consumed.fetch_add(1, std::memory_order_relaxed);
         own[i] = own.back();
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
       }
     }
     for (const Item& it : own) {
-      if (!verify(it.p, it.n, it.tag)) die("a block kept by its producer changed");
+      if (!pattern::sparse_intact(it.p, it.n, it.tag)) die("a block kept by its producer changed");
       free(it.p);
       consumed.fetch_add(1, std::memory_order_relaxed);
     }
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   for (Queue& q : queues) {
     for (const Item& it : q.items) {
-      if (!verify(it.p, it.n, it.tag)) die("a queued block changed");
+      if (!pattern::sparse_intact(it.p, it.n, it.tag)) die("a queued block changed");
       free(it.p);
       consumed.fetch_add(1);
     }

@@ -36,13 +36,13 @@ int main(int argc, char** argv) {
         continue;
       }
       if (q == nullptr) die("realloc failed");
-      if (b.p != nullptr && !verify_prefix(q, b.n, n < b.n ? n : b.n, b.tag)) die("realloc lost contents");
+      if (b.p != nullptr && !pattern::sparse_prefix_intact(q, b.n, n < b.n ? n : b.n, b.tag)) die("realloc lost contents");
       b = B{q, n, ++tag};
-      fill(q, n, b.tag);
+      pattern::fill_sparse(q, n, b.tag);
       steps.fetch_add(1, std::memory_order_relaxed);
     }
     for (B& b : v) {
-      if (b.p != nullptr && !verify(b.p, b.n, b.tag)) die("block changed");
+      if (b.p != nullptr && !pattern::sparse_intact(b.p, b.n, b.tag)) die("block changed");
       free(b.p);
     }
   };

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < kBlocks; ++i) {
     size_t n = i % 8 == 0 ? (300000 + i * 1000) : (16 + i * 40);
     void* p = malloc(n);
-    fill(p, n, i);
+    pattern::fill_sparse(p, n, i);
     blocks.push_back(p);
     sizes.push_back(n);
   }
@@ -37,8 +37,8 @@ int main(int argc, char** argv) {
       if (ca_refcount(blocks[i]) < 2) die("count below 2 while retained");
       // Traffic of the same sizes: would get blocks[i] if a reference were lost.
       void* other = malloc(sizes[i]);
-      fill(other, sizes[i], 0xdead);
-      if (!verify(blocks[i], sizes[i], i)) die("shared block changed while retained");
+      pattern::fill_sparse(other, sizes[i], 0xdead);
+      if (!pattern::sparse_intact(blocks[i], sizes[i], i)) die("shared block changed while retained");
       free(other);
       for (int d = 0; d < depth; ++d) {
         int rc = (d & 1) ? ca_release(blocks[i]) : (free(blocks[i]), 0);
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   for (auto& t : ts) t.join();
   for (int i = 0; i < kBlocks; ++i) {
     if (ca_refcount(blocks[i]) != 1) die("count is not back to 1");
-    if (!verify(blocks[i], sizes[i], i)) die("shared block changed");
+    if (!pattern::sparse_intact(blocks[i], sizes[i], i)) die("shared block changed");
     free(blocks[i]);
   }
   printf("refcount_race: %llu retain/release pairs on %d shared blocks by 8 threads\n",

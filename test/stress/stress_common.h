@@ -1,5 +1,5 @@
 // stress_common.h - shared helpers of the stress programs (run with LD_PRELOAD=libcachealloc.so):
-// a fast RNG, fill patterns that are written and verified, a deadline, and the check that the
+// a fast RNG, a deadline, and the check that the
 // preload really took (so running a stress program without it fails instead of testing glibc).
 #pragma once
 
@@ -11,6 +11,8 @@
 #include <cstring>
 
 #include <dlfcn.h>
+
+#include "../support/pattern.h"  // the fill patterns written and verified
 
 namespace stress {
 
@@ -33,58 +35,6 @@ struct Rng {
     return (256 << 10) + below(3 << 20);
   }
 };
-
-// The pattern of a block depends on its tag and size, so a block handed out twice, or copied
-// short by realloc, shows up.
-inline unsigned char pat(uint64_t tag, size_t i) {
-  return static_cast<unsigned char>((tag * 0x45d9f3b) ^ (i * 251) ^ (i >> 9));
-}
-// Blocks up to 4 KiB are filled completely; bigger ones at the ends and every 4 KiB page.
-inline void fill(void* p, size_t n, uint64_t tag) {
-  auto* b = static_cast<unsigned char*>(p);
-  if (n <= 4096) {
-    for (size_t i = 0; i < n; ++i) b[i] = pat(tag, i);
-    return;
-  }
-  for (size_t i = 0; i < 256; ++i) b[i] = pat(tag, i), b[n - 1 - i] = pat(tag, n - 1 - i);
-  for (size_t i = 256; i < n - 256; i += 4096) b[i] = pat(tag, i);
-}
-inline bool verify(const void* p, size_t n, uint64_t tag) {
-  auto* b = static_cast<const unsigned char*>(p);
-  if (n <= 4096) {
-    for (size_t i = 0; i < n; ++i) {
-      if (b[i] != pat(tag, i)) return false;
-    }
-    return true;
-  }
-  for (size_t i = 0; i < 256; ++i) {
-    if (b[i] != pat(tag, i) || b[n - 1 - i] != pat(tag, n - 1 - i)) return false;
-  }
-  for (size_t i = 256; i < n - 256; i += 4096) {
-    if (b[i] != pat(tag, i)) return false;
-  }
-  return true;
-}
-// Prefix of the pattern of (tag, old size) that must survive a realloc to `keep` bytes.
-inline bool verify_prefix(const void* p, size_t old_n, size_t keep, uint64_t tag) {
-  auto* b = static_cast<const unsigned char*>(p);
-  if (old_n <= 4096) {
-    for (size_t i = 0; i < keep; ++i) {
-      if (b[i] != pat(tag, i)) return false;
-    }
-    return true;
-  }
-  for (size_t i = 0; i < 256 && i < keep; ++i) {
-    if (b[i] != pat(tag, i)) return false;
-  }
-  for (size_t i = 256; i < old_n - 256 && i < keep; i += 4096) {
-    if (b[i] != pat(tag, i)) return false;
-  }
-  for (size_t i = old_n - 256; i < old_n && i < keep; ++i) {
-    if (b[i] != pat(tag, i)) return false;
-  }
-  return true;
-}
 
 [[noreturn]] inline void die(const char* what) {
   fprintf(stderr, "STRESS FAILURE: %s\n", what);

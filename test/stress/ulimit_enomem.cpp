@@ -32,7 +32,7 @@ size_t fill_up(std::vector<Held>& out, int id, size_t large, size_t small) {
         ++misses;
         continue;
       }
-      fill(p, n, ++tag);
+      pattern::fill_sparse(p, n, ++tag);
       out.push_back({p, n, tag});
       bytes += n;
     }
@@ -57,7 +57,7 @@ int main() {
   Held& some = all[0].front();
   errno = 0;
   if (realloc(some.p, 256 << 20) != nullptr || errno != ENOMEM) die("realloc did not fail with ENOMEM");
-  if (!verify(some.p, some.n, some.tag)) die("a failed realloc changed the block");
+  if (!pattern::sparse_intact(some.p, some.n, some.tag)) die("a failed realloc changed the block");
   bool threw = false;
   try {
     char* volatile big = new char[512 << 20];  // volatile: the pair must not be elided
@@ -70,7 +70,7 @@ int main() {
 
   for (auto& v : all) {
     for (const Held& h : v) {
-      if (!verify(h.p, h.n, h.tag)) die("a block changed while memory ran out");
+      if (!pattern::sparse_intact(h.p, h.n, h.tag)) die("a block changed while memory ran out");
       free(h.p);
     }
     v.clear();

@@ -121,16 +121,16 @@ TEST_CASE("enomem: large source fails -> caches released, retried, then nullptr 
 TEST_CASE("enomem: realloc into the large path fails cleanly", "[enomem][realloc]") {
   TestHeap t;
   void* p = t.alloc(1000);
-  fill(p, 1000, 5);
+  pattern::fill(p, 1000, 5);
   t.large.fail_allocs(-1);
   errno = 0;
   REQUIRE(t.heap.realloc(t.tc, p, 1 << 20, "realloc") == nullptr);
   REQUIRE(errno == ENOMEM);
-  REQUIRE(check_fill(p, 1000, 5));  // the old block is untouched and still live
+  REQUIRE(pattern::intact(p, 1000, 5));  // the old block is untouched and still live
   t.large.recover();
   void* q = t.heap.realloc(t.tc, p, 1 << 20, "realloc");
   REQUIRE(q != nullptr);
-  REQUIRE(check_fill(q, 1000, 5));
+  REQUIRE(pattern::intact(q, 1000, 5));
   t.free(q);
 }
 
@@ -140,7 +140,7 @@ TEST_CASE("enomem: a realloc whose quarter growth fails falls back to the exact 
   void* p = t.alloc(56 << 10);
   const size_t old = t.heap.usable_size(p);
   REQUIRE(old + old / 4 > t.heap.config().large_threshold);
-  fill(p, old, 6);
+  pattern::fill(p, old, 6);
   t.large.fail_allocs(-1);
   errno = 0;
   void* q = t.heap.realloc(t.tc, p, old + 1, "realloc");
@@ -148,7 +148,7 @@ TEST_CASE("enomem: a realloc whose quarter growth fails falls back to the exact 
   REQUIRE(errno == 0);  // the failed first try leaves no trace
   REQUIRE(t.heap.usable_size(q) >= old + 1);
   REQUIRE(t.heap.usable_size(q) <= t.heap.config().large_threshold);
-  REQUIRE(check_fill(q, old, 6));
+  REQUIRE(pattern::intact(q, old, 6));
   t.large.recover();
   t.free(q);
 }

@@ -16,6 +16,8 @@
 #include "fake_large_source.h"
 #include "fake_page_source.h"
 
+#include "../support/pattern.h"  // the fill pattern written into blocks and checked
+
 namespace cachealloc::test {
 
 // One allocator instance over fakes. The Heap is big (segment table root, 96 pools), so it lives on
@@ -81,18 +83,6 @@ inline DeathResult run_in_child(const std::function<void()>& fn) {
   waitpid(pid, &r.status, 0);
   r.aborted = WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT;
   return r;
-}
-
-inline void fill(void* p, size_t n, unsigned char seed) {
-  auto* b = static_cast<unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i) b[i] = static_cast<unsigned char>(seed + i * 7);
-}
-inline bool check_fill(const void* p, size_t n, unsigned char seed) {
-  auto* b = static_cast<const unsigned char*>(p);
-  for (size_t i = 0; i < n; ++i) {
-    if (b[i] != static_cast<unsigned char>(seed + i * 7)) return false;
-  }
-  return true;
 }
 
 }  // namespace cachealloc::test

@@ -93,15 +93,15 @@ TEST_CASE("heap: realloc semantics", "[heap][realloc]") {
   SECTION("growing and shrinking across classes and into the large path keeps the contents") {
     size_t sizes[] = {1, 17, 100, 129, 1000, 4096, 50000, 262144, 262145, 1 << 20, 3000000, 70000, 33, 5};
     void* p = t.alloc(1);
-    fill(p, 1, 9);
+    pattern::fill(p, 1, 9);
     size_t have = 1;
     for (size_t n : sizes) {
       INFO("to " << n);
       void* q = t.heap.realloc(t.tc, p, n, "realloc");
       REQUIRE(q != nullptr);
       REQUIRE(t.heap.usable_size(q) >= n);
-      REQUIRE(check_fill(q, have < n ? have : n, 9));
-      fill(q, n, 9);
+      REQUIRE(pattern::intact(q, have < n ? have : n, 9));
+      pattern::fill(q, n, 9);
       have = n;
       p = q;
     }
@@ -120,11 +120,11 @@ TEST_CASE("heap: realloc semantics", "[heap][realloc]") {
   SECTION("a small block that must grow grows by a quarter; a large one grows exactly") {
     void* p = t.alloc(1000);
     const size_t old = t.heap.usable_size(p);
-    fill(p, old, 4);
+    pattern::fill(p, old, 4);
     void* q = t.heap.realloc(t.tc, p, old + 1, "realloc");
     REQUIRE(q != p);
     REQUIRE(t.heap.usable_size(q) >= old + old / 4);  // Note [Realloc growth]
-    REQUIRE(check_fill(q, old, 4));
+    REQUIRE(pattern::intact(q, old, 4));
     t.free(q);
     void* l = t.alloc(1 << 20);
     void* m = t.heap.realloc(t.tc, l, (1 << 20) + 1, "realloc");
@@ -133,11 +133,11 @@ TEST_CASE("heap: realloc semantics", "[heap][realloc]") {
   }
   SECTION("an impossible size fails with ENOMEM and leaves the block alone") {
     void* p = t.alloc(64);
-    fill(p, 64, 3);
+    pattern::fill(p, 64, 3);
     errno = 0;
     REQUIRE(t.heap.realloc(t.tc, p, SIZE_MAX - 100, "realloc") == nullptr);
     REQUIRE(errno == ENOMEM);
-    REQUIRE(check_fill(p, 64, 3));
+    REQUIRE(pattern::intact(p, 64, 3));
     t.free(p);
   }
 }
