@@ -21,7 +21,7 @@
 #include "config/options.h"
 #include "core/fork.h"
 #include "core/large_source.h"
-#include "core/page_source.h"
+#include "core/segment_source.h"
 #include "platform/os.h"
 #include "prof/profiler.h"
 #include "util/diagnostics.h"
@@ -33,7 +33,7 @@ constinit ThreadCache g_boot_cache;
 constinit thread_local ThreadCache* t_cache = &g_boot_cache;
 
 namespace {
-constinit OsPageSource g_os_pages;
+constinit OsSegmentSource g_os_pages;
 constinit SystemLargeSource g_large_source;
 constinit std::atomic<int> g_init_state{0};  // 0 none, 1 running, 2 done
 constinit os::ThreadKey g_cache_key = 0;

@@ -34,7 +34,7 @@ const char* stale_pointer_kind(const void* p, SegmentMeta* seg) noexcept {
 }
 }  // namespace
 
-void Heap::init(PageSource* pages, LargeSource* large, const HeapConfig& config) noexcept {
+void Heap::init(SegmentSource* pages, LargeSource* large, const HeapConfig& config) noexcept {
   config_ = config;
   // Never 0: a zero key would match every zeroed block. Note [Free-list hardening].
   keys_.secret = os::random_u64() | 1;
@@ -105,7 +105,7 @@ void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
     if (p != nullptr) return p;
     // Give back what is cached and try again; also when nothing was (another thread may have
     // freed meanwhile).
-    release_caches();
+    clear_caches();
   }
   return nullptr;
 }
@@ -120,7 +120,7 @@ void* Heap::alloc_large(size_t n, size_t align, bool zero) noexcept {
     return p;
   }
   p = large_.alloc_upstream(usable, a, zero);
-  if (p == nullptr && release_caches() != 0) p = large_.alloc_upstream(usable, a, zero);
+  if (p == nullptr && clear_caches() != 0) p = large_.alloc_upstream(usable, a, zero);
   if (p == nullptr) return fail_enomem();
   if (over_budget()) enforce_budget();  // Note [Cache below the peak]
   return p;
@@ -137,15 +137,15 @@ void Heap::free(ThreadCache* tc, void* p, const char* call) noexcept {
     free_small(tc, p, seg, cls, call);
     return;
   }
-  switch (large_.release(p, cache_limit(), config_.large_threshold)) {
-    case LargeCache::Release::kFreed:
+  switch (large_.free(p, cache_limit(), config_.large_threshold)) {
+    case LargeCache::FreeResult::kFreed:
       if (over_budget()) enforce_budget();
       return;
-    case LargeCache::Release::kStillShared:
+    case LargeCache::FreeResult::kStillShared:
       return;
-    case LargeCache::Release::kDoubleFree:
+    case LargeCache::FreeResult::kDoubleFree:
       fatal_pointer(call, "double free", p);
-    case LargeCache::Release::kNotOurs:
+    case LargeCache::FreeResult::kNotOurs:
       fatal_pointer(call, "invalid pointer", p);
   }
 }
@@ -276,11 +276,11 @@ int Heap::release(ThreadCache* tc, void* p) noexcept {
     free_small(tc, p, seg, seg->class_at(p), "ca_release");
     return 0;
   }
-  switch (large_.release(p, cache_limit(), config_.large_threshold)) {
-    case LargeCache::Release::kFreed:
+  switch (large_.free(p, cache_limit(), config_.large_threshold)) {
+    case LargeCache::FreeResult::kFreed:
       if (over_budget()) enforce_budget();
       return 0;
-    case LargeCache::Release::kStillShared:
+    case LargeCache::FreeResult::kStillShared:
       return 0;
     default:
       return EINVAL;
@@ -318,12 +318,12 @@ size_t Heap::clear(ThreadCache* tc) noexcept {
   if (tc != nullptr) tc->flush_all();
   clear_epoch_.fetch_add(1, std::memory_order_relaxed);
   for (CentralPool& pool : pools_) pool.drain_slots();
-  size_t bytes = slabs_.release_all();
-  bytes += large_.release_all();
+  size_t bytes = slabs_.clear();
+  bytes += large_.clear();
   return bytes;
 }
 
-size_t Heap::release_caches() noexcept { return clear(nullptr); }
+size_t Heap::clear_caches() noexcept { return clear(nullptr); }
 
 void Heap::set_cache_limit(size_t bytes) noexcept {
   cache_limit_.store(bytes, std::memory_order_relaxed);

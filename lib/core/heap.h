@@ -1,6 +1,6 @@
 // heap.h - one complete allocator instance: the layers composed, and malloc semantics over them.
 //
-//   ThreadCache --batch--> CentralPool[cls] --slabs--> SlabSource --segments--> PageSource (OS)
+//   ThreadCache --batch--> CentralPool[cls] --slabs--> SlabSource --segments--> SegmentSource (OS)
 //        \                                                    (empty slabs: LRU cache)
 //         `--large--> LargeCache (LRU cache, live index, refcounts) --> LargeSource (mimalloc)
 //   RefcountTable: counts of retained small blocks.   Budget: SlabSource + LargeCache cached bytes.
@@ -43,7 +43,7 @@ struct HeapConfig {
 class Heap {
  public:
   constexpr Heap() = default;
-  void init(PageSource* pages, LargeSource* large, const HeapConfig& config) noexcept;
+  void init(SegmentSource* pages, LargeSource* large, const HeapConfig& config) noexcept;
 
   // ---- allocation semantics (errno set on failure) ----
   // n bytes aligned to `align` (a power of two; <= 16 means the default). nullptr + ENOMEM.
@@ -124,7 +124,7 @@ class Heap {
   void* alloc_large(size_t n, size_t align, bool zero) noexcept;
   bool release_small_ref(void* p, SegmentMeta* seg) noexcept;  // true: still shared
   Slab* live_small_block(const void* p, SegmentMeta* seg) noexcept;  // nullptr: not a block start
-  size_t release_caches() noexcept;  // everything cached, for out-of-memory retries
+  size_t clear_caches() noexcept;  // everything cached, for out-of-memory retries
   bool snapshot_impl(HeapSnapshot* out, bool try_only) noexcept;
 
   HeapConfig config_;

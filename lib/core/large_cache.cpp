@@ -262,16 +262,16 @@ void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero) no
   return nullptr;
 }
 
-LargeCache::Release LargeCache::release(void* p, size_t limit, size_t threshold) noexcept {
+LargeCache::FreeResult LargeCache::free(void* p, size_t limit, size_t threshold) noexcept {
   LargeBlock* drop = nullptr;
   {
     LockGuard g(lock_);
     LargeBlock* b = find_locked(p);
-    if (b == nullptr) return Release::kNotOurs;
-    if (b->cached) return Release::kDoubleFree;
+    if (b == nullptr) return FreeResult::kNotOurs;
+    if (b->cached) return FreeResult::kDoubleFree;
     if (--b->refcount > 0) {
       shared_releases.fetch_add(1, std::memory_order_relaxed);
-      return Release::kStillShared;
+      return FreeResult::kStillShared;
     }
     --live_;
     live_bytes_.fetch_sub(b->size, std::memory_order_relaxed);
@@ -296,7 +296,7 @@ LargeCache::Release LargeCache::release(void* p, size_t limit, size_t threshold)
     }
   }
   if (drop != nullptr) give_upstream(drop);
-  return Release::kFreed;
+  return FreeResult::kFreed;
 }
 
 void* LargeCache::resize(void* p, size_t usable_size) noexcept {
@@ -422,7 +422,7 @@ size_t LargeCache::evict_oldest(bool aged) noexcept {
   return bytes;
 }
 
-size_t LargeCache::release_all() noexcept {
+size_t LargeCache::clear() noexcept {
   size_t total = 0;
   while (size_t n = evict_oldest()) total += n;
   return total;

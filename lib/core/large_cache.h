@@ -101,7 +101,7 @@ class LargeCache {
   static constexpr size_t kFirstLargeBuckets = 1024;  // both indexes
 
  public:
-  enum class Release { kFreed, kStillShared, kNotOurs, kDoubleFree };
+  enum class FreeResult { kFreed, kStillShared, kNotOurs, kDoubleFree };
 
   constexpr LargeCache() = default;
   void init(LargeSource* source) noexcept {
@@ -116,10 +116,10 @@ class LargeCache {
   // Allocates from upstream and registers the block. nullptr when upstream fails.
   void* alloc_upstream(size_t usable_size, size_t align, bool zero) noexcept;
 
-  // Drops one reference; at zero the block is cached, or freed upstream when it may not be cached:
-  // bigger than `limit`, an adopted block below the large threshold, or a block of a layout that
-  // holds as many cached blocks as its reuse allows (Note [Reuse evidence]).
-  Release release(void* p, size_t limit, size_t threshold) noexcept;
+  // The program frees p: drops one reference; at zero the block is cached, or given upstream when
+  // it may not be cached: bigger than `limit`, an adopted block below the large threshold, or a
+  // block of a layout that holds as many cached blocks as its reuse allows (Note [Reuse evidence]).
+  FreeResult free(void* p, size_t limit, size_t threshold) noexcept;
   // Resizes a live, unshared block we allocated (not adopted) to `usable_size` through the
   // source's resize (no copy); the block's new start, or nullptr when it cannot be done so (the
   // block is then untouched).
@@ -136,7 +136,7 @@ class LargeCache {
   size_t evict_oldest(bool aged = false) noexcept;
   // Blocks a layout may keep cached now (Note [Reuse evidence]); for tests and statistics.
   size_t allowed_blocks(size_t usable_size) noexcept;
-  size_t release_all() noexcept;
+  size_t clear() noexcept;
   size_t cached_bytes() const noexcept { return cached_.load(std::memory_order_relaxed); }
   size_t live_blocks() const noexcept { return live_; }
   size_t live_bytes() const noexcept { return live_bytes_.load(std::memory_order_relaxed); }

@@ -203,7 +203,7 @@ size_t SlabSource::evict_oldest() noexcept {
   return bytes;
 }
 
-size_t SlabSource::release_all() noexcept {
+size_t SlabSource::clear() noexcept {
   size_t evicted = 0;
   while (size_t n = evict_oldest()) evicted += n;
   LockGuard g(lock_);

@@ -1,7 +1,7 @@
 // slab_source.h - carves slabs out of OS segments and keeps empty slabs in LRU order.
 //
 // Data structures (SegmentMeta and Slab themselves: segment_meta.h):
-//   segments     every SegmentMeta, one per 4 MiB segment mapped from the PageSource.
+//   segments     every SegmentMeta, one per 4 MiB segment mapped from the SegmentSource.
 //   empty lists  slabs whose blocks all came back, one LRU list per slab size (1,2,4,8,16 pages),
 //                most recent first. They are the small-object cache: a new slab of the same size
 //                reuses one (warm memory, no page faults) before taking fresh pages. Their bytes
@@ -20,7 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/page_source.h"
+#include "core/segment_source.h"
 #include "core/segment_meta.h"
 #include "core/segment_table.h"
 #include "core/size_class.h"
@@ -35,14 +35,14 @@ SpinLock& segment_meta_lock() noexcept;
 class SlabSource {
  public:
   constexpr SlabSource() = default;
-  void init(PageSource* source, SegmentTable* table) noexcept {
+  void init(SegmentSource* source, SegmentTable* table) noexcept {
     source_ = source;
     table_ = table;
   }
   // Check mode: every segment gets live bits (Note [Live bits]); set before the first take().
   void set_live_tracking(bool on) noexcept { track_live_ = on; }
 
-  // A slab for class `cls`, in state kActive with no blocks handed out, or nullptr when the PageSource
+  // A slab for class `cls`, in state kActive with no blocks handed out, or nullptr when the SegmentSource
   // source is out of memory. Reuses the most recently emptied slab of the same size first.
   Slab* take(unsigned cls) noexcept;
   // The slab's blocks are all back (used == 0): keep it as cached memory.
@@ -51,13 +51,13 @@ class SlabSource {
   // Cache control, for the budget (heap.cpp). evict_oldest returns the bytes evicted (0: none).
   uint64_t oldest_stamp() noexcept;  // UINT64_MAX when nothing is cached
   size_t evict_oldest() noexcept;
-  size_t release_all() noexcept;     // every empty slab, and unmaps segments with no slab left
+  size_t clear() noexcept;  // every empty slab, and unmaps segments with no slab left
 
   size_t cached_bytes() const noexcept { return cached_.load(std::memory_order_relaxed); }
   size_t mapped_bytes() const noexcept { return mapped_.load(std::memory_order_relaxed); }
 
   // Counters for stats (written under lock_, read without it): segments mapped from / unmapped to
-  // the PageSource, and empty slabs decommitted by the budget or a clear.
+  // the SegmentSource, and empty slabs decommitted by the budget or a clear.
   std::atomic<uint64_t> segment_maps{0}, segment_unmaps{0}, evictions{0};
   SpinLock& lock() noexcept { return lock_; }
 
@@ -70,7 +70,7 @@ class SlabSource {
   void free_pages_locked(Slab* s) noexcept;
 
   SpinLock lock_{LockRank::kSlabSource};
-  PageSource* source_ = nullptr;  // gives segments
+  SegmentSource* source_ = nullptr;  // gives segments
   SegmentTable* table_ = nullptr;
   bool track_live_ = false;
   SegmentMeta* segments_ = nullptr;

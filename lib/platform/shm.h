@@ -9,10 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 
-// Who this process is moved to process.h. lib/stats still reaches it through this include; it
-// goes when lib/stats includes platform/process.h itself.
-#include "platform/process.h"
-
 namespace cachealloc::os {
 
 // Creates the shared-memory object `name` ("/name", no other slash) exclusively

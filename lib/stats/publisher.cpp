@@ -13,6 +13,7 @@
 #include "core/fork.h"
 #include "core/heap_stats.h"
 #include "platform/os.h"
+#include "platform/process.h"
 #include "platform/shm.h"
 #include "platform/spin_lock.h"
 #include "prof/profiler.h"

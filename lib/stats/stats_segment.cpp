@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "platform/process.h"
 #include "platform/shm.h"
 #include "util/format.h"
 

@@ -2,7 +2,7 @@
 //
 // The input is decoded into a sequence of operations (malloc, calloc, realloc, aligned allocation,
 // free, free from another thread cache, retain, release, clear, budget change) over two Heap
-// instances built on the real upstreams (OsPageSource: mmap/madvise, SystemLargeSource): a default one
+// instances built on the real upstreams (OsSegmentSource: mmap/madvise, SystemLargeSource): a default one
 // and one in hardened check mode. A reference model tracks every live block (pointer, requested
 // size, alignment, reference count, fill pattern) and each step is checked against it:
 //   - alignment honoured, usable size >= request, nullptr only for impossible sizes (+ ENOMEM);
@@ -29,13 +29,13 @@
 
 #include "core/heap.h"
 #include "core/large_source.h"
-#include "core/page_source.h"
+#include "core/segment_source.h"
 
 using namespace cachealloc;
 
 namespace {
 
-constinit OsPageSource g_pages;
+constinit OsSegmentSource g_pages;
 constinit SystemLargeSource g_large;
 Heap g_heaps[2];  // [0] default, [1] CACHEALLOC_CHECK
 ThreadCache* g_tc[2][2];

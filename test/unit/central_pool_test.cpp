@@ -14,7 +14,7 @@ using namespace cachealloc::test;
 
 namespace {
 struct Rig {
-  FakePageSource pages;
+  FakeSegmentSource pages;
   std::unique_ptr<SegmentTable> table = std::make_unique<SegmentTable>();
   SlabSource slabs;
   CentralPool pool;
@@ -24,7 +24,7 @@ struct Rig {
   }
   ~Rig() {
     pool.drain_slots();
-    slabs.release_all();
+    slabs.clear();
   }
 };
 
@@ -161,7 +161,7 @@ TEST_CASE("central pool: a pointer that is not a block start stops the program",
 
 TEST_CASE("central pool: a block of another class stops the program", "[central_pool][death]") {
   DeathResult d = run_in_child([] {
-    FakePageSource pages;
+    FakeSegmentSource pages;
     auto table = std::make_unique<SegmentTable>();
     SlabSource slabs;
     slabs.init(&pages, table.get());

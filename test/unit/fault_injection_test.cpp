@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/page_source.h"
+#include "core/segment_source.h"
 #include "heap_fixture.h"
 #include "platform/os.h"
 
@@ -167,7 +167,7 @@ TEST_CASE("enomem: calloc on failure sets ENOMEM, zero after recovery", "[enomem
 }
 
 TEST_CASE("enomem: the real OS page source under os::inject_map_failures", "[enomem][os]") {
-  OsPageSource os_pages;
+  OsSegmentSource os_pages;
   FakeLargeSource large;
   auto heap = std::make_unique<Heap>();
   heap->init(&os_pages, &large, HeapConfig{});

@@ -14,7 +14,7 @@
 
 #include "core/heap.h"
 #include "fake_large_source.h"
-#include "fake_page_source.h"
+#include "fake_segment_source.h"
 
 #include "../support/pattern.h"  // the fill pattern written into blocks and checked
 
@@ -23,7 +23,7 @@ namespace cachealloc::test {
 // One allocator instance over fakes. The Heap is big (segment table root, 96 pools), so it lives on
 // the heap of the test process (glibc malloc: the core under test does not export malloc).
 struct TestHeap {
-  FakePageSource pages;
+  FakeSegmentSource pages;
   FakeLargeSource large;
   std::unique_ptr<Heap> heap_ptr{new Heap()};
   Heap& heap = *heap_ptr;

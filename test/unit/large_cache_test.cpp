@@ -24,7 +24,7 @@ struct Rig {
     source.split_min_bytes = split_min;
     cache.init(&source);
   }
-  ~Rig() { cache.release_all(); }
+  ~Rig() { cache.clear(); }
 };
 
 struct AdoptLog {
@@ -48,7 +48,7 @@ TEST_CASE("large cache: a freed block is reused by the same layout, not by anoth
   REQUIRE(p != nullptr);
   REQUIRE(r.source.allocs == 1);
   REQUIRE(r.cache.usable_size(p) == 64 << 10);
-  REQUIRE(r.cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(p, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(r.cache.cached_bytes() == 64 << 10);
   REQUIRE(r.source.frees == 0);
   REQUIRE(r.cache.usable_size(p) == 0);  // not live any more
@@ -61,12 +61,12 @@ TEST_CASE("large cache: a freed block is reused by the same layout, not by anoth
   REQUIRE(r.cache.hits == 1);
   REQUIRE(r.cache.cached_bytes() == 0);
   REQUIRE(r.cache.refcount(p) == 1);
-  REQUIRE(r.cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(p, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   // A slightly smaller layout may take it (best fit among the next layouts), keeping its size.
   void* q = r.cache.take_cached(large_round(60 << 10), 16);
   REQUIRE(q == p);
   REQUIRE(r.cache.usable_size(q) == 64 << 10);
-  REQUIRE(r.cache.release(q, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(q, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(r.source.allocs == 1);
 }
 
@@ -74,12 +74,12 @@ TEST_CASE("large cache: the newest block of a layout is taken first", "[large_ca
   Rig r;
   void* a = r.cache.alloc_upstream(1 << 20, 16, false);
   void* b = r.cache.alloc_upstream(1 << 20, 16, false);
-  r.cache.release(a, kNoLimit, kThreshold);
-  r.cache.release(b, kNoLimit, kThreshold);
+  r.cache.free(a, kNoLimit, kThreshold);
+  r.cache.free(b, kNoLimit, kThreshold);
   REQUIRE(r.cache.take_cached(1 << 20, 16) == b);
   REQUIRE(r.cache.take_cached(1 << 20, 16) == a);
-  r.cache.release(a, kNoLimit, kThreshold);
-  r.cache.release(b, kNoLimit, kThreshold);
+  r.cache.free(a, kNoLimit, kThreshold);
+  r.cache.free(b, kNoLimit, kThreshold);
 }
 
 TEST_CASE("large cache: eviction goes oldest first and frees upstream with the right layout",
@@ -87,7 +87,7 @@ TEST_CASE("large cache: eviction goes oldest first and frees upstream with the r
   Rig r;
   std::vector<void*> v;
   for (size_t i = 0; i < 4; ++i) v.push_back(r.cache.alloc_upstream((i + 1) << 20, 4096, false));
-  for (void* p : v) r.cache.release(p, kNoLimit, kThreshold);
+  for (void* p : v) r.cache.free(p, kNoLimit, kThreshold);
   REQUIRE(r.cache.cached_bytes() == (1 + 2 + 3 + 4) << 20);
   for (size_t i = 0; i < 4; ++i) {
     REQUIRE(r.cache.evict_oldest() == (i + 1) << 20);
@@ -104,7 +104,7 @@ TEST_CASE("large cache: eviction goes oldest first and frees upstream with the r
 TEST_CASE("large cache: a block bigger than the budget is not cached", "[large_cache]") {
   Rig r;
   void* p = r.cache.alloc_upstream(4 << 20, 16, false);
-  REQUIRE(r.cache.release(p, 1 << 20, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(p, 1 << 20, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(r.cache.cached_bytes() == 0);
   REQUIRE(r.source.frees == 1);
   REQUIRE_FALSE(r.cache.owns(p));
@@ -113,10 +113,10 @@ TEST_CASE("large cache: a block bigger than the budget is not cached", "[large_c
 TEST_CASE("large cache: release reports foreign pointers and double frees", "[large_cache]") {
   Rig r;
   int local = 0;
-  REQUIRE(r.cache.release(&local, kNoLimit, kThreshold) == LargeCache::Release::kNotOurs);
+  REQUIRE(r.cache.free(&local, kNoLimit, kThreshold) == LargeCache::FreeResult::kNotOurs);
   void* p = r.cache.alloc_upstream(1 << 20, 16, false);
-  REQUIRE(r.cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
-  REQUIRE(r.cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kDoubleFree);
+  REQUIRE(r.cache.free(p, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
+  REQUIRE(r.cache.free(p, kNoLimit, kThreshold) == LargeCache::FreeResult::kDoubleFree);
   REQUIRE_FALSE(r.cache.retain(p));  // a cached block cannot be retained
 }
 
@@ -129,21 +129,21 @@ TEST_CASE("large cache: adopted blocks go back through their upstream_free exact
   REQUIRE(r.cache.adopt(big, 1 << 20, 4096, &adopt_free, &log) == 0);
   REQUIRE(r.cache.adopt(big, 1 << 20, 4096, &adopt_free, &log) == 22);  // EINVAL: already known
   REQUIRE(r.cache.retain(big));
-  REQUIRE(r.cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kStillShared);
+  REQUIRE(r.cache.free(big, kNoLimit, kThreshold) == LargeCache::FreeResult::kStillShared);
   REQUIRE(log.calls == 0);
-  REQUIRE(r.cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(big, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(log.calls == 0);
-  REQUIRE(r.cache.release_all() == 1 << 20);
+  REQUIRE(r.cache.clear() == 1 << 20);
   REQUIRE(log.calls == 1);
   REQUIRE(log.last == big);
   REQUIRE(log.last_size == 1 << 20);
-  REQUIRE(r.cache.release_all() == 0);
+  REQUIRE(r.cache.clear() == 0);
   REQUIRE(log.calls == 1);
 
   // At or below the threshold: handed back at once (never served to a large request).
   void* small = aligned_alloc(64, 4096);
   REQUIRE(r.cache.adopt(small, 4096, 64, &adopt_free, &log) == 0);
-  REQUIRE(r.cache.release(small, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(small, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(log.calls == 2);
   REQUIRE(log.last == small);
   REQUIRE(r.source.frees == 0);  // the fake source never saw adopted blocks
@@ -157,7 +157,7 @@ TEST_CASE("large cache: upstream failure registers nothing", "[large_cache][enom
   void* p = r.cache.alloc_upstream(1 << 20, 16, false);
   REQUIRE(p != nullptr);
   REQUIRE(r.cache.live_blocks() == 1);
-  r.cache.release(p, kNoLimit, kThreshold);
+  r.cache.free(p, kNoLimit, kThreshold);
 }
 
 TEST_CASE("heap budget: LRU eviction by bytes across empty slabs and large blocks", "[large_cache][budget]") {
@@ -230,7 +230,7 @@ TEST_CASE("large cache: a layout keeps only the blocks its reuse has earned", "[
   void* b[4];
   for (void*& p : b) p = r.cache.alloc_upstream(kSize, 16, false);
   // A batch of four freed together: one is kept, three go back and leave ghosts.
-  for (void* p : b) REQUIRE(r.cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  for (void* p : b) REQUIRE(r.cache.free(p, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(r.cache.cached_bytes() == kSize);
   REQUIRE(r.source.frees == 3);
   REQUIRE(r.cache.declined == 3);
@@ -242,7 +242,7 @@ TEST_CASE("large cache: a layout keeps only the blocks its reuse has earned", "[
   }
   REQUIRE(r.cache.hits == 1);
   REQUIRE(r.cache.allowed_blocks(kSize) == 5);
-  for (void* p : again) r.cache.release(p, kNoLimit, kThreshold);
+  for (void* p : again) r.cache.free(p, kNoLimit, kThreshold);
   REQUIRE(r.cache.cached_bytes() == 4 * kSize);  // the whole batch is kept now
   REQUIRE(r.cache.declined == 3);
   // The budget pushing blocks out says nothing about the layout; the decay halves the allowance.
@@ -267,7 +267,7 @@ TEST_CASE("large cache: small layouts may keep a few blocks unproven; a growth l
   for (size_t size = 1 << 20; size <= size_t{64} << 20; size *= 2) {
     void* p[8];
     for (void*& q : p) q = r.cache.alloc_upstream(size, 16, false);
-    for (void* q : p) r.cache.release(q, kNoLimit, kThreshold);
+    for (void* q : p) r.cache.free(q, kNoLimit, kThreshold);
     kept += (size < (size_t{4} << 20) ? (size_t{4} << 20) / size : 1) * size;
   }
   REQUIRE(r.cache.cached_bytes() == kept);
@@ -293,7 +293,7 @@ TEST_CASE("large cache: resize moves a live block through the source and re-inde
   // Shared and adopted blocks are never resized; a failing source leaves the block as it was.
   REQUIRE(r.cache.retain(q));
   REQUIRE(r.cache.resize(q, 8 << 20) == nullptr);
-  REQUIRE(r.cache.release(q, kNoLimit, kThreshold) == LargeCache::Release::kStillShared);
+  REQUIRE(r.cache.free(q, kNoLimit, kThreshold) == LargeCache::FreeResult::kStillShared);
   r.source.fail_resizes = true;
   REQUIRE(r.cache.resize(q, 8 << 20) == nullptr);
   REQUIRE(r.cache.usable_size(q) == 4 << 20);
@@ -302,8 +302,8 @@ TEST_CASE("large cache: resize moves a live block through the source and re-inde
   REQUIRE(r.cache.adopt(adopted, 2 << 20, 4096, &adopt_free, &log) == 0);
   r.source.fail_resizes = false;
   REQUIRE(r.cache.resize(adopted, 4 << 20) == nullptr);
-  REQUIRE(r.cache.release(adopted, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
-  REQUIRE(r.cache.release(q, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(adopted, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
+  REQUIRE(r.cache.free(q, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(r.cache.live_bytes() == 0);
 }
 
@@ -403,7 +403,7 @@ TEST_CASE("large cache: one cached mapping serves smaller requests and comes bac
   Rig r(1 << 20);
   constexpr size_t kMiB = size_t{1} << 20;
   void* big = r.cache.alloc_upstream(64 * kMiB, 16, false);
-  REQUIRE(r.cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(big, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   // The `large` workload's sizes, one at a time: all served by the one mapping.
   for (size_t mib : {1, 2, 3, 6, 8, 12, 16, 24, 32, 64, 12, 1}) {
     void* p = r.cache.take_cached(mib * kMiB, 16);
@@ -411,7 +411,7 @@ TEST_CASE("large cache: one cached mapping serves smaller requests and comes bac
     REQUIRE(r.cache.usable_size(p) == mib * kMiB);
     REQUIRE(r.cache.cached_bytes() == (64 - mib) * kMiB);
     memset(p, 1, mib * kMiB);
-    REQUIRE(r.cache.release(p, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+    REQUIRE(r.cache.free(p, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
     REQUIRE(r.cache.cached_bytes() == 64 * kMiB);  // merged back
   }
   REQUIRE(r.source.allocs == 1);
@@ -423,20 +423,20 @@ TEST_CASE("large cache: one cached mapping serves smaller requests and comes bac
   void* b = r.cache.take_cached(8 * kMiB, 16);
   REQUIRE(b == static_cast<char*>(a) + 8 * kMiB);
   REQUIRE(r.cache.cached_bytes() == 48 * kMiB);
-  REQUIRE(r.cache.release(a, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
-  REQUIRE(r.cache.release(b, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(a, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
+  REQUIRE(r.cache.free(b, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(r.cache.cached_bytes() == 64 * kMiB);
   REQUIRE(r.cache.take_cached(64 * kMiB, 16) == big);
-  REQUIRE(r.cache.release(big, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(big, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
 
   // A part evicted while its neighbour is live is unmapped alone; the neighbour, freed later,
   // does not merge into memory that is gone.
   a = r.cache.take_cached(16 * kMiB, 16);
   REQUIRE(r.cache.evict_oldest() == 48 * kMiB);  // the cached rest
   REQUIRE(r.source.mapped_bytes == 16 * kMiB);
-  REQUIRE(r.cache.release(a, kNoLimit, kThreshold) == LargeCache::Release::kFreed);
+  REQUIRE(r.cache.free(a, kNoLimit, kThreshold) == LargeCache::FreeResult::kFreed);
   REQUIRE(r.cache.cached_bytes() == 16 * kMiB);
-  REQUIRE(r.cache.release_all() == 16 * kMiB);
+  REQUIRE(r.cache.clear() == 16 * kMiB);
   REQUIRE(r.source.mapped_bytes == 0);
   REQUIRE(r.source.bad_frees == 0);
 }
@@ -448,9 +448,9 @@ TEST_CASE("large cache: the best fitting extent is split, a small leftover is no
   void* x = r.cache.alloc_upstream(20 * kMiB, 16, false);
   void* y = r.cache.alloc_upstream(10 * kMiB, 16, false);
   void* z = r.cache.alloc_upstream(5 * kMiB + 512 * 1024, 16, false);  // another layout than y
-  r.cache.release(x, kNoLimit, kThreshold);
-  r.cache.release(y, kNoLimit, kThreshold);
-  r.cache.release(z, kNoLimit, kThreshold);
+  r.cache.free(x, kNoLimit, kThreshold);
+  r.cache.free(y, kNoLimit, kThreshold);
+  r.cache.free(z, kNoLimit, kThreshold);
   REQUIRE(r.cache.take_cached(10 * kMiB, 16) == y);  // exact size first
   void* p = r.cache.take_cached(5 * kMiB, 16);       // smallest that fits: z, leftover < 1 MiB
   REQUIRE(p == z);
@@ -460,8 +460,8 @@ TEST_CASE("large cache: the best fitting extent is split, a small leftover is no
   REQUIRE(q == x);
   REQUIRE(r.cache.splits == 1);
   REQUIRE(r.cache.cached_bytes() == 16 * kMiB);
-  for (void* v : {y, p, q}) r.cache.release(v, kNoLimit, kThreshold);
-  r.cache.release_all();
+  for (void* v : {y, p, q}) r.cache.free(v, kNoLimit, kThreshold);
+  r.cache.clear();
   REQUIRE(r.source.mapped_bytes == 0);
   REQUIRE(r.source.bad_frees == 0);
 }

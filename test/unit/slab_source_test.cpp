@@ -4,18 +4,18 @@
 #include <memory>
 
 #include "core/slab_source.h"
-#include "fake_page_source.h"
+#include "fake_segment_source.h"
 
 using namespace cachealloc;
-using cachealloc::test::FakePageSource;
+using cachealloc::test::FakeSegmentSource;
 
 namespace {
 struct Rig {
-  FakePageSource pages;
+  FakeSegmentSource pages;
   std::unique_ptr<SegmentTable> table = std::make_unique<SegmentTable>();
   SlabSource slabs;
   Rig() { slabs.init(&pages, table.get()); }
-  ~Rig() { slabs.release_all(); }
+  ~Rig() { slabs.clear(); }
   // Takes a slab and gives it straight back, as the central pool does when its blocks are all back.
   void give(Slab* s) { slabs.give(s); }
 };
@@ -62,7 +62,7 @@ TEST_CASE("slab source: a full segment makes the next take map another", "[slab_
   taken.push_back(extra);
   for (Slab* s : taken) r.give(s);
   REQUIRE(r.slabs.cached_bytes() == taken.size() * taken[0]->bytes());
-  r.slabs.release_all();
+  r.slabs.clear();
   REQUIRE(r.slabs.cached_bytes() == 0);
   REQUIRE(r.pages.unmaps == 2);
   REQUIRE(r.pages.live_mappings() == 0);
@@ -115,23 +115,23 @@ TEST_CASE("slab source: eviction takes the least recently emptied slab, across s
   REQUIRE(r.slabs.oldest_stamp() == UINT64_MAX);
   REQUIRE(r.slabs.cached_bytes() == 0);
   REQUIRE(r.slabs.evictions == 3);
-  REQUIRE(r.pages.unmaps == 0);  // evicting decommits; only release_all unmaps
-  r.slabs.release_all();
+  REQUIRE(r.pages.unmaps == 0);  // evicting decommits; only clear unmaps
+  r.slabs.clear();
   REQUIRE(r.pages.unmaps == 1);
   REQUIRE(r.table->lookup(reinterpret_cast<void*>(s1)) == nullptr);
 }
 
-TEST_CASE("slab source: release_all keeps segments that still have live slabs", "[slab_source]") {
+TEST_CASE("slab source: clear keeps segments that still have live slabs", "[slab_source]") {
   Rig r;
   Slab* live = r.slabs.take(5);
   Slab* dead = r.slabs.take(5);
   r.give(dead);
-  REQUIRE(r.slabs.release_all() == dead->bytes());
+  REQUIRE(r.slabs.clear() == dead->bytes());
   REQUIRE(r.pages.unmaps == 0);
   REQUIRE(r.pages.decommits == 1);
   REQUIRE(r.table->lookup(reinterpret_cast<void*>(live->start)) != nullptr);
   r.give(live);
-  r.slabs.release_all();
+  r.slabs.clear();
   REQUIRE(r.pages.unmaps == 1);
   REQUIRE(r.pages.bad_unmaps == 0);
 }

@@ -1,10 +1,7 @@
-// page_source.h - where small-object segments come from: the upstream of the slab layer.
+// segment_source.h - where small-object segments come from: the upstream of the slab layer.
 //
-// The name is older than the glossary (lib/README.md): what a PageSource maps is a segment
-// (kSegmentSize, 4 MiB), not a page.
-//
-// The library uses OsPageSource (mmap/madvise through os.h); unit tests inject a fake that counts
-// calls and fails on demand (test/fakes/fake_page_source.h).
+// The library uses OsSegmentSource (mmap/madvise through os.h); unit tests inject a fake that counts
+// calls and fails on demand (test/fakes/fake_segment_source.h).
 #pragma once
 
 #include <cstddef>
@@ -13,7 +10,7 @@
 
 namespace cachealloc {
 
-class PageSource {
+class SegmentSource {
  public:
   // A zeroed, read-write, `align`-aligned mapping of `size` bytes (a segment: the slab layer asks
   // for kSegmentSize at kSegmentSize), or nullptr (out of memory).
@@ -24,13 +21,13 @@ class PageSource {
   virtual bool decommit(void* p, size_t size) noexcept = 0;
 
  protected:
-  constexpr PageSource() = default;
-  ~PageSource() = default;
+  constexpr SegmentSource() = default;
+  ~SegmentSource() = default;
 };
 
-class OsPageSource final : public PageSource {
+class OsSegmentSource final : public SegmentSource {
  public:
-  constexpr OsPageSource() = default;
+  constexpr OsSegmentSource() = default;
   void* map(size_t size, size_t align) noexcept override { return os::map_aligned(size, align); }
   void unmap(void* p, size_t size) noexcept override { os::unmap(p, size); }
   bool decommit(void* p, size_t size) noexcept override { return os::decommit(p, size); }

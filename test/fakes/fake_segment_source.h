@@ -1,13 +1,13 @@
-// fake_page_source.h - a PageSource for unit tests: real aligned mappings (so blocks can be written
+// fake_segment_source.h - a SegmentSource for unit tests: real aligned mappings (so blocks can be written
 // and read), every call counted, and failures on demand.
 //
-//   FakePageSource pages;
+//   FakeSegmentSource pages;
 //   pages.fail_maps(2);    // the next two map() calls return nullptr
 //   pages.fail_maps(-1);   // every map() fails until recover()
 //   pages.fail_decommits(-1);
 //
 // Mappings come from os::map_aligned directly, so os::inject_map_failures does not affect the fake
-// (tests of the real OS path use OsPageSource). Counters are atomics: the fake may be shared by
+// (tests of the real OS path use OsSegmentSource). Counters are atomics: the fake may be shared by
 // threads in the concurrency tests.
 #pragma once
 
@@ -20,11 +20,11 @@
 
 #include <sys/mman.h>
 
-#include "core/page_source.h"
+#include "core/segment_source.h"
 
 namespace cachealloc::test {
 
-class FakePageSource final : public PageSource {
+class FakeSegmentSource final : public SegmentSource {
  public:
   void* map(size_t size, size_t align) noexcept override {
     map_calls.fetch_add(1);
