@@ -104,7 +104,7 @@ TEST_CASE("cache: during a global capture nothing is fenced, synchronised or rea
   uint64_t frees = f.dev.c.device_frees;
   f.cache->streams().capture_enter();
   f.dev.begin_capture(s, 0);
-  f.cache->streams().capture_started(s);
+  f.cache->streams().capture_started(s, f.ctx);
   REQUIRE(f.free(d) == cuda_api::kCuSuccess);  // over the budget
   uint64_t e = f.alloc(512 * 1024);            // a ready block: still served
   REQUIRE((e == a[1] || e == a[2]));
@@ -347,7 +347,7 @@ TEST_CASE("front: threads allocate and free while another begins and ends captur
   for (int i = 0; i < 500; ++i) {
     f.cache->streams().capture_enter();
     f.dev.begin_capture(cs, 0);
-    f.cache->streams().capture_started(cs);
+    f.cache->streams().capture_started(cs, f.ctx);
     f.dev.end_capture(cs);
     f.cache->streams().capture_ended(cs);
   }
