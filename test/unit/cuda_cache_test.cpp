@@ -376,3 +376,27 @@ TEST_CASE("cache: a pool's live peak is exact, and reset_peaks starts it again f
   REQUIRE(f.counters().live_peak < both);
   REQUIRE(f.free(c) == cuda_api::kCuSuccess);
 }
+
+TEST_CASE("front: cudaMalloc after cudaSetDevice gets the new device's memory, not a cached block "
+          "of the old one (runtimes that bind the context lazily)", "[cuda][front]") {
+  CudaFixture f;
+  f.dev.set_current(nullptr);  // a runtime program: no context until its first call
+  void* a = nullptr;
+  REQUIRE(f.front.rt_alloc(nullptr, &a, 4096, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.dev.device_of_ptr(a) == 0);
+  REQUIRE(f.front.rt_release(nullptr, a, false) == cuda_api::kRtSuccess);  // cached, device 0
+  // cudaSetDevice(1) of a CUDA 11 runtime: device 0's context stays current until the next
+  // runtime call that needs a context.
+  FakeDevice::t_rt_device = 1;
+  void* b = nullptr;
+  REQUIRE(f.front.rt_alloc(nullptr, &b, 4096, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(b != a);
+  REQUIRE(f.dev.device_of_ptr(b) == 1);
+  REQUIRE(f.front.rt_release(nullptr, b, false) == cuda_api::kRtSuccess);
+  // Back on device 0, its cached block is reused; device 1's is not handed out there.
+  FakeDevice::t_rt_device = 0;
+  void* c = nullptr;
+  REQUIRE(f.front.rt_alloc(nullptr, &c, 4096, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(c == a);
+  REQUIRE(f.front.rt_release(nullptr, c, false) == cuda_api::kRtSuccess);
+}
