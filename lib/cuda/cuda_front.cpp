@@ -17,8 +17,8 @@
 // and only then return the error. When a retry succeeds through the runtime, the runtime's last
 // error (set by the failed attempt) is cleared, so cudaGetLastError() does not report an error
 // the program never saw; but only when no error was pending before the first attempt, so an
-// earlier kernel's error is never swallowed. During a capture steps 0-3 do nothing (Note
-// [Capture] in device_pool.cpp).
+// earlier kernel's error is never swallowed. During a capture steps 0-3 do nothing, and step 0
+// asks CUDA nothing (Note [Capture] in device_pool.cpp).
 #include "cuda/cuda_front.h"
 
 #include <atomic>
@@ -81,10 +81,13 @@ bool CudaFront::runtime_device_bound(const cuda_api::Runtime* rt) noexcept {
   return d->ctx_get_device(&ctx_dev) == cuda_api::kCuSuccess && ctx_dev == rt_dev;
 }
 
+// Step 0 of Note [OOM retry]. During a capture it could reclaim nothing (Note [Capture]), so it
+// does not even ask: cuMemGetInfo would be one more driver call inside the capture's time.
 void CudaFront::make_room(uint16_t pool, size_t n) noexcept {
   const cuda_api::Driver* d = c_.driver();
   size_t free_bytes = 0, total = 0;
-  if (d == nullptr || d->mem_get_info(&free_bytes, &total) != cuda_api::kCuSuccess ||
+  if (d == nullptr || c_.streams().capture_active() ||
+      d->mem_get_info(&free_bytes, &total) != cuda_api::kCuSuccess ||
       free_bytes >= n) {
     return;
   }

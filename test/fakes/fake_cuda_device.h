@@ -50,6 +50,7 @@ class FakeDevice {
     uint64_t device_allocs = 0, device_frees = 0, host_allocs = 0, host_frees = 0;
     uint64_t failed_allocs = 0, syncs = 0, event_records = 0, ctx_events = 0, event_queries = 0;
     uint64_t violations = 0;  // fence work during a global capture
+    uint64_t mem_infos = 0;   // cuMemGetInfo calls
   };
 
   static FakeDevice& instance() {
@@ -267,6 +268,7 @@ class FakeDevice {
     d.mem_get_info = [](size_t* f, size_t* t) noexcept {
       FakeDevice& x = instance();
       std::lock_guard<std::recursive_mutex> l(x.mu);
+      ++x.c.mem_infos;
       *f = x.capacity - x.used;
       *t = x.capacity;
       return ca::kCuSuccess;

@@ -400,3 +400,25 @@ TEST_CASE("front: cudaMalloc after cudaSetDevice gets the new device's memory, n
   REQUIRE(c == a);
   REQUIRE(f.front.rt_release(nullptr, c, false) == cuda_api::kRtSuccess);
 }
+
+TEST_CASE("front: a miss during a capture makes no CUDA call but the allocation",
+          "[cuda][front][capture]") {
+  CudaFixture f;
+  cuda_api::Stream s = f.dev.new_stream(cuda_api::kStreamNonBlocking);
+  f.dev.capacity = 8 * kMiB;
+  uint64_t a = f.alloc(6 * kMiB);  // 6 MiB cached: less free memory than the next request
+  REQUIRE(a != 0);
+  f.free(a);
+  f.cache->streams().capture_enter();
+  f.dev.begin_capture(s, 0);
+  f.cache->streams().capture_started(s, f.ctx);
+  uint64_t infos = f.dev.c.mem_infos;
+  uint64_t b = f.alloc(512 * 1024);  // a miss: the real allocation, and nothing else
+  REQUIRE(b != 0);
+  REQUIRE(f.dev.c.mem_infos == infos);  // Note [Capture]: no query (Note [OOM retry] step 0)
+  REQUIRE(f.counters().oom_retries == 0);
+  REQUIRE(f.dev.c.violations == 0);
+  f.dev.end_capture(s);
+  f.cache->streams().capture_ended(s);
+  f.free(b);
+}
