@@ -413,7 +413,8 @@ int capture_miss(const char* name) {
   RT(name, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   uint32_t* target = nullptr;
   RT(name, cudaMalloc(&target, 4096));
-  const cudaStreamCaptureMode modes[2] = {cudaStreamCaptureModeRelaxed, cudaStreamCaptureModeGlobal};
+  const cudaStreamCaptureMode modes[2] = {cudaStreamCaptureModeRelaxed,
+                                          cudaStreamCaptureModeGlobal};
   const char* mode_names[2] = {"relaxed", "global"};
   std::string out;
   for (int k = 0; k < 2; ++k) {
@@ -449,7 +450,9 @@ std::string reuse_after(const char* name) {
     cudaFree(p);
     cudaDeviceSynchronize();
   }
-  if (g_ca != nullptr && ca_stats().hits == hits) fail(name, "no block reused: the cache stayed quiet");
+  if (g_ca != nullptr && ca_stats().hits == hits) {
+    fail(name, "no block reused: the cache stayed quiet");
+  }
   return "reuse=ok";
 }
 
