@@ -17,8 +17,8 @@
 // and only then return the error. When a retry succeeds through the runtime, the runtime's last
 // error (set by the failed attempt) is cleared, so cudaGetLastError() does not report an error
 // the program never saw; but only when no error was pending before the first attempt, so an
-// earlier kernel's error is never swallowed. During a capture steps 0-3 do nothing (Note
-// [Capture] in device_pool.cpp).
+// earlier kernel's error is never swallowed. During a capture steps 0-3 do nothing, and step 0
+// asks CUDA nothing (Note [Capture] in device_pool.cpp).
 #include "cuda/cuda_front.h"
 
 #include <atomic>
@@ -62,10 +62,32 @@ cuda_api::Context CudaFront::current_context() noexcept {
   return ctx;
 }
 
+// Note [Runtime context]
+// A runtime allocation is served from the pool of the context current on the thread. Runtimes
+// before CUDA 12.0 bind a context lazily: after cudaSetDevice(1) the context of the previous device
+// stays current until the next runtime call that needs one, so the current context would be
+// device 0's and a cached device-0 block would be handed to a program that asked for memory on
+// device 1 (and device 1's fresh block filed under device 0, to be handed out there later). So
+// when the runtime's device (cudaGetDevice) is not the current context's, the runtime is made to
+// bind its context first (cudaFree(NULL)); if they still differ (a context the program made
+// current with the driver API), the call passes through, as it does during a capture (no runtime
+// call of ours there: the real cudaMalloc binds the context itself). Two thread-local reads in
+// the common case.
+bool CudaFront::runtime_device_bound(const cuda_api::Runtime* rt) noexcept {
+  const cuda_api::Driver* d = c_.driver();
+  int rt_dev = -1;
+  int ctx_dev = -1;
+  if (d == nullptr || rt->get_device(&rt_dev) != cuda_api::kRtSuccess) return true;  // unknown
+  return d->ctx_get_device(&ctx_dev) == cuda_api::kCuSuccess && ctx_dev == rt_dev;
+}
+
+// Step 0 of Note [OOM retry]. During a capture it could reclaim nothing (Note [Capture]), so it
+// does not even ask: cuMemGetInfo would be one more driver call inside the capture's time.
 void CudaFront::make_room(uint16_t pool, size_t n) noexcept {
   const cuda_api::Driver* d = c_.driver();
   size_t free_bytes = 0, total = 0;
-  if (d == nullptr || d->mem_get_info(&free_bytes, &total) != cuda_api::kCuSuccess ||
+  if (d == nullptr || c_.streams().capture_active() ||
+      d->mem_get_info(&free_bytes, &total) != cuda_api::kCuSuccess ||
       free_bytes >= n) {
     return;
   }
@@ -150,12 +172,21 @@ RtError CudaFront::rt_alloc(const void* caller, void** p, size_t size, bool host
     count_passthrough();
     return real_once(p, size);
   }
+  // Note [Runtime context]: the context this cudaMalloc will allocate in.
   cuda_api::Context ctx = current_context();
-  if (ctx == nullptr) {
-    // The runtime makes its context current on its first real call: cudaFree(NULL) is that call.
-    RuntimeCallScope scope;
-    rt->free(nullptr);
-    ctx = current_context();
+  if (ctx == nullptr || !runtime_device_bound(rt)) {
+    if (c_.streams().capture_active()) {
+      ctx = nullptr;  // no extra runtime call during a capture: the real cudaMalloc binds it
+    } else {
+      // The runtime makes its device's context current on its first call that needs a
+      // context: cudaFree(NULL) is such a call.
+      {
+        RuntimeCallScope scope;
+        rt->free(nullptr);
+      }
+      ctx = current_context();
+      if (!runtime_device_bound(rt)) ctx = nullptr;  // still another device's: pass through
+    }
   }
   uint16_t pool = c_.pool_for_context(ctx, host);
   if (pool == kNoPool) {  // no context (no device), or no pool left

@@ -70,6 +70,7 @@ class CudaFront {
   void scrub(uint64_t addr, size_t size, bool host) noexcept;
   CuResult free_sync() noexcept;
   cuda_api::Context current_context() noexcept;
+  bool runtime_device_bound(const cuda_api::Runtime* rt) noexcept;
 
   DeviceCache& c_;
 };

@@ -70,10 +70,14 @@ CuResult hook_stream_destroy(CuResult (*real)(Stream), Stream s) noexcept {
 // before it really begins.
 template <typename... A>
 CuResult hook_begin_capture_any(CuResult (*real)(Stream, A...), Stream s, Same<A>... a) noexcept {
+  // The context the capture dies with (Note [Captures of a dead context]): a thread-local read,
+  // made before the capture exists.
+  Context ctx = nullptr;
+  if (const cuda_api::Driver* d = cuda_api::driver()) d->ctx_get_current(&ctx);
   streams().capture_enter();
   CuResult r = real(s, a...);
   if (r == kCuSuccess) {
-    streams().capture_started(s);
+    streams().capture_started(s, ctx);
   } else {
     streams().capture_aborted();
   }

@@ -39,7 +39,28 @@ void StreamRegistry::note_destroyed_locked(cuda_api::Stream s) noexcept {
   }
 }
 
+// Note [Captures of a dead context]
+// cuCtxDestroy, cudaDeviceReset / cuDevicePrimaryCtxReset and the last primary release destroy
+// the context's streams, and with them any capture still under way on one (a program that met an
+// error during a capture and resets the device to recover, without cuStreamEndCapture). No end
+// will ever come for such a capture, and a capture counted for ever keeps the cache quiet for
+// ever: no fence, so no reuse of anything freed since, no budget, and nothing given back on out
+// of memory. So the context's end ends the captures begun in it. The context recorded is the
+// one current on the thread that began the capture (what the runtime makes current for its
+// calls); a capture on a stream of another context would be ended early only if that current
+// context went first.
 void StreamRegistry::forget_context(cuda_api::Context ctx) noexcept {
+  {
+    LockGuard guard(capture_lock_);
+    for (size_t i = 0; i < num_capturing_;) {
+      if (capturing_[i].ctx == ctx) {
+        capturing_[i] = capturing_[--num_capturing_];
+        capture_count_.fetch_sub(1, std::memory_order_seq_cst);
+      } else {
+        ++i;
+      }
+    }
+  }
   LockGuard guard(stream_lock_);
   for (size_t i = 0; i < num_overflowed_; ++i) {
     if (overflowed_[i] == ctx) {
@@ -81,11 +102,11 @@ void StreamRegistry::capture_enter() noexcept {
   }
 }
 
-void StreamRegistry::capture_started(cuda_api::Stream s) noexcept {
+void StreamRegistry::capture_started(cuda_api::Stream s, cuda_api::Context ctx) noexcept {
   LockGuard guard(capture_lock_);
   // Past the table the capture stays counted, so the cache stays quiet; it may then stay quiet
   // for longer than needed (a missed end), never shorter.
-  if (num_capturing_ < kMaxCaptures) capturing_[num_capturing_++] = s;
+  if (num_capturing_ < kMaxCaptures) capturing_[num_capturing_++] = {s, ctx};
 }
 
 void StreamRegistry::capture_aborted() noexcept {
@@ -95,7 +116,7 @@ void StreamRegistry::capture_aborted() noexcept {
 void StreamRegistry::capture_ended(cuda_api::Stream s) noexcept {
   LockGuard guard(capture_lock_);
   for (size_t i = 0; i < num_capturing_; ++i) {
-    if (capturing_[i] == s) {
+    if (capturing_[i].stream == s) {
       capturing_[i] = capturing_[--num_capturing_];
       capture_count_.fetch_sub(1, std::memory_order_seq_cst);
       return;

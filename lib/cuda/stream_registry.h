@@ -47,7 +47,8 @@ class StreamRegistry {
   void note_created(cuda_api::Stream s, cuda_api::Context ctx, unsigned flags) noexcept;
   // Pre: the stream lock held (StreamsLock): the destroy hook holds it across the real destroy.
   void note_destroyed_locked(cuda_api::Stream s) noexcept;
-  // Forgets every stream of ctx (its context was destroyed or reset: the streams went with it).
+  // Forgets every stream of ctx (its context was destroyed or reset: the streams went with it),
+  // and ends the captures begun in it, which went too (Note [Captures of a dead context]).
   void forget_context(cuda_api::Context ctx) noexcept;
   // Pre: stream lock held. Copies up to `max` non-blocking streams of `ctx` into `out`. Returns
   // how many exist (may exceed `max`; max + 1 when the table lost some of that context's streams).
@@ -55,7 +56,8 @@ class StreamRegistry {
 
   // Capture begin, in three steps around the real call (Note [Capture gate]).
   void capture_enter() noexcept;                      // before: counts it, drains fence work
-  void capture_started(cuda_api::Stream s) noexcept;  // after a successful begin
+  // After a successful begin; ctx: the context current on the capturing thread.
+  void capture_started(cuda_api::Stream s, cuda_api::Context ctx) noexcept;
   void capture_aborted() noexcept;                    // after a failed begin
   void capture_ended(cuda_api::Stream s) noexcept;
   // True while any stream of the process is capturing a graph (or is about to). Note [Capture]:
@@ -86,8 +88,12 @@ class StreamRegistry {
   size_t num_overflowed_ = 0;
   bool overflow_all_ = false;
 
+  struct Capture {
+    cuda_api::Stream stream;
+    cuda_api::Context ctx;
+  };
   SpinLock capture_lock_;
-  cuda_api::Stream capturing_[kMaxCaptures] = {};
+  Capture capturing_[kMaxCaptures] = {};
   size_t num_capturing_ = 0;
   std::atomic<long> capture_count_{0};
   std::atomic<long> fence_ops_{0};  // open FenceWindows (Note [Capture gate])

@@ -296,6 +296,22 @@ void proc_versions() {
   CHECK_EQ(ca_owns(reinterpret_cast<void*>(d)), 0);
 }
 
+// 16. A capture abandoned by a device reset (an error during the capture, and the program resets
+// the device to recover without ending it): the reset takes the capture with the context, so the
+// cache must not stay quiet for ever (no fence, no reuse, no budget, no reclaim on OOM).
+void reset_during_capture() {
+  cudaStream_t s = nullptr;
+  CHECK_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  CHECK_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  CHECK_EQ(cudaDeviceReset(), cudaSuccess);  // no cudaStreamEndCapture
+  void* a = dmalloc(64 * 1024);
+  CHECK_EQ(cudaFree(a), cudaSuccess);
+  void* b = dmalloc(64 * 1024);  // a's free is fenced and a reused, as before any capture
+  CHECK(b == a);
+  CHECK_EQ(cudaFree(b), cudaSuccess);
+  CHECK_EQ(stub_counters().fence_violations, 0u);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -311,6 +327,7 @@ int main(int argc, char** argv) {
   else if (c == "capture_race") capture_race();
   else if (c == "fork_with_pools") fork_with_pools();
   else if (c == "proc_versions") proc_versions();
+  else if (c == "reset_during_capture") reset_during_capture();
   else return 2;
   return 0;
 }

@@ -50,6 +50,7 @@ class FakeDevice {
     uint64_t device_allocs = 0, device_frees = 0, host_allocs = 0, host_frees = 0;
     uint64_t failed_allocs = 0, syncs = 0, event_records = 0, ctx_events = 0, event_queries = 0;
     uint64_t violations = 0;  // fence work during a global capture
+    uint64_t mem_infos = 0;   // cuMemGetInfo calls
   };
 
   static FakeDevice& instance() {
@@ -76,6 +77,9 @@ class FakeDevice {
     has_ctx_events = ctx_events;
     last_error = 0;
     fail_push = false;
+    ctx_device.clear();
+    owner.clear();
+    t_rt_device = -1;
   }
   // A new context, made current on this thread.
   ca::Context new_context() {
@@ -121,6 +125,25 @@ class FakeDevice {
     std::lock_guard<std::recursive_mutex> l(mu);
     return device.count(p) != 0;
   }
+  // The device of a context (0 unless the context is another device's primary).
+  int device_of(ca::Context ctx) {
+    std::lock_guard<std::recursive_mutex> l(mu);
+    auto it = ctx_device.find(ctx);
+    return it == ctx_device.end() ? 0 : it->second;
+  }
+  // The primary context of a device (0x1000 for device 0, as the runtime's).
+  ca::Context primary(int dev) {
+    std::lock_guard<std::recursive_mutex> l(mu);
+    auto ctx = reinterpret_cast<ca::Context>(dev == 0 ? 0x1000 : 0x100000 + dev);
+    ctx_device[ctx] = dev;
+    return ctx;
+  }
+  // The device whose context was current when the memory at p was allocated.
+  int device_of_ptr(const void* p) {
+    std::lock_guard<std::recursive_mutex> l(mu);
+    auto it = owner.find(reinterpret_cast<uint64_t>(p));
+    return it == owner.end() ? -1 : device_of(it->second);
+  }
 
   // ---- The tables -----------------------------------------------------------------------------
   static const ca::Driver* driver_table() noexcept {
@@ -150,7 +173,13 @@ class FakeDevice {
   Counters c;
   int last_error = 0;  // the runtime's
   uintptr_t next_ctx = 0x1000;
+  std::map<ca::Context, int> ctx_device;
+  std::map<uint64_t, ca::Context> owner;  // device memory -> the context it was allocated in
   static inline thread_local ca::Context t_current = nullptr;
+  // The runtime's current device (cudaSetDevice), -1 while unset. As in runtimes before CUDA 12.0,
+  // setting it does not make the device's primary context current: the next runtime call that
+  // needs a context does (bind_runtime).
+  static inline thread_local int t_rt_device = -1;
   static inline thread_local std::vector<ca::Context> t_stack;
 
  private:
@@ -191,6 +220,7 @@ class FakeDevice {
     *out = reinterpret_cast<uint64_t>(p);
     if (dev) {
       device[*out] = n;
+      owner[*out] = t_current;
       used += n;
       ++c.device_allocs;
     } else {
@@ -238,6 +268,7 @@ class FakeDevice {
     d.mem_get_info = [](size_t* f, size_t* t) noexcept {
       FakeDevice& x = instance();
       std::lock_guard<std::recursive_mutex> l(x.mu);
+      ++x.c.mem_infos;
       *f = x.capacity - x.used;
       *t = x.capacity;
       return ca::kCuSuccess;
@@ -261,7 +292,7 @@ class FakeDevice {
     };
     d.ctx_get_device = [](ca::Device* dev) noexcept {
       if (t_current == nullptr) return 201;
-      *dev = 0;
+      *dev = instance().device_of(t_current);
       return ca::kCuSuccess;
     };
     d.ctx_synchronize = [](void) noexcept -> ca::CuResult {
@@ -357,11 +388,24 @@ class FakeDevice {
     return d;
   }
 
+  // A runtime call that needs a context: the primary context of the runtime's device becomes
+  // current when no context is, or when cudaSetDevice chose another device.
+  static void bind_runtime() {
+    FakeDevice& x = instance();
+    if (t_rt_device >= 0) {
+      if (t_current == nullptr || x.device_of(t_current) != t_rt_device) {
+        t_current = x.primary(t_rt_device);
+      }
+    } else if (t_current == nullptr) {
+      t_current = reinterpret_cast<ca::Context>(0x1000);  // device 0's primary
+    }
+  }
+
   static ca::Runtime make_runtime() {
     ca::Runtime r{};
     r.malloc = [](void** p, size_t n) noexcept -> ca::RtError {
       FakeDevice& x = instance();
-      if (t_current == nullptr) t_current = reinterpret_cast<ca::Context>(0x1000);  // primary
+      bind_runtime();
       uint64_t a = 0;
       ca::CuResult e = x.alloc(&a, n, true);
       if (e != ca::kCuSuccess) return x.last_error = ca::kRtMemoryAllocation;
@@ -370,7 +414,7 @@ class FakeDevice {
     };
     r.free = [](void* p) noexcept -> ca::RtError {
       FakeDevice& x = instance();
-      if (t_current == nullptr) t_current = reinterpret_cast<ca::Context>(0x1000);
+      bind_runtime();
       if (p == nullptr) return ca::kRtSuccess;
       if (x.release(reinterpret_cast<uint64_t>(p), true) != ca::kCuSuccess) {
         return x.last_error = ca::kRtInvalidValue;
@@ -395,7 +439,8 @@ class FakeDevice {
     };
     r.device_reset = [](void) noexcept -> ca::RtError { return ca::kRtSuccess; };
     r.get_device = [](int* dev) noexcept -> ca::RtError {
-      *dev = 0;
+      *dev = t_rt_device >= 0 ? t_rt_device
+             : t_current != nullptr ? instance().device_of(t_current) : 0;
       return ca::kRtSuccess;
     };
     r.get_last_error = [](void) noexcept -> ca::RtError {

@@ -104,7 +104,7 @@ TEST_CASE("cache: during a global capture nothing is fenced, synchronised or rea
   uint64_t frees = f.dev.c.device_frees;
   f.cache->streams().capture_enter();
   f.dev.begin_capture(s, 0);
-  f.cache->streams().capture_started(s);
+  f.cache->streams().capture_started(s, f.ctx);
   REQUIRE(f.free(d) == cuda_api::kCuSuccess);  // over the budget
   uint64_t e = f.alloc(512 * 1024);            // a ready block: still served
   REQUIRE((e == a[1] || e == a[2]));
@@ -347,7 +347,7 @@ TEST_CASE("front: threads allocate and free while another begins and ends captur
   for (int i = 0; i < 500; ++i) {
     f.cache->streams().capture_enter();
     f.dev.begin_capture(cs, 0);
-    f.cache->streams().capture_started(cs);
+    f.cache->streams().capture_started(cs, f.ctx);
     f.dev.end_capture(cs);
     f.cache->streams().capture_ended(cs);
   }
@@ -375,4 +375,50 @@ TEST_CASE("cache: a pool's live peak is exact, and reset_peaks starts it again f
   REQUIRE(f.counters().live_peak == f.counters().live);
   REQUIRE(f.counters().live_peak < both);
   REQUIRE(f.free(c) == cuda_api::kCuSuccess);
+}
+
+TEST_CASE("front: cudaMalloc after cudaSetDevice gets the new device's memory, not a cached block "
+          "of the old one (runtimes that bind the context lazily)", "[cuda][front]") {
+  CudaFixture f;
+  f.dev.set_current(nullptr);  // a runtime program: no context until its first call
+  void* a = nullptr;
+  REQUIRE(f.front.rt_alloc(nullptr, &a, 4096, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(f.dev.device_of_ptr(a) == 0);
+  REQUIRE(f.front.rt_release(nullptr, a, false) == cuda_api::kRtSuccess);  // cached, device 0
+  // cudaSetDevice(1) of a CUDA 11 runtime: device 0's context stays current until the next
+  // runtime call that needs a context.
+  FakeDevice::t_rt_device = 1;
+  void* b = nullptr;
+  REQUIRE(f.front.rt_alloc(nullptr, &b, 4096, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(b != a);
+  REQUIRE(f.dev.device_of_ptr(b) == 1);
+  REQUIRE(f.front.rt_release(nullptr, b, false) == cuda_api::kRtSuccess);
+  // Back on device 0, its cached block is reused; device 1's is not handed out there.
+  FakeDevice::t_rt_device = 0;
+  void* c = nullptr;
+  REQUIRE(f.front.rt_alloc(nullptr, &c, 4096, false, 0) == cuda_api::kRtSuccess);
+  REQUIRE(c == a);
+  REQUIRE(f.front.rt_release(nullptr, c, false) == cuda_api::kRtSuccess);
+}
+
+TEST_CASE("front: a miss during a capture makes no CUDA call but the allocation",
+          "[cuda][front][capture]") {
+  CudaFixture f;
+  cuda_api::Stream s = f.dev.new_stream(cuda_api::kStreamNonBlocking);
+  f.dev.capacity = 8 * kMiB;
+  uint64_t a = f.alloc(6 * kMiB);  // 6 MiB cached: less free memory than the next request
+  REQUIRE(a != 0);
+  f.free(a);
+  f.cache->streams().capture_enter();
+  f.dev.begin_capture(s, 0);
+  f.cache->streams().capture_started(s, f.ctx);
+  uint64_t infos = f.dev.c.mem_infos;
+  uint64_t b = f.alloc(512 * 1024);  // a miss: the real allocation, and nothing else
+  REQUIRE(b != 0);
+  REQUIRE(f.dev.c.mem_infos == infos);  // Note [Capture]: no query (Note [OOM retry] step 0)
+  REQUIRE(f.counters().oom_retries == 0);
+  REQUIRE(f.dev.c.violations == 0);
+  f.dev.end_capture(s);
+  f.cache->streams().capture_ended(s);
+  f.free(b);
 }

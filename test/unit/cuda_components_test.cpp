@@ -139,7 +139,7 @@ TEST_CASE("capture gate: no fence window opens while a capture begins or runs",
   { REQUIRE(FenceWindow(*r).open()); }
   r->capture_enter();
   { REQUIRE_FALSE(FenceWindow(*r).open()); }
-  r->capture_started(s);
+  r->capture_started(s, nullptr);
   REQUIRE(r->capture_active());
   { REQUIRE_FALSE(FenceWindow(*r).open()); }
   r->capture_ended(s);
@@ -150,6 +150,29 @@ TEST_CASE("capture gate: no fence window opens while a capture begins or runs",
   { REQUIRE(FenceWindow(*r).open()); }
   r->capture_ended(s);  // not capturing: nothing changes
   REQUIRE_FALSE(r->capture_active());
+}
+
+TEST_CASE("capture gate: a context's end ends the captures begun in it, and only those",
+          "[cuda][stream_registry][capture]") {
+  auto r = std::make_unique<StreamRegistry>();
+  auto a = from_int<cuda_api::Context>(0x10);
+  auto b = from_int<cuda_api::Context>(0x20);
+  r->capture_enter();
+  r->capture_started(from_int<cuda_api::Stream>(0x100), a);
+  r->capture_enter();
+  r->capture_started(from_int<cuda_api::Stream>(0x200), b);
+  r->forget_context(a);  // cudaDeviceReset during a capture that was never ended
+  REQUIRE(r->capture_active());  // b's capture still runs
+  {
+    FenceWindow w(*r);
+    REQUIRE_FALSE(w.open());
+  }
+  r->capture_ended(from_int<cuda_api::Stream>(0x100));  // a late end changes nothing
+  REQUIRE(r->capture_active());
+  r->capture_ended(from_int<cuda_api::Stream>(0x200));
+  REQUIRE_FALSE(r->capture_active());
+  FenceWindow w(*r);
+  REQUIRE(w.open());
 }
 
 TEST_CASE("capture gate: fence work and captures never overlap across threads",
@@ -174,7 +197,7 @@ TEST_CASE("capture gate: fence work and captures never overlap across threads",
     r->capture_enter();
     in_capture.fetch_add(1);
     if (in_fence.load() != 0) overlap = true;
-    r->capture_started(s);
+    r->capture_started(s, nullptr);
     in_capture.fetch_sub(1);
     r->capture_ended(s);
   }

@@ -31,6 +31,7 @@ struct CudaFixture {
     dev.reset();  // the device memory and events the dropped cache still held
     mutable_options() = saved;
     FakeDevice::t_current = nullptr;
+    FakeDevice::t_rt_device = -1;
   }
   CudaFixture(const CudaFixture&) = delete;
   CudaFixture& operator=(const CudaFixture&) = delete;

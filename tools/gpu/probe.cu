@@ -404,6 +404,91 @@ int sticky_error(const char* name) {
   return ok(name, std::string("alloc=") + cudaGetErrorName(a) + " last=" + cudaGetErrorName(last));
 }
 
+// ---- 14: a cache miss during a capture, relaxed and global ------------------------------------
+// Whatever CUDA does with a cudaMalloc during a capture, the cache's own work around a real
+// allocation (Note [OOM retry] step 0 asks cuMemGetInfo first) must not change it: the allocation
+// and the capture end the same way with and without the preload.
+int capture_miss(const char* name) {
+  cudaStream_t s;
+  RT(name, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  uint32_t* target = nullptr;
+  RT(name, cudaMalloc(&target, 4096));
+  const cudaStreamCaptureMode modes[2] = {cudaStreamCaptureModeRelaxed,
+                                          cudaStreamCaptureModeGlobal};
+  const char* mode_names[2] = {"relaxed", "global"};
+  std::string out;
+  for (int k = 0; k < 2; ++k) {
+    cudaGraph_t g = nullptr;
+    RT(name, cudaStreamBeginCapture(s, modes[k]));
+    fill<<<8, 128, 0, s>>>(target, 1024, k, 1);
+    void* p = nullptr;
+    // Sizes this process never asked for: a miss under the preload (4 MiB, then 8 MiB layouts).
+    cudaError_t a = cudaMalloc(&p, (size_t{3} << 20) + k * (size_t{4} << 20) + 4096);
+    cudaError_t e = cudaStreamEndCapture(s, &g);
+    if (g != nullptr) cudaGraphDestroy(g);
+    if (a == cudaSuccess) cudaFree(p);
+    cudaGetLastError();
+    out += std::string(k == 0 ? "" : " ") + mode_names[k] + ":alloc=" + cudaGetErrorName(a) +
+           ",end=" + cudaGetErrorName(e);
+  }
+  RT(name, cudaDeviceSynchronize());
+  return ok(name, out);
+}
+
+// Allocates, uses and frees 1 MiB a few times (synchronising in between) and returns the first
+// error; under the preload a clean run must have reused a block (the cache is not left quiet).
+std::string reuse_after(const char* name) {
+  uint64_t hits = ca_stats().hits;
+  for (int k = 0; k < 20; ++k) {
+    uint32_t* p = nullptr;
+    cudaError_t a = cudaMalloc(&p, size_t{1} << 20);
+    if (a != cudaSuccess) {
+      cudaGetLastError();
+      return std::string("alloc=") + cudaGetErrorName(a);
+    }
+    fill<<<8, 128>>>(p, 1024, k, 1);
+    cudaFree(p);
+    cudaDeviceSynchronize();
+  }
+  if (g_ca != nullptr && ca_stats().hits == hits) {
+    fail(name, "no block reused: the cache stayed quiet");
+  }
+  return "reuse=ok";
+}
+
+// ---- 15: a capture abandoned by cudaDeviceReset (Note [Captures of a dead context]) -----------
+int reset_in_capture(const char* name) {
+  cudaStream_t s;
+  RT(name, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  RT(name, cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  cudaError_t r = cudaDeviceReset();  // no cudaStreamEndCapture: an error path that resets
+  cudaGetLastError();
+  if (r != cudaSuccess) {  // CUDA refused: the capture still runs, end it as a program would
+    cudaGraph_t g = nullptr;
+    cudaStreamEndCapture(s, &g);
+    if (g != nullptr) cudaGraphDestroy(g);
+    cudaGetLastError();
+  }
+  return ok(name, std::string("reset=") + cudaGetErrorName(r) + " " + reuse_after(name));
+}
+
+// ---- 16: a stream destroyed while it captures (not handled by cachealloc: does its capture
+// end, and is the cache left quiet for ever?) -------------------------------------------------
+int destroy_in_capture(const char* name) {
+  cudaStream_t s;
+  RT(name, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  RT(name, cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  cudaError_t d = cudaStreamDestroy(s);
+  cudaGetLastError();
+  if (d != cudaSuccess) {
+    cudaGraph_t g = nullptr;
+    cudaStreamEndCapture(s, &g);
+    if (g != nullptr) cudaGraphDestroy(g);
+    cudaGetLastError();
+  }
+  return ok(name, std::string("destroy=") + cudaGetErrorName(d) + " " + reuse_after(name));
+}
+
 struct Scenario {
   const char* name;
   int (*run)(const char*);
@@ -413,7 +498,8 @@ constexpr Scenario kScenarios[] = {
     {"capture_free", capture_free},   {"dead_contexts", dead_contexts},
     {"many_streams", many_streams},   {"nonprimary_ctx", nonprimary_ctx},
     {"capture_race", capture_race},   {"foreign_oom", foreign_oom},
-    {"sticky_error", sticky_error},
+    {"sticky_error", sticky_error},   {"capture_miss", capture_miss},
+    {"reset_in_capture", reset_in_capture}, {"destroy_in_capture", destroy_in_capture},
 };
 
 }  // namespace

@@ -146,10 +146,12 @@ STUB_EXPORT CUresult cuDevicePrimaryCtxGetState(int dev, unsigned* flags, int* a
   *active = g_primary_refs > 0;
   return CUDA_SUCCESS;
 }
-// The context's end: its work completes and every allocation is freed.
+// The context's end: its work completes, every allocation is freed, and its streams go with
+// their captures (a capture still under way is discarded).
 static void free_everything() {
   std::lock_guard<std::recursive_mutex> l(g_mu);
   run_all();
+  for (StreamRec* s : g_streams) s->capturing = false;
   for (auto& [p, n] : g_device) std::free(reinterpret_cast<void*>(p));
   for (auto& [p, n] : g_host) std::free(reinterpret_cast<void*>(p));
   g_device.clear();
