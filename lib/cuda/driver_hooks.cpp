@@ -124,11 +124,18 @@ CuResult hook_primary_ctx_reset(CuResult (*real)(int), int dev) noexcept {
 CuResult hook_primary_ctx_release(CuResult (*real)(int), int dev) noexcept {
   const cuda_api::Driver* d = cuda_api::driver();
   Context ctx = nullptr;
-  if (d == nullptr || d->primary_ctx_retain(&ctx, dev) != kCuSuccess) return real(dev);
+  // The handle comes from a retain of our own, which would activate an inactive context and turn
+  // the program's erroneous release (CUDA_ERROR_INVALID_CONTEXT) into a success: an inactive
+  // context has nothing cached, so its release passes through untouched.
+  unsigned flags = 0;
+  int active = 0;
+  if (d == nullptr || d->primary_ctx_get_state(dev, &flags, &active) != kCuSuccess || active == 0 ||
+      d->primary_ctx_retain(&ctx, dev) != kCuSuccess) {
+    return real(dev);
+  }
   CuResult r = real(dev);
   d->primary_ctx_release(dev);
-  unsigned flags = 0;
-  int active = 1;
+  active = 1;
   if (d->primary_ctx_get_state(dev, &flags, &active) == kCuSuccess && active == 0) {
     process_cache().drop_context(ctx);
   }

@@ -312,6 +312,23 @@ void reset_during_capture() {
   CHECK_EQ(stub_counters().fence_violations, 0u);
 }
 
+// 17. A release of the primary context that nobody retained is an error in plain CUDA
+// (CUDA_ERROR_INVALID_CONTEXT), and leaves the context inactive. The hook, which retains it to learn
+// its handle, activated it and then let the program's release succeed.
+void release_unretained() {
+  auto init = drv<CUresult (*)(unsigned)>("cuInit");
+  auto release = drv<CUresult (*)(int)>("cuDevicePrimaryCtxRelease_v2");
+  auto state = drv<CUresult (*)(int, unsigned*, int*)>("cuDevicePrimaryCtxGetState");
+  CHECK_EQ(init(0), CUDA_SUCCESS);
+  unsigned flags = 0;
+  int active = 1;
+  CHECK_EQ(state(0, &flags, &active), CUDA_SUCCESS);
+  CHECK_EQ(active, 0);
+  CHECK_EQ(release(0), CUDA_ERROR_INVALID_CONTEXT);
+  CHECK_EQ(state(0, &flags, &active), CUDA_SUCCESS);
+  CHECK_EQ(active, 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -328,6 +345,7 @@ int main(int argc, char** argv) {
   else if (c == "fork_with_pools") fork_with_pools();
   else if (c == "proc_versions") proc_versions();
   else if (c == "reset_during_capture") reset_during_capture();
+  else if (c == "release_unretained") release_unretained();
   else return 2;
   return 0;
 }
