@@ -19,7 +19,7 @@ int main() {
   require_cachealloc("budget_rss");
   using CachedFn = size_t (*)();
   auto cached = reinterpret_cast<CachedFn>(dlsym(RTLD_DEFAULT, "ca_cached_bytes"));
-  PRELOAD_EXPECT(cached != nullptr);
+  TEST_EXPECT(cached != nullptr);
   const char* budget_env = getenv("CACHEALLOC_CACHE_BYTES");
   if (budget_env == nullptr || strcmp(budget_env, "64M") != 0) fail("run with CACHEALLOC_CACHE_BYTES=64M");
   constexpr size_t kMiB = size_t{1} << 20;
@@ -35,7 +35,7 @@ int main() {
   for (int i = 0; i < kBlocks; ++i) {
     const size_t n = sizes[(i * 37) % kSizes];
     auto* p = static_cast<unsigned char*>(malloc(n));
-    PRELOAD_EXPECT(p != nullptr);
+    TEST_EXPECT(p != nullptr);
     memset(p, i & 0xff, n);
     const size_t rss = rss_bytes();
     const size_t over = rss > baseline + n ? rss - baseline - n : 0;

@@ -45,28 +45,28 @@ int main(int argc, char** argv) {
   OwnsFn owns = require_cachealloc("dl_paths");
 
   // What the constructor got is live cachealloc memory with its contents.
-  PRELOAD_EXPECT(g_early_owns_sym != nullptr);
-  PRELOAD_EXPECT(g_early_next_malloc != nullptr);
-  PRELOAD_EXPECT(g_early_small != nullptr && owns(g_early_small) == 1);
-  PRELOAD_EXPECT(static_cast<unsigned char*>(g_early_small)[99] == 0x42);
-  PRELOAD_EXPECT(g_early_large != nullptr && owns(g_early_large) == 1);
+  TEST_EXPECT(g_early_owns_sym != nullptr);
+  TEST_EXPECT(g_early_next_malloc != nullptr);
+  TEST_EXPECT(g_early_small != nullptr && owns(g_early_small) == 1);
+  TEST_EXPECT(static_cast<unsigned char*>(g_early_small)[99] == 0x42);
+  TEST_EXPECT(g_early_large != nullptr && owns(g_early_large) == 1);
   for (size_t i = 0; i < (3u << 20); i += 4096)
-    PRELOAD_EXPECT(static_cast<unsigned char*>(g_early_large)[i] == 0);
-  PRELOAD_EXPECT(g_early_dup != nullptr && strcmp(g_early_dup, "allocated in constructor(101)") == 0);
-  PRELOAD_EXPECT(owns(g_early_dup) == 1);
-  PRELOAD_EXPECT(g_globals[1].size() == 70000 && owns(g_globals[1].data()) == 1);
+    TEST_EXPECT(static_cast<unsigned char*>(g_early_large)[i] == 0);
+  TEST_EXPECT(g_early_dup != nullptr && strcmp(g_early_dup, "allocated in constructor(101)") == 0);
+  TEST_EXPECT(owns(g_early_dup) == 1);
+  TEST_EXPECT(g_globals[1].size() == 70000 && owns(g_globals[1].data()) == 1);
   free(g_early_small);
   free(g_early_large);
   free(g_early_dup);
 
   // dlerror strings are malloc'ed inside libc.
   for (int i = 0; i < 50; ++i) {
-    PRELOAD_EXPECT(dlsym(RTLD_DEFAULT, "no_such_symbol_in_any_library") == nullptr);
+    TEST_EXPECT(dlsym(RTLD_DEFAULT, "no_such_symbol_in_any_library") == nullptr);
     const char* e = dlerror();
-    PRELOAD_EXPECT(e != nullptr && strstr(e, "no_such_symbol_in_any_library") != nullptr);
-    PRELOAD_EXPECT(dlopen("/nonexistent/libcachealloc-test-none.so", RTLD_NOW) == nullptr);
+    TEST_EXPECT(e != nullptr && strstr(e, "no_such_symbol_in_any_library") != nullptr);
+    TEST_EXPECT(dlopen("/nonexistent/libcachealloc-test-none.so", RTLD_NOW) == nullptr);
     e = dlerror();
-    PRELOAD_EXPECT(e != nullptr && strstr(e, "libcachealloc-test-none") != nullptr);
+    TEST_EXPECT(e != nullptr && strstr(e, "libcachealloc-test-none") != nullptr);
   }
 
   // Repeated dlopen/dlclose of a module with constructors, dynamic TLS and cross-module frees.
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     if (h == nullptr) fail("dlopen(%s): %s", argv[1], dlerror());
     auto make = reinterpret_cast<MakeFn>(dlsym(h, "plugin_make"));
     auto take = reinterpret_cast<TakeFn>(dlsym(h, "plugin_take"));
-    PRELOAD_EXPECT(make != nullptr && take != nullptr);
+    TEST_EXPECT(make != nullptr && take != nullptr);
     std::vector<std::thread> threads;
     std::vector<int> ok(4, 0);
     for (int t = 0; t < 4; ++t)
@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
         ok[static_cast<size_t>(t)] = good;
       });
     for (auto& th : threads) th.join();
-    for (int good : ok) PRELOAD_EXPECT(good == 1);
-    PRELOAD_EXPECT(dlclose(h) == 0);
+    for (int good : ok) TEST_EXPECT(good == 1);
+    TEST_EXPECT(dlclose(h) == 0);
   }
   printf("dl_paths: constructor(101) blocks intact; 20 dlopen/dlclose rounds with dynamic TLS\n");
   return 0;

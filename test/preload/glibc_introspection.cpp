@@ -37,7 +37,7 @@ void check_ours(void* p, const char* what) {
 const char* capture_stderr(void (*fn)()) {
   static char text[65536];
   FILE* tmp = tmpfile();
-  PRELOAD_EXPECT(tmp != nullptr);
+  TEST_EXPECT(tmp != nullptr);
   fflush(stderr);
   int saved = dup(2);
   dup2(fileno(tmp), 2);
@@ -56,17 +56,17 @@ void libc_names() {
   free(p);  // glibc's __libc_malloc block here aborts with "free(): invalid pointer"
   p = __libc_calloc(10, 10);
   check_ours(p, "__libc_calloc");
-  for (int i = 0; i < 100; ++i) PRELOAD_EXPECT(static_cast<unsigned char*>(p)[i] == 0);
+  for (int i = 0; i < 100; ++i) TEST_EXPECT(static_cast<unsigned char*>(p)[i] == 0);
   p = __libc_realloc(p, 5000);
   check_ours(p, "__libc_realloc");
   __libc_free(p);
   p = __libc_memalign(256, 1000);
   check_ours(p, "__libc_memalign");
-  PRELOAD_EXPECT(reinterpret_cast<uintptr_t>(p) % 256 == 0);
+  TEST_EXPECT(reinterpret_cast<uintptr_t>(p) % 256 == 0);
   free(p);
   p = __libc_valloc(10);
   check_ours(p, "__libc_valloc");
-  PRELOAD_EXPECT(reinterpret_cast<uintptr_t>(p) % 4096 == 0);
+  TEST_EXPECT(reinterpret_cast<uintptr_t>(p) % 4096 == 0);
   free(p);
   p = __libc_pvalloc(10);
   check_ours(p, "__libc_pvalloc");
@@ -75,8 +75,8 @@ void libc_names() {
   using FreeFn = void (*)(void*);
   auto posix_memalign_fn = reinterpret_cast<PosixMemalignFn>(dlsym(RTLD_DEFAULT, "__posix_memalign"));
   auto cfree_fn = reinterpret_cast<FreeFn>(dlsym(RTLD_DEFAULT, "cfree"));
-  PRELOAD_EXPECT(posix_memalign_fn != nullptr && cfree_fn != nullptr);
-  PRELOAD_EXPECT(posix_memalign_fn(&p, 64, 100) == 0);
+  TEST_EXPECT(posix_memalign_fn != nullptr && cfree_fn != nullptr);
+  TEST_EXPECT(posix_memalign_fn(&p, 64, 100) == 0);
   check_ours(p, "__posix_memalign");
   cfree_fn(p);
   p = malloc(100);
@@ -98,19 +98,19 @@ void mallinfo_counts_ours() {
   if (grew < want || grew > want + (size_t{1} << 20)) {
     fail("mallinfo2().uordblks grew by %zu with %zu bytes more live", grew, want);
   }
-  PRELOAD_EXPECT(during.arena >= during.uordblks);
-  PRELOAD_EXPECT(during.usmblks >= during.uordblks);  // the peak
-  PRELOAD_EXPECT(during.ordblks >= before.ordblks + kLarge + kSmall);
-  PRELOAD_EXPECT(static_cast<size_t>(during1.uordblks) >= want);
+  TEST_EXPECT(during.arena >= during.uordblks);
+  TEST_EXPECT(during.usmblks >= during.uordblks);  // the peak
+  TEST_EXPECT(during.ordblks >= before.ordblks + kLarge + kSmall);
+  TEST_EXPECT(static_cast<size_t>(during1.uordblks) >= want);
   for (auto& p : large) free(p);
   for (auto& p : small) free(p);
   struct mallinfo2 after = mallinfo2();
-  PRELOAD_EXPECT(after.uordblks + want <= during.uordblks + (size_t{1} << 20));
+  TEST_EXPECT(after.uordblks + want <= during.uordblks + (size_t{1} << 20));
   // A freed large block is cached; the other seven of its size go back until reuse earns them a
   // place (Note [Reuse evidence]).
-  PRELOAD_EXPECT(after.fordblks >= kLargeSize);
-  PRELOAD_EXPECT(after.fordblks < kLarge * kLargeSize);
-  PRELOAD_EXPECT(after.usmblks >= during.uordblks);       // the peak stays
+  TEST_EXPECT(after.fordblks >= kLargeSize);
+  TEST_EXPECT(after.fordblks < kLarge * kLargeSize);
+  TEST_EXPECT(after.usmblks >= during.uordblks);       // the peak stays
   printf("mallinfo2: uordblks %zu -> %zu -> %zu, arena %zu, peak %zu\n", before.uordblks,
          during.uordblks, after.uordblks, during.arena, after.usmblks);
 }
@@ -123,17 +123,17 @@ void reports() {
   char* xml = nullptr;
   size_t len = 0;
   FILE* mem = open_memstream(&xml, &len);
-  PRELOAD_EXPECT(malloc_info(0, mem) == 0);
+  TEST_EXPECT(malloc_info(0, mem) == 0);
   fclose(mem);
   if (strstr(xml, "<malloc version=\"1\" allocator=\"cachealloc\"") == nullptr ||
       strstr(xml, "<total type=\"live\"") == nullptr || strstr(xml, "</malloc>") == nullptr) {
     fail("malloc_info(0) wrote:\n%s", xml);
   }
   free(xml);
-  PRELOAD_EXPECT(malloc_info(1, stdout) == EINVAL);
-  PRELOAD_EXPECT(mallopt(M_TRIM_THRESHOLD, 1 << 20) == 0);
-  PRELOAD_EXPECT(mallopt(M_ARENA_MAX, 1) == 0);
-  PRELOAD_EXPECT(mallopt(M_MMAP_THRESHOLD, 1 << 20) == 0);
+  TEST_EXPECT(malloc_info(1, stdout) == EINVAL);
+  TEST_EXPECT(mallopt(M_TRIM_THRESHOLD, 1 << 20) == 0);
+  TEST_EXPECT(mallopt(M_ARENA_MAX, 1) == 0);
+  TEST_EXPECT(mallopt(M_MMAP_THRESHOLD, 1 << 20) == 0);
 }
 
 // ca_stats_print: the report in-process, one callback per line.
@@ -154,7 +154,7 @@ void collect(void* ctx, const char* line) {
 void stats_print() {
   using PrintFn = void (*)(void (*)(void*, const char*), void*);
   auto print = reinterpret_cast<PrintFn>(dlsym(RTLD_DEFAULT, "ca_stats_print"));
-  PRELOAD_EXPECT(print != nullptr);
+  TEST_EXPECT(print != nullptr);
   Collected c;
   print(&collect, &c);
   if (c.lines < 5 || !c.one_newline_each || !c.has_header) {

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <dlfcn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,26 +12,13 @@
 
 #include <cstdint>
 
+#include "../support/check.h"    // fail() and TEST_EXPECT
 #include "../support/pattern.h"  // the fill patterns written and verified
 #include "../support/rss.h"
 
 namespace preload_test {
 
-[[noreturn, gnu::format(printf, 1, 2)]] inline void fail(const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "FAIL: ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
-  va_end(ap);
-  fflush(stderr);
-  _exit(1);
-}
-
-#define PRELOAD_EXPECT(cond)                                                     \
-  do {                                                                           \
-    if (!(cond)) ::preload_test::fail("%s:%d: %s", __FILE__, __LINE__, #cond); \
-  } while (0)
+using test_support::fail;  // test/support/check.h
 
 using OwnsFn = int (*)(const void*);
 

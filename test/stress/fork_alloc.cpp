@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
         v.push_back({p, n, tag++});
         if (v.size() > 300 || (rng.next() & 1)) {
           size_t k = rng.below(v.size());
-          if (!pattern::sparse_intact(v[k].p, v[k].n, v[k].tag)) die("parent thread block changed");
+          if (!pattern::sparse_intact(v[k].p, v[k].n, v[k].tag)) fail("parent thread block changed");
           free(v[k].p);
           v[k] = v.back();
           v.pop_back();
@@ -93,21 +93,21 @@ int main(int argc, char** argv) {
   int forks = 0;
   while (!deadline.passed()) {
     pid_t pid = fork();
-    if (pid < 0) die("fork failed");
+    if (pid < 0) fail("fork failed");
     if (pid == 0) _exit(child_work());
     int status = 0;
-    if (waitpid(pid, &status, 0) != pid) die("waitpid");
+    if (waitpid(pid, &status, 0) != pid) fail("waitpid");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       fprintf(stderr, "child %d: %s %d\n", forks, WIFEXITED(status) ? "exit" : "signal",
               WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-      die("a forked child failed");
+      fail("a forked child failed");
     }
     ++forks;
   }
   stop = true;
   for (auto& t : busy) t.join();
   for (const Held& h : g_shared) {
-    if (!pattern::sparse_intact(h.p, h.n, h.tag)) die("parent block changed");
+    if (!pattern::sparse_intact(h.p, h.n, h.tag)) fail("parent block changed");
     free(h.p);
   }
   printf("fork_alloc: %d forks while 4 threads allocated; every child passed\n", forks);

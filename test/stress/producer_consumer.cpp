@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
       for (int k = 0; k < 64; ++k) {
         size_t n = rng.size();
         void* p = (rng.next() & 7) == 0 ? calloc(1, n) : malloc(n);
-        if (p == nullptr) die("allocation failed");
+        if (p == nullptr) fail("allocation failed");
         uint64_t tag = (uint64_t(id) << 40) | seq++;
         pattern::fill_sparse(p, n, tag);
         produced.fetch_add(1, std::memory_order_relaxed);
@@ -57,13 +57,13 @@ int main(int argc, char** argv) {
         in.swap(queues[id].items);
       }
       for (const Item& it : in) {
-        if (!pattern::sparse_intact(it.p, it.n, it.tag)) die("a block changed between producer and consumer");
+        if (!pattern::sparse_intact(it.p, it.n, it.tag)) fail("a block changed between producer and consumer");
         free(it.p);
         consumed.fetch_add(1, std::memory_order_relaxed);
       }
       while (own.size() > 200) {
         size_t i = rng.below(own.size());
-        if (!pattern::sparse_intact(own[i].p, own[i].n, own[i].tag)) die("a block kept by its producer changed");
+        if (!pattern::sparse_intact(own[i].p, own[i].n, own[i].tag)) fail("a block kept by its producer changed");
         free(own[i].p);
         consumed.fetch_add(1, std::memory_order_relaxed);
         own[i] = own.back();
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
       }
     }
     for (const Item& it : own) {
-      if (!pattern::sparse_intact(it.p, it.n, it.tag)) die("a block kept by its producer changed");
+      if (!pattern::sparse_intact(it.p, it.n, it.tag)) fail("a block kept by its producer changed");
       free(it.p);
       consumed.fetch_add(1, std::memory_order_relaxed);
     }
@@ -81,12 +81,12 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   for (Queue& q : queues) {
     for (const Item& it : q.items) {
-      if (!pattern::sparse_intact(it.p, it.n, it.tag)) die("a queued block changed");
+      if (!pattern::sparse_intact(it.p, it.n, it.tag)) fail("a queued block changed");
       free(it.p);
       consumed.fetch_add(1);
     }
   }
-  if (produced.load() != consumed.load()) die("blocks lost");
+  if (produced.load() != consumed.load()) fail("blocks lost");
   printf("producer_consumer: %d threads, %llu blocks produced and verified\n", nthreads,
          static_cast<unsigned long long>(produced.load()));
   return 0;

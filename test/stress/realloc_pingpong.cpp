@@ -30,19 +30,19 @@ int main(int argc, char** argv) {
       void* q = realloc(b.p, n);
       if (n == 0) {
         // realloc(p, 0) frees (and returns NULL) in cachealloc; realloc(NULL, 0) is malloc(0).
-        if (b.p != nullptr && q != nullptr) die("realloc(p, 0) returned a block");
+        if (b.p != nullptr && q != nullptr) fail("realloc(p, 0) returned a block");
         if (b.p == nullptr) free(q);
         b = B{nullptr, 0, 0};
         continue;
       }
-      if (q == nullptr) die("realloc failed");
-      if (b.p != nullptr && !pattern::sparse_prefix_intact(q, b.n, n < b.n ? n : b.n, b.tag)) die("realloc lost contents");
+      if (q == nullptr) fail("realloc failed");
+      if (b.p != nullptr && !pattern::sparse_prefix_intact(q, b.n, n < b.n ? n : b.n, b.tag)) fail("realloc lost contents");
       b = B{q, n, ++tag};
       pattern::fill_sparse(q, n, b.tag);
       steps.fetch_add(1, std::memory_order_relaxed);
     }
     for (B& b : v) {
-      if (b.p != nullptr && !pattern::sparse_intact(b.p, b.n, b.tag)) die("block changed");
+      if (b.p != nullptr && !pattern::sparse_intact(b.p, b.n, b.tag)) fail("block changed");
       free(b.p);
     }
   };

@@ -32,17 +32,17 @@ int main(int argc, char** argv) {
       int i = static_cast<int>(rng.below(kBlocks));
       int depth = 1 + static_cast<int>(rng.below(4));
       for (int d = 0; d < depth; ++d) {
-        if (ca_retain(blocks[i]) != 0) die("ca_retain failed on a live block");
+        if (ca_retain(blocks[i]) != 0) fail("ca_retain failed on a live block");
       }
-      if (ca_refcount(blocks[i]) < 2) die("count below 2 while retained");
+      if (ca_refcount(blocks[i]) < 2) fail("count below 2 while retained");
       // Traffic of the same sizes: would get blocks[i] if a reference were lost.
       void* other = malloc(sizes[i]);
       pattern::fill_sparse(other, sizes[i], 0xdead);
-      if (!pattern::sparse_intact(blocks[i], sizes[i], i)) die("shared block changed while retained");
+      if (!pattern::sparse_intact(blocks[i], sizes[i], i)) fail("shared block changed while retained");
       free(other);
       for (int d = 0; d < depth; ++d) {
         int rc = (d & 1) ? ca_release(blocks[i]) : (free(blocks[i]), 0);
-        if (rc != 0) die("ca_release failed");
+        if (rc != 0) fail("ca_release failed");
       }
       ops.fetch_add(depth, std::memory_order_relaxed);
     }
@@ -51,8 +51,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 8; ++i) ts.emplace_back(worker, i);
   for (auto& t : ts) t.join();
   for (int i = 0; i < kBlocks; ++i) {
-    if (ca_refcount(blocks[i]) != 1) die("count is not back to 1");
-    if (!pattern::sparse_intact(blocks[i], sizes[i], i)) die("shared block changed");
+    if (ca_refcount(blocks[i]) != 1) fail("count is not back to 1");
+    if (!pattern::sparse_intact(blocks[i], sizes[i], i)) fail("shared block changed");
     free(blocks[i]);
   }
   printf("refcount_race: %llu retain/release pairs on %d shared blocks by 8 threads\n",

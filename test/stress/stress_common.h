@@ -12,6 +12,7 @@
 
 #include <dlfcn.h>
 
+#include "../support/check.h"    // fail()
 #include "../support/pattern.h"  // the fill patterns written and verified
 
 namespace stress {
@@ -36,11 +37,7 @@ struct Rng {
   }
 };
 
-[[noreturn]] inline void die(const char* what) {
-  fprintf(stderr, "STRESS FAILURE: %s\n", what);
-  fflush(stderr);
-  abort();
-}
+using test_support::fail;  // test/support/check.h
 
 // Exits 1 unless libcachealloc is loaded (its C API is found in the global scope).
 inline void require_preload(const char* prog) {
@@ -53,7 +50,7 @@ inline void require_preload(const char* prog) {
 template <class F>
 F api(const char* name) {
   void* f = dlsym(RTLD_DEFAULT, name);
-  if (f == nullptr) die(name);
+  if (f == nullptr) fail("%s not found: is libcachealloc.so preloaded?", name);
   return reinterpret_cast<F>(f);
 }
 

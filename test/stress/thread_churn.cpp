@@ -32,8 +32,8 @@ OwnsFn g_owns = nullptr;
 
 void* checked_malloc(size_t n) {
   void* p = malloc(n);
-  if (p == nullptr) die("malloc failed");
-  if (g_owns(p) != 1) die("malloc returned a block cachealloc does not own");
+  if (p == nullptr) fail("malloc failed");
+  if (g_owns(p) != 1) fail("malloc returned a block cachealloc does not own");
   return p;
 }
 
@@ -61,7 +61,7 @@ void wave_thread(uint64_t id) {
   }
   std::vector<Left> keep;
   for (auto& l : mine) {
-    if (!pattern::sparse_intact(l.p, l.n, l.tag)) die("block changed inside its thread");
+    if (!pattern::sparse_intact(l.p, l.n, l.tag)) fail("block changed inside its thread");
     if (rng.next() & 1) free(l.p); else keep.push_back(l);
   }
   std::lock_guard<std::mutex> g(g_mu);
@@ -79,7 +79,7 @@ void waves(const Deadline& deadline) {
     std::lock_guard<std::mutex> g(g_mu);
     // Blocks of exited threads: verify, and reuse the memory from this thread.
     for (auto& l : g_left) {
-      if (!pattern::sparse_intact(l.p, l.n, l.tag)) die("block of an exited thread changed");
+      if (!pattern::sparse_intact(l.p, l.n, l.tag)) fail("block of an exited thread changed");
       free(l.p);
     }
     g_left.clear();
@@ -96,7 +96,7 @@ constexpr size_t kMaxGrowth = size_t{24} << 20;
 
 size_t rss_bytes() {
   size_t n = rss::bytes();
-  if (n == 0) die("cannot read /proc/self/statm");
+  if (n == 0) fail("cannot read /proc/self/statm");
   return n;
 }
 
@@ -105,7 +105,7 @@ using Handoff = std::vector<std::pair<void*, size_t>>;  // tag: the size
 void lifetime_thread(int id, Handoff& handoff) {
   std::mt19937_64 rng(static_cast<uint64_t>(id));
   for (auto& [p, n] : handoff) {
-    if (!pattern::sparse_intact(p, n, n)) die("inherited block corrupted");
+    if (!pattern::sparse_intact(p, n, n)) fail("inherited block corrupted");
     free(p);
   }
   handoff.clear();
@@ -123,7 +123,7 @@ void lifetime_thread(int id, Handoff& handoff) {
       handoff.push_back(mine[i]);
     } else {
       if (!pattern::sparse_intact(mine[i].first, mine[i].second, mine[i].second))
-        die("block corrupted");
+        fail("block corrupted");
       free(mine[i].first);
     }
   }
@@ -144,7 +144,7 @@ void lifetimes(int threads) {
   if (threads >= kWarmup && rss_end > rss_warm + kMaxGrowth) {
     fprintf(stderr, "RSS grew by %.1f MiB over %d thread lifetimes (limit %.0f MiB)\n",
             (rss_end - rss_warm) / 1048576.0, threads - kWarmup, kMaxGrowth / 1048576.0);
-    die("resident memory grew over the thread lifetimes");
+    fail("resident memory grew over the thread lifetimes");
   }
 }
 

@@ -28,7 +28,7 @@ size_t fill_up(std::vector<Held>& out, int id, size_t large, size_t small) {
       errno = 0;
       void* p = malloc(n);
       if (p == nullptr) {
-        if (errno != ENOMEM) die("malloc failed without ENOMEM");
+        if (errno != ENOMEM) fail("malloc failed without ENOMEM");
         ++misses;
         continue;
       }
@@ -49,15 +49,15 @@ int main() {
   for (int t = 0; t < 4; ++t) ts.emplace_back([&, t] { got[t] = fill_up(all[t], t, (4 << 20) + t * 4096, 3000); });
   for (auto& t : ts) t.join();
   size_t total = got[0] + got[1] + got[2] + got[3];
-  if (total < (32 << 20)) die("less than 32 MiB before ENOMEM: is the limit too small?");
+  if (total < (32 << 20)) fail("less than 32 MiB before ENOMEM: is the limit too small?");
 
   // Out of memory: the other entry points fail cleanly too.
   errno = 0;
-  if (calloc(1, 64 << 20) != nullptr || errno != ENOMEM) die("calloc did not fail with ENOMEM");
+  if (calloc(1, 64 << 20) != nullptr || errno != ENOMEM) fail("calloc did not fail with ENOMEM");
   Held& some = all[0].front();
   errno = 0;
-  if (realloc(some.p, 256 << 20) != nullptr || errno != ENOMEM) die("realloc did not fail with ENOMEM");
-  if (!pattern::sparse_intact(some.p, some.n, some.tag)) die("a failed realloc changed the block");
+  if (realloc(some.p, 256 << 20) != nullptr || errno != ENOMEM) fail("realloc did not fail with ENOMEM");
+  if (!pattern::sparse_intact(some.p, some.n, some.tag)) fail("a failed realloc changed the block");
   bool threw = false;
   try {
     char* volatile big = new char[512 << 20];  // volatile: the pair must not be elided
@@ -66,18 +66,18 @@ int main() {
   } catch (const std::bad_alloc&) {
     threw = true;
   }
-  if (!threw) die("operator new did not throw std::bad_alloc");
+  if (!threw) fail("operator new did not throw std::bad_alloc");
 
   for (auto& v : all) {
     for (const Held& h : v) {
-      if (!pattern::sparse_intact(h.p, h.n, h.tag)) die("a block changed while memory ran out");
+      if (!pattern::sparse_intact(h.p, h.n, h.tag)) fail("a block changed while memory ran out");
       free(h.p);
     }
     v.clear();
   }
   // Memory is back: the same amount fits again (the caches gave their memory back as needed).
   size_t again = fill_up(all[0], 9, 4 << 20, 3000);
-  if (again < total * 3 / 4) die("could not allocate again after freeing everything");
+  if (again < total * 3 / 4) fail("could not allocate again after freeing everything");
   for (const Held& h : all[0]) free(h.p);
   printf("ulimit_enomem: %zu MiB before ENOMEM, %zu MiB again after freeing\n", total >> 20, again >> 20);
   return 0;
