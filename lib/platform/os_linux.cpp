@@ -319,7 +319,8 @@ int find_range(struct dl_phdr_info* info, size_t, void* data) {
 
 void* library_symbol(const char* file, const char* name) noexcept {
   void* lib = dlopen(file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-  return lib == nullptr ? nullptr : dlsym(lib, name);
+  DlsymFn find = real_dlsym();  // not the exported interposer of lib/cuda
+  return lib == nullptr || find == nullptr ? nullptr : find(lib, name);
 }
 
 bool object_range(const void* addr, uintptr_t* lo, uintptr_t* hi) noexcept {
