@@ -82,6 +82,13 @@ const OptionInfo* option_table(size_t* count) noexcept {
   return kTable;
 }
 
+namespace {
+// The word a "boolean or word" kind accepts besides the booleans (value 2), or nullptr.
+const char* option_word(OptionKind kind) noexcept {
+  return kind == OptionKind::kBoolOrFail ? "fail" : kind == OptionKind::kBoolOrAlways ? "always" : nullptr;
+}
+}  // namespace
+
 bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out) noexcept {
   uint64_t v = 0;
   bool ok = false;
@@ -92,12 +99,9 @@ bool parse_option_value(const OptionInfo& info, const char* text, uint64_t* out)
     while (text[len] != '\0') ++len;
     ok = len != 0 && len < kOptionPathMax;
     v = 1;
-  } else if (info.kind == OptionKind::kBoolOrFail && equals_nocase(text, "fail")) {
+  } else if (option_word(info.kind) != nullptr && equals_nocase(text, option_word(info.kind))) {
     ok = true;
-    v = kOptionFail;
-  } else if (info.kind == OptionKind::kBoolOrAlways && equals_nocase(text, "always")) {
-    ok = true;
-    v = kOptionAlways;
+    v = 2;  // kOptionFail, kOptionAlways
   } else {
     ok = parse_bool(text, &v);
     if (!ok && info.kind == OptionKind::kBoolOrPath && text[0] == '/') {
@@ -127,12 +131,14 @@ Options load_options(EnvLookup lookup, WarnFn warn_fn) noexcept {
     if (!parse_option_value(info, text, field)) {
       StackText<400> t;
       t.str(info.env).str("=\"").str(text).str("\" is not a valid ");
-      t.str(info.kind == OptionKind::kSize ? "size (bytes, or a number with K, M, G or T)"
-            : info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
-            : info.kind == OptionKind::kPath ? "file name prefix (1 to 255 bytes)"
-            : info.kind == OptionKind::kBoolOrFail ? "boolean or \"fail\" (1/0, on/off, ..., fail)"
-            : info.kind == OptionKind::kBoolOrAlways ? "boolean or \"always\" (1/0, on/off, ..., always)"
-                                             : "boolean or absolute path (1/0, on/off, ..., or /file)");
+      if (const char* word = option_word(info.kind)) {
+        t.str("boolean or \"").str(word).str("\" (1/0, on/off, ..., ").str(word).chr(')');
+      } else {
+        t.str(info.kind == OptionKind::kSize ? "size (bytes, or a number with K, M, G or T)"
+              : info.kind == OptionKind::kBool ? "boolean (use 1/0, on/off, true/false, yes/no)"
+              : info.kind == OptionKind::kPath ? "file name prefix (1 to 255 bytes)"
+                                               : "boolean or absolute path (1/0, on/off, ..., or /file)");
+      }
       if (info.kind == OptionKind::kSize) t.str(" in range ").dec(info.min).str("..").dec(info.max);
       t.str("; using the default ").dec(info.default_value);
       if (warn_fn != nullptr) warn_fn(t.data());

@@ -19,8 +19,8 @@ namespace cachealloc {
 // kBoolOrFail: a boolean, or the word "fail" (value 2).
 // kBoolOrAlways: a boolean, or the word "always" (value 2).
 enum class OptionKind : uint8_t { kSize, kBool, kBoolOrPath, kPath, kBoolOrFail, kBoolOrAlways };
-inline constexpr uint64_t kOptionFail = 2;
-inline constexpr uint64_t kOptionAlways = 2;
+inline constexpr uint64_t kOptionFail = 2;    // the word of kBoolOrFail
+inline constexpr uint64_t kOptionAlways = 2;  // the word of kBoolOrAlways
 inline constexpr uint64_t kOptionPath = 2;
 inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
 
