@@ -54,8 +54,7 @@ void StreamRegistry::forget_context(cuda_api::Context ctx) noexcept {
     LockGuard guard(capture_lock_);
     for (size_t i = 0; i < num_capturing_;) {
       if (capturing_[i].ctx == ctx) {
-        capturing_[i] = capturing_[--num_capturing_];
-        capture_count_.fetch_sub(1, std::memory_order_seq_cst);
+        end_capture_locked(i);
       } else {
         ++i;
       }
@@ -113,12 +112,17 @@ void StreamRegistry::capture_aborted() noexcept {
   capture_count_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
+// Pre: capture_lock_ held. Removes entry i (the last one takes its place) and uncounts it.
+void StreamRegistry::end_capture_locked(size_t i) noexcept {
+  capturing_[i] = capturing_[--num_capturing_];
+  capture_count_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
 void StreamRegistry::capture_ended(cuda_api::Stream s) noexcept {
   LockGuard guard(capture_lock_);
   for (size_t i = 0; i < num_capturing_; ++i) {
     if (capturing_[i].stream == s) {
-      capturing_[i] = capturing_[--num_capturing_];
-      capture_count_.fetch_sub(1, std::memory_order_seq_cst);
+      end_capture_locked(i);
       return;
     }
   }

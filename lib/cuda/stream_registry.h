@@ -92,6 +92,7 @@ class StreamRegistry {
     cuda_api::Stream stream;
     cuda_api::Context ctx;
   };
+  void end_capture_locked(size_t i) noexcept;
   SpinLock capture_lock_;
   Capture capturing_[kMaxCaptures] = {};
   size_t num_capturing_ = 0;
