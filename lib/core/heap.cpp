@@ -119,6 +119,7 @@ void* Heap::alloc_large(size_t n, size_t align, bool zero) noexcept {
     if (zero) memset(p, 0, n);
     return p;
   }
+  if (usable >= large_.split_min()) large_.make_room(usable);  // Note [A miss makes room]
   p = large_.alloc_upstream(usable, a, zero);
   if (p == nullptr && clear_caches() != 0) p = large_.alloc_upstream(usable, a, zero);
   if (p == nullptr) return fail_enomem();
@@ -315,6 +316,7 @@ bool Heap::owns(const void* p) noexcept {
 // ---- caches --------------------------------------------------------------------------------
 
 size_t Heap::clear(ThreadCache* tc) noexcept {
+ 
   if (tc != nullptr) tc->flush_all();
   clear_epoch_.fetch_add(1, std::memory_order_relaxed);
   for (CentralPool& pool : pools_) pool.drain_slots();

@@ -422,6 +422,39 @@ size_t LargeCache::evict_oldest(bool aged) noexcept {
   return bytes;
 }
 
+// Note [A miss makes room]: with a contiguous heap (glibc, jemalloc) the memory of a freed block is
+// reused by the next request of any size once it coalesces with its neighbours; a growing buffer
+// (1, 2, 4, ... MiB, each freed after the copy into the next) keeps reusing the same pages. Our
+// big blocks are mappings of their own and a cached one serves only requests it can hold, so the
+// buffer's intermediate sizes stay cached beside the new one: the process holds the buffer plus
+// everything it outgrew (bench-growth: 16 MiB of outgrown vector sizes at its peak). So a miss that
+// maps a new block first gives back as many bytes of cached extents whose layout never showed reuse
+// (credit <= 0: no hit, no ghost), oldest first: in RSS the new block then takes their place, as in
+// a coalescing heap. Blocks of layouts that did hit stay; the new mapping's page faults were due
+// anyway. No ghost is left: a layout that keeps missing at growing sizes earns no credit for it.
+size_t LargeCache::make_room(size_t usable_size) noexcept {
+  size_t given = 0;
+  while (given < usable_size) {
+    LargeBlock* victim = nullptr;
+    {
+      LockGuard g(lock_);
+      for (LargeBlock* b = extents_.front(); b != nullptr; b = extents_.next(b)) {
+        unsigned index = layout_of(b->size);
+        if (index != kLargeLayouts && credit_[index] > 0) continue;
+        if (victim == nullptr || b->stamp < victim->stamp) victim = b;
+      }
+      if (victim == nullptr) return given;
+      uncache_locked(victim);
+      erase_ptr_locked(victim);
+      detach_piece(victim);
+    }
+    given += victim->size;
+    evictions.fetch_add(1, std::memory_order_relaxed);
+    give_upstream(victim);
+  }
+  return given;
+}
+
 size_t LargeCache::clear() noexcept {
   size_t total = 0;
   while (size_t n = evict_oldest()) total += n;

@@ -134,6 +134,11 @@ class LargeCache {
   // Bytes given back upstream (0: nothing cached). `aged`: it aged out (Note [Decay]), rather
   // than being pushed out by the budget.
   size_t evict_oldest(bool aged = false) noexcept;
+  // A miss of `usable_size` (at least split_min()) is about to map new memory: gives back cached
+  // extents of layouts with no reuse to show, oldest first, until that many bytes went back
+  // (Note [A miss makes room]). Returns the bytes given back.
+  size_t make_room(size_t usable_size) noexcept;
+  size_t split_min() const noexcept { return split_min_; }
   // Blocks a layout may keep cached now (Note [Reuse evidence]); for tests and statistics.
   size_t allowed_blocks(size_t usable_size) noexcept;
   size_t clear() noexcept;
@@ -142,6 +147,7 @@ class LargeCache {
   size_t live_bytes() const noexcept { return live_bytes_.load(std::memory_order_relaxed); }
 
   // Counters (relaxed, read by stats).
+  // evictions: given back by the budget or make_room().
   std::atomic<uint64_t> hits{0}, misses{0}, evictions{0}, upstream_allocs{0}, upstream_frees{0}, frees{0};
   std::atomic<uint64_t> adopts{0}, retains{0}, shared_releases{0};  // shared: count was >= 2
   // declined: freed blocks given back because their layout had no reuse to show for more;

@@ -4,7 +4,7 @@
 //   SegmentMeta  one per segment (in the meta arena): which pages are free, a descriptor of each
 //                page (its slab's class and start, read without a lock by free(): Note [Page
 //                descriptors]), and the Slab records, indexed by the slab's first page.
-//   Slab         a run of 1..16 pages of one size class: its own free list, a bump index for blocks
+//   Slab         a run of 1, 2 or 4 pages of one size class: its own free list, a bump index for blocks
 //                never handed out, and the count of blocks handed out (`used`).
 //
 // Who writes: SlabSource (pages, slab records, page classes, under its lock), CentralPool (a

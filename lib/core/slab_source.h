@@ -2,7 +2,7 @@
 //
 // Data structures (SegmentMeta and Slab themselves: segment_meta.h):
 //   segments     every SegmentMeta, one per 4 MiB segment mapped from the SegmentSource.
-//   empty lists  slabs whose blocks all came back, one LRU list per slab size (1,2,4,8,16 pages),
+//   empty lists  slabs whose blocks all came back, one LRU list per slab size (1, 2, 4 pages),
 //                most recent first. They are the small-object cache: a new slab of the same size
 //                reuses one (warm memory, no page faults) before taking fresh pages. Their bytes
 //                count against the cache budget; evict_oldest() decommits the least recently
@@ -57,7 +57,8 @@ class SlabSource {
   size_t mapped_bytes() const noexcept { return mapped_.load(std::memory_order_relaxed); }
 
   // Counters for stats (written under lock_, read without it): segments mapped from / unmapped to
-  // the SegmentSource, and empty slabs decommitted by the budget or a clear.
+  // the SegmentSource, and empty slabs decommitted by the budget, a clear or a new slab (Note [A new
+  // slab makes room]).
   std::atomic<uint64_t> segment_maps{0}, segment_unmaps{0}, evictions{0};
   SpinLock& lock() noexcept { return lock_; }
 
@@ -68,6 +69,8 @@ class SlabSource {
   void init_slab_locked(Slab* s, unsigned cls) noexcept;
   void unlink_empty_locked(Slab* s) noexcept;
   void free_pages_locked(Slab* s) noexcept;
+  // Decommits the oldest empty slab not of list `except` (kSlabSizes: any); its bytes, or 0.
+  size_t evict_oldest_locked(unsigned except) noexcept;
 
   SpinLock lock_{LockRank::kSlabSource};
   SegmentSource* source_ = nullptr;  // gives segments
@@ -75,7 +78,9 @@ class SlabSource {
   bool track_live_ = false;
   SegmentMeta* segments_ = nullptr;
   // One per slab size (list_index), most recently emptied first: the back is the oldest.
-  IntrusiveList<Slab, &Slab::next, &Slab::prev> empty_[5];
+  static constexpr unsigned kSlabSizes = 3;  // 1, 2 and 4 pages: slab_pages()
+  static_assert(slab_pages(kNumClasses - 1) == 1u << (kSlabSizes - 1), "one list per slab size");
+  IntrusiveList<Slab, &Slab::next, &Slab::prev> empty_[kSlabSizes];
   std::atomic<size_t> cached_{0};
   std::atomic<size_t> mapped_{0};
 };

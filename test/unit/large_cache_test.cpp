@@ -466,6 +466,44 @@ TEST_CASE("large cache: the best fitting extent is split, a small leftover is no
   REQUIRE(r.source.bad_frees == 0);
 }
 
+TEST_CASE("large cache: a miss makes room by giving back extents whose layout never hit",
+          "[large_cache][room]") {
+  // Note [A miss makes room]: a buffer doubling 1, 2, 4 MiB, each freed after the copy.
+  Rig r(1 << 20);
+  constexpr size_t kMiB = size_t{1} << 20;
+  void* one = r.cache.alloc_upstream(kMiB, 16, false);
+  void* two = r.cache.alloc_upstream(2 * kMiB, 16, false);
+  r.cache.free(one, kNoLimit, kThreshold);
+  REQUIRE(r.cache.cached_bytes() == kMiB);
+  REQUIRE(r.cache.take_cached(4 * kMiB, 16) == nullptr);  // a miss: nothing cached is big enough
+  REQUIRE(r.cache.make_room(4 * kMiB) == kMiB);          // all there is to give
+  REQUIRE(r.cache.cached_bytes() == 0);
+  REQUIRE(r.source.mapped_bytes == 2 * kMiB);
+  // It leaves no ghost: the layout's next miss earns it no credit (the base allowance is 4 MiB).
+  REQUIRE(r.cache.allowed_blocks(kMiB) == 4);
+  REQUIRE(r.cache.take_cached(kMiB, 16) == nullptr);
+  REQUIRE(r.cache.allowed_blocks(kMiB) == 4);
+  void* four = r.cache.alloc_upstream(4 * kMiB, 16, false);
+  r.cache.free(two, kNoLimit, kThreshold);
+
+  // An 8 MiB block that was reused once has shown reuse: it stays, the 2 MiB one goes.
+  void* eight = r.cache.alloc_upstream(8 * kMiB, 16, false);
+  r.cache.free(eight, kNoLimit, kThreshold);
+  REQUIRE(r.cache.take_cached(8 * kMiB, 16) == eight);
+  r.cache.free(eight, kNoLimit, kThreshold);
+  REQUIRE(r.cache.cached_bytes() == 10 * kMiB);
+  uint64_t evictions = r.cache.evictions;
+  REQUIRE(r.cache.make_room(16 * kMiB) == 2 * kMiB);
+  REQUIRE(r.cache.cached_bytes() == 8 * kMiB);
+  REQUIRE(r.cache.evictions == evictions + 1);
+  // A room of 0 bytes gives back nothing.
+  REQUIRE(r.cache.make_room(0) == 0);
+  r.cache.free(four, kNoLimit, kThreshold);
+  r.cache.clear();
+  REQUIRE(r.source.mapped_bytes == 0);
+  REQUIRE(r.source.bad_frees == 0);
+}
+
 TEST_CASE("heap: each pool keeps its own exact peak, and the process's is their sum's",
           "[large_cache][peak]") {
   TestHeap t(config_with(size_t{1} << 30, false, 64 << 10));

@@ -55,9 +55,12 @@ TEST_CASE("slab geometry and batches stay in bounds", "[size_class]") {
   for (unsigned c = 0; c < kNumClasses; ++c) {
     unsigned pages = slab_pages(c);
     REQUIRE(pages >= 1);
-    REQUIRE(pages <= 16);
+    REQUIRE(pages <= 4);
     REQUIRE((pages & (pages - 1)) == 0);
-    REQUIRE((size_t{pages} << kPageShift) / class_size(c) >= 4);  // a slab holds >= 4 blocks
+    // Note [Slabs of big classes]: 8 blocks up to 16 KiB, at least 2 up to the default large
+    // threshold (64 KiB), at least one always.
+    size_t blocks = (size_t{pages} << kPageShift) / class_size(c);
+    REQUIRE(blocks >= (class_size(c) <= 16384 ? 8u : class_size(c) <= 65536 ? 2u : 1u));
     REQUIRE(batch_size(c) >= 1);
     REQUIRE(batch_size(c) <= 64);
     REQUIRE(thread_cache_max(c) >= batch_size(c));

@@ -161,3 +161,33 @@ TEST_CASE("slab source: a refused decommit still evicts and counts", "[slab_sour
   REQUIRE(again != nullptr);
   r.give(again);
 }
+
+TEST_CASE("slab source: a slab carved from fresh pages first decommits empty slabs of other sizes",
+          "[slab_source][room]") {
+  // Note [A new slab makes room]
+  Rig r;
+  unsigned two = 0;  // a class of 2-page slabs
+  while (slab_pages(two) != 2) ++two;
+  Slab* a = r.slabs.take(0);
+  Slab* b = r.slabs.take(0);
+  Slab* c = r.slabs.take(0);
+  uintptr_t a_start = a->start, b_start = b->start, c_start = c->start;
+  r.give(a);
+  r.give(b);
+  r.give(c);
+  REQUIRE(r.slabs.cached_bytes() == 3 * kPageSize);
+  // No empty 2-page slab: the two oldest 1-page ones go first, and their pages serve the new slab.
+  Slab* d = r.slabs.take(two);
+  REQUIRE(d != nullptr);
+  REQUIRE(r.pages.decommit_log == std::vector<uintptr_t>{a_start, b_start});
+  REQUIRE(r.slabs.evictions == 2);
+  REQUIRE(r.slabs.cached_bytes() == kPageSize);
+  REQUIRE(d->start == a_start);
+  // A slab size with an empty slab of its own reuses it and decommits nothing.
+  Slab* e = r.slabs.take(0);
+  REQUIRE(e->start == c_start);
+  REQUIRE(r.pages.decommits == 2);
+  REQUIRE(r.slabs.cached_bytes() == 0);
+  r.give(d);
+  r.give(e);
+}
