@@ -8,6 +8,13 @@ namespace ca = cachealloc;
 
 CA_EXPORT void* malloc(size_t n) noexcept { return ca::api_malloc(n); }
 CA_EXPORT void free(void* p) noexcept { ca::api_free(p); }
+// C23; glibc declares them from 2.39 on. Note [Sized frees] in core/allocator.h.
+extern "C" void free_sized(void* p, size_t size) noexcept;
+extern "C" void free_aligned_sized(void* p, size_t align, size_t size) noexcept;
+CA_EXPORT void free_sized(void* p, size_t size) noexcept { ca::api_free_sized(p, size, 0, "free_sized"); }
+CA_EXPORT void free_aligned_sized(void* p, size_t align, size_t size) noexcept {
+  ca::api_free_sized(p, size, align, "free_aligned_sized");
+}
 CA_EXPORT void* calloc(size_t n, size_t size) noexcept { return ca::api_calloc(n, size); }
 CA_EXPORT void* realloc(void* p, size_t n) noexcept { return ca::api_realloc(p, n); }
 CA_EXPORT void* reallocarray(void* p, size_t n, size_t size) noexcept { return ca::api_reallocarray(p, n, size); }

@@ -276,6 +276,15 @@ size_t api_usable_size(const void* p) noexcept {
   return g_heap.usable_size(p);
 }
 
+void check_free_size(void* p, size_t size, size_t align, const char* call) noexcept {
+  // Note [Sized frees]. A pointer that is no live block (usable size 0) is left to free(), which
+  // names what is wrong with it.
+  size_t usable = api_usable_size(p);
+  if (usable == 0) return;
+  bool misaligned = align != 0 && (align & (align - 1)) == 0 && reinterpret_cast<uintptr_t>(p) % align != 0;
+  if (size > usable || misaligned) fatal_pointer(call, "wrong size for", p);
+}
+
 int api_release(void* p) noexcept {
   ensure_init();
   if (p != nullptr && prof::is_sampled(p) && g_heap.refcount(p) == 1) prof::forget_host(p);

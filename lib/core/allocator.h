@@ -57,6 +57,20 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
   free_slow(p, call);
 }
 
+// Note [Sized frees]: free_sized/free_aligned_sized (C23) and the sized operator delete forms free
+// the block as free() does. The size is not used to find the block's class: a free must validate
+// the pointer anyway (segment, block boundary, bin key), and that lookup yields the class, so a
+// trusted size would save one load and let a wrong size put a block into a smaller class's bin
+// (an overflow waiting to happen). In check mode the size and alignment are checked against the
+// block instead: a size larger than the block, or a pointer off the alignment, stops the program
+// with "wrong size for <pointer>". Default mode pays nothing.
+void check_free_size(void* p, size_t size, size_t align, const char* call) noexcept;
+[[gnu::always_inline]] inline void api_free_sized(void* p, size_t size, size_t align,
+                                                  const char* call) noexcept {
+  if (__builtin_expect(g_heap.config().check, 0)) check_free_size(p, size, align, call);
+  api_free(p, call);
+}
+
 void* api_calloc(size_t n, size_t size) noexcept;
 void* api_realloc(void* p, size_t n) noexcept;
 void* api_reallocarray(void* p, size_t n, size_t size) noexcept;

@@ -8,6 +8,12 @@
 //       must die with SIGABRT and one "cachealloc: <call>(): ..." line, with default settings
 //       (the small double frees also under CACHEALLOC_CHECK=1, which promises to catch every one;
 //       by default, one whose block is still in the freeing thread's cache).
+//   free-sized-big | delete-sized-big
+//       a 100-byte block freed with a size of 4000 (free_sized, sized operator delete): must die
+//       with "wrong size for" under CACHEALLOC_CHECK=1 (Note [Sized frees]).
+//   free-sized  frees blocks of several sizes and alignments with their right sizes through
+//             free_sized, free_aligned_sized and the sized operator delete forms, checks that a
+//             freed small block is handed out again, prints "sized ok" and exits 0.
 //   ok        prints "ok cache_limit=<ca_cache_limit()>" and exits 0 (the bad-env cases).
 //   exhaust   run under `ulimit -v`: allocates until NULL (large, then small blocks), expects
 //             ENOMEM and std::bad_alloc, frees everything, and must still allocate; exits 0.
@@ -16,6 +22,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 
+#include <initializer_list>
 #include <new>
 
 using namespace preload_test;
@@ -111,6 +118,35 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (strcmp(mode, "exhaust") == 0) return exhaust();
+  // C23's sized frees: glibc 2.36 does not have them, so they are looked up (ours, preloaded).
+  using FreeSizedFn = void (*)(void*, size_t);
+  using FreeAlignedSizedFn = void (*)(void*, size_t, size_t);
+  auto free_sized = reinterpret_cast<FreeSizedFn>(dlsym(RTLD_DEFAULT, "free_sized"));
+  auto free_aligned_sized = reinterpret_cast<FreeAlignedSizedFn>(dlsym(RTLD_DEFAULT, "free_aligned_sized"));
+  if (free_sized == nullptr || free_aligned_sized == nullptr) fail("free_sized not exported");
+  if (strcmp(mode, "free-sized") == 0) {
+    for (size_t n : {size_t{1}, size_t{64}, size_t{4000}, size_t{100000}, size_t{1} << 20}) {
+      void* p = malloc(n);
+      memset(p, 1, n);
+      free_sized(p, n);
+      void* q = operator new(n);
+      memset(q, 2, n);
+      operator delete(q, n);
+      void* r = operator new[](n, std::align_val_t{256});
+      memset(r, 3, n);
+      operator delete[](r, n, std::align_val_t{256});
+      for (size_t a : {size_t{64}, size_t{4096}}) {
+        void* s = aligned_alloc(a, (n + a - 1) / a * a);
+        memset(s, 4, n);
+        free_aligned_sized(s, a, (n + a - 1) / a * a);
+      }
+    }
+    void* p = malloc(48);
+    free_sized(p, 48);
+    if (malloc(48) != p) fail("a block freed by free_sized was not reused");
+    printf("sized ok\n");
+    return 0;
+  }
   if (strcmp(mode, "free-stack") == 0) {
     char local[64];
     announce(local);
@@ -170,6 +206,14 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+  } else if (strcmp(mode, "free-sized-big") == 0) {
+    void* p = malloc(100);
+    announce(p);
+    free_sized(p, 4000);
+  } else if (strcmp(mode, "delete-sized-big") == 0) {
+    void* p = operator new(100);
+    announce(p);
+    operator delete(p, size_t{4000});
   } else if (strcmp(mode, "free-static") == 0) {
     announce(g_static_buffer + 16);
     free(g_static_buffer + 16);

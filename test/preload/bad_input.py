@@ -67,6 +67,8 @@ FATAL = {
     "poison-link": ("poison-link", "malloc", "write after free: corrupted free-list link in", {}),
     "check-double-free-small": ("double-free-small", "free", "double free", CHECK_ON),
     "check-double-free-4000": ("double-free-4000", "free", "double free", CHECK_ON),
+    "check-free-sized-big": ("free-sized-big", "free_sized", "wrong size for", CHECK_ON),
+    "check-delete-sized-big": ("delete-sized-big", "operator delete", "wrong size for", CHECK_ON),
 }
 
 
@@ -116,6 +118,11 @@ def main():
         fail("%s does not exist" % lib)
     if case in FATAL:
         check_fatal(lib, prog, case)
+    elif case in ("free-sized", "check-free-sized"):
+        rc, out, err = run(lib, [prog, "free-sized"], CHECK_ON if case.startswith("check") else {})
+        if rc != 0 or out.strip() != "sized ok" or err:
+            fail("%s: rc %d\nstdout: %s\nstderr: %s" % (case, rc, out, err))
+        print("%s: every sized free took its block back" % case)
     elif case == "env-banana":
         check_env(lib, prog, "CACHEALLOC_CACHE_BYTES", "banana", True, DEFAULT_CACHE_BYTES)
     elif case == "env-out-of-range":
