@@ -83,6 +83,7 @@ struct LargeBlock {
   size_t align = 0;
   uint32_t refcount = 0;
   bool cached = false;
+  bool reused = false;  // its memory served a request from the cache (Note [A miss makes room])
   ca_upstream_free_fn upstream_free = nullptr;  // adopted blocks only
   void* upstream_ctx = nullptr;
   uint64_t stamp = 0;
@@ -135,8 +136,8 @@ class LargeCache {
   // than being pushed out by the budget.
   size_t evict_oldest(bool aged = false) noexcept;
   // A miss of `usable_size` (at least split_min()) is about to map new memory: gives back cached
-  // extents of layouts with no reuse to show, oldest first, until that many bytes went back
-  // (Note [A miss makes room]). Returns the bytes given back.
+  // extents whose memory never served a request from the cache, oldest first, until that many
+  // bytes went back (Note [A miss makes room]). Returns the bytes given back.
   size_t make_room(size_t usable_size) noexcept;
   size_t split_min() const noexcept { return split_min_; }
   // Blocks a layout may keep cached now (Note [Reuse evidence]); for tests and statistics.

@@ -468,7 +468,7 @@ TEST_CASE("large cache: the best fitting extent is split, a small leftover is no
   REQUIRE(r.source.bad_frees == 0);
 }
 
-TEST_CASE("large cache: a miss makes room by giving back extents whose layout never hit",
+TEST_CASE("large cache: a miss makes room by giving back extents that never served a request",
           "[large_cache][room]") {
   // Note [A miss makes room]: a buffer doubling 1, 2, 4 MiB, each freed after the copy.
   Rig r(1 << 20);
