@@ -138,17 +138,18 @@ constexpr unsigned slab_pages(unsigned c) {
   return p;
 }
 
-// Blocks moved between a thread cache and the central pool at once: at most 32 blocks and 16 KiB.
+// Blocks moved between a thread cache and the central pool at once: at most 64 blocks and 16 KiB.
 // Note [Batch size]: a batch is also what a thread holds of a class between two refills, and what
 // the consumer of a queue collects before the producer sees it again, so the memory in flight is
-// about two batches per class in use. At 64 blocks and 32 KiB, bench-prodcons (32 classes of
-// 16-512 B crossing threads) peaked at 4.83 MiB (glibc 3.4); at 32 blocks and 16 KiB, 4.39 MiB,
-// espresso 3.96 -> 3.79 MiB, for 1% more instructions on mixed and 4% on prodcons
-// (tools/bench/run.py --callgrind); churn and threads never leave their bins and do not change.
+// about two batches per class in use. With 32 KiB batches bench-prodcons (32 classes of 16-512 B
+// crossing threads) peaked at 4.83 MiB (glibc 3.4) and espresso at 3.96; with 16 KiB, 4.58 and
+// 3.75 (medians of 3, /usr/bin/time). Only classes above 256 B change. Capping the count at 32 as
+// well gave 4.44 MiB on prodcons but made churn (16-256 B) 10-40% slower in five alternating runs
+// of tools/bench/run.py, with the same instruction count: the count stays 64.
 constexpr uint32_t batch_size(unsigned c) {
   size_t b = (16 * 1024) / class_size(c);
   if (b < 1) b = 1;
-  if (b > 32) b = 32;
+  if (b > 64) b = 64;
   return static_cast<uint32_t>(b);
 }
 
