@@ -316,7 +316,6 @@ bool Heap::owns(const void* p) noexcept {
 // ---- caches --------------------------------------------------------------------------------
 
 size_t Heap::clear(ThreadCache* tc) noexcept {
- 
   if (tc != nullptr) tc->flush_all();
   clear_epoch_.fetch_add(1, std::memory_order_relaxed);
   for (CentralPool& pool : pools_) pool.drain_slots();
