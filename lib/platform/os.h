@@ -68,6 +68,12 @@ void yield_thread() noexcept;
 // The kernel's id of the calling thread (gettid), no libc TLS needed.
 uint32_t thread_id() noexcept;
 
+// Names the calling thread (its /proc comm, at most 15 characters kept) with prctl(PR_SET_NAME):
+// pthread_setname_np on another thread formats a /proc path with sprintf, which maps libc's
+// printf code into programs that never print: a threaded C program that does not print peaked at
+// about 2.29 MiB with it, 2.12 MiB without (medians of 4, /usr/bin/time; glibc alone 1.32).
+void name_this_thread(const char* name) noexcept;
+
 // 64 unpredictable bits for per-process secrets: getrandom(2) without blocking, or, where the
 // kernel has no entropy yet (early boot) or no getrandom, a hash of the kernel's AT_RANDOM bytes,
 // the clock and the stack address. Never allocates.

@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <type_traits>
 #include <unistd.h>
@@ -197,6 +198,8 @@ uint64_t mix64(uint64_t x) noexcept {  // a bijective 64-bit finaliser (splitmix
 }  // namespace
 
 uint32_t thread_id() noexcept { return static_cast<uint32_t>(syscall(SYS_gettid)); }
+
+void name_this_thread(const char* name) noexcept { prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 uint64_t random_u64() noexcept {
   uint64_t v = 0;

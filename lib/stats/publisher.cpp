@@ -228,6 +228,7 @@ void watch_once() noexcept {
 }
 
 void* publisher_main(void*) {
+  os::name_this_thread("cachealloc-stat");
   g_thread.store(kRunning, std::memory_order_release);
   // Note [Dead segments] (stats_segment.cpp): once, off the program's threads.
   remove_dead_segments(os::pid_namespace_id(), os::process_id(), kDeadScanEntries, kDeadScanRemovals);
@@ -271,11 +272,7 @@ void* publisher_main(void*) {
   int rc = pthread_create(&t, &attr, &publisher_main, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    g_thread.store(kFailed, std::memory_order_relaxed);
-  } else {
-    pthread_setname_np(t, "cachealloc-stat");
-  }
+  if (rc != 0) g_thread.store(kFailed, std::memory_order_relaxed);
   errno = saved;
 }
 
