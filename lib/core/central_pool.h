@@ -30,7 +30,7 @@ class CentralPool {
  public:
   // Slots per shard. Four batches of the smallest classes are 2 KiB; bigger classes are bounded by
   // 64 KiB per shard (init()). Each pool is in the process's .data, resident from the start: 16
-  // slots made the Heap (g_heap) 155 KiB of every process's RSS, 4 make it 81 KiB.
+  // slots made the Heap (g_heap) 151 KiB of every process's RSS, 4 make it 79 KiB.
   static constexpr unsigned kMaxSlots = 4;
   // Note [Sharded transfer slots]: threads flush whole batches into their own shard and refill
   // from it first, so a thread mostly gets its own blocks back. With one shared stack, batches
