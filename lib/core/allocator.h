@@ -60,10 +60,11 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
 // Note [Sized frees]: free_sized/free_aligned_sized (C23) and the sized operator delete forms free
 // the block as free() does. The size is not used to find the block's class: a free must validate
 // the pointer anyway (segment, block boundary, bin key), and that lookup yields the class, so a
-// trusted size would save one load and let a wrong size put a block into a smaller class's bin
-// (an overflow waiting to happen). In check mode the size and alignment are checked against the
-// block instead: a size larger than the block, or a pointer off the alignment, stops the program
-// with "wrong size for <pointer>". Default mode pays nothing.
+// trusted size would save one load and let a wrong size put a block into another class's bin (a
+// too large size: the block is later handed out for requests bigger than it is). In check mode
+// the size and alignment are checked against the block instead: a size larger than the block, or
+// a pointer off the alignment, stops the program with "wrong size for <pointer>". Default mode
+// pays a load and a branch (the check-mode flag).
 void check_free_size(void* p, size_t size, size_t align, const char* call) noexcept;
 [[gnu::always_inline]] inline void api_free_sized(void* p, size_t size, size_t align,
                                                   const char* call) noexcept {
