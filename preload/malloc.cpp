@@ -11,9 +11,9 @@ CA_EXPORT void free(void* p) noexcept { ca::api_free(p); }
 // C23; glibc declares them from 2.39 on. Note [Sized frees] in core/allocator.h.
 extern "C" void free_sized(void* p, size_t size) noexcept;
 extern "C" void free_aligned_sized(void* p, size_t align, size_t size) noexcept;
-CA_EXPORT void free_sized(void* p, size_t size) noexcept { ca::api_free_sized(p, size, 0, "free_sized"); }
+CA_EXPORT void free_sized(void* p, size_t size) noexcept { ca::api_free(p, "free_sized", size, 0); }
 CA_EXPORT void free_aligned_sized(void* p, size_t align, size_t size) noexcept {
-  ca::api_free_sized(p, size, align, "free_aligned_sized");
+  ca::api_free(p, "free_aligned_sized", size, align);
 }
 CA_EXPORT void* calloc(size_t n, size_t size) noexcept { return ca::api_calloc(n, size); }
 CA_EXPORT void* realloc(void* p, size_t n) noexcept { return ca::api_realloc(p, n); }

@@ -142,16 +142,31 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept {
   return malloc_slow(n, align, zero);
 }
 
-void free_slow(void* p, const char* call) noexcept {
+namespace {
+// Note [Sized frees] (allocator.h). A pointer that is no live block (usable size 0) is left to the
+// free, which names what is wrong with it.
+void check_free_size(void* p, size_t size, size_t align, const char* call) noexcept {
+  if ((size | align) == 0 || !g_heap.config().check) return;
+  size_t usable = api_usable_size(p);
+  if (usable == 0) return;
+  bool misaligned = align != 0 && (align & (align - 1)) == 0 && reinterpret_cast<uintptr_t>(p) % align != 0;
+  if (size > usable || misaligned) fatal_pointer(call, "wrong size for", p);
+}
+}  // namespace
+
+void free_slow(void* p, const char* call, size_t size, size_t align) noexcept {
   if (p == nullptr) return;
   ensure_init();
+  check_free_size(p, size, align, call);
   prof::forget_host(p);  // sampled blocks are large ones: their frees all come here
   g_heap.free(current_cache(), p, call);
   stats_tick();
 }
 
-void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept {
+void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call, size_t size,
+                     size_t align) noexcept {
   ensure_init();
+  check_free_size(p, size, align, call);
   g_heap.free_small(current_cache(), p, seg, cls, call);
   stats_tick();
 }
@@ -171,14 +186,14 @@ namespace {
 // leave a record whose address the next allocation may reuse).
 [[gnu::cold, gnu::noinline]] void* realloc_moving(void* p, size_t n) noexcept {
   if (n == 0) {
-    free_slow(p, "realloc");
+    free_slow(p, "realloc", 0, 0);
     return nullptr;
   }
   size_t old = g_heap.usable_size(p);
   void* q = malloc_slow(n, 0, false);
   if (q == nullptr) return nullptr;
   memcpy(q, p, n < old ? n : old);
-  free_slow(p, "realloc");
+  free_slow(p, "realloc", 0, 0);
   return q;
 }
 
@@ -199,7 +214,7 @@ namespace {
   if (q == nullptr) return nullptr;  // errno is ENOMEM; the old block is untouched
   prof::record_host(q, n);
   memcpy(q, p, n < old ? n : old);
-  free_slow(p, "realloc");
+  free_slow(p, "realloc", 0, 0);
   return q;
 }
 }  // namespace
@@ -274,15 +289,6 @@ size_t api_usable_size(const void* p) noexcept {
   if (p == nullptr) return 0;
   ensure_init();
   return g_heap.usable_size(p);
-}
-
-void check_free_size(void* p, size_t size, size_t align, const char* call) noexcept {
-  // Note [Sized frees]. A pointer that is no live block (usable size 0) is left to free(), which
-  // names what is wrong with it.
-  size_t usable = api_usable_size(p);
-  if (usable == 0) return;
-  bool misaligned = align != 0 && (align & (align - 1)) == 0 && reinterpret_cast<uintptr_t>(p) % align != 0;
-  if (size > usable || misaligned) fatal_pointer(call, "wrong size for", p);
 }
 
 int api_release(void* p) noexcept {

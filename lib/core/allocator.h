@@ -26,9 +26,11 @@ extern constinit thread_local ThreadCache* t_cache;
 [[gnu::noinline, gnu::cold]] void* malloc_sample_slow(size_t n, size_t align, bool zero) noexcept;
 // malloc_slow for the entries without a fast path (calloc, memalign, ...): counts n for sampling.
 void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
-[[gnu::noinline]] void free_slow(void* p, const char* call) noexcept;
+// `size`, `align`: what a sized free was given (0, 0: none); Note [Sized frees].
+[[gnu::noinline]] void free_slow(void* p, const char* call, size_t size, size_t align) noexcept;
 // A block start of seg of class cls, not shared, that the thread's bin did not take.
-[[gnu::noinline]] void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call) noexcept;
+[[gnu::noinline]] void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call,
+                                       size_t size, size_t align) noexcept;
 
 // The sampling countdown adds 3 instructions (the thread-local's offset, a subtract to it, a
 // branch) to the fast path: Note [Heap profiling] in prof/sampler.h.
@@ -41,7 +43,17 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
   return malloc_slow(n, 0, false);
 }
 
-[[gnu::always_inline]] inline void api_free(void* p, const char* call = "free") noexcept {
+// Note [Sized frees]: free_sized/free_aligned_sized (C23) and the sized operator delete forms pass
+// `size` (and `align`); the block is freed as free() does. The size is not used to find the
+// block's class: a free must validate the pointer anyway (segment, block boundary, bin key), and
+// that lookup yields the class, so a trusted size would save one load and let a wrong size put a
+// block into another class's bin (a too large size: the block is later handed out for requests
+// bigger than it is). In check mode the size and alignment are checked against the block instead:
+// a size larger than the block, or a pointer off the alignment, stops the program with "wrong size
+// for <pointer>". Check mode sends every free to a slow path (thread-cache bins hold nothing), so
+// the check lives there and the fast path only carries the two values to the slow calls.
+[[gnu::always_inline]] inline void api_free(void* p, const char* call = "free", size_t size = 0,
+                                            size_t align = 0) noexcept {
   SegmentMeta* seg = g_heap.table().lookup(p);
   if (__builtin_expect(seg != nullptr, 1)) {
     // Interior pointers, unused pages (they fail the boundary test) and shared blocks go to the
@@ -51,25 +63,10 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
                          seg->retained.load(std::memory_order_relaxed) == 0, 1)) {
       const unsigned cls = seg->class_at(p);
       if (__builtin_expect(t_cache->try_free(p, cls), 1)) return;
-      return free_small_slow(p, seg, cls, call);
+      return free_small_slow(p, seg, cls, call, size, align);
     }
   }
-  free_slow(p, call);
-}
-
-// Note [Sized frees]: free_sized/free_aligned_sized (C23) and the sized operator delete forms free
-// the block as free() does. The size is not used to find the block's class: a free must validate
-// the pointer anyway (segment, block boundary, bin key), and that lookup yields the class, so a
-// trusted size would save one load and let a wrong size put a block into another class's bin (a
-// too large size: the block is later handed out for requests bigger than it is). In check mode
-// the size and alignment are checked against the block instead: a size larger than the block, or
-// a pointer off the alignment, stops the program with "wrong size for <pointer>". Default mode
-// pays a load and a branch (the check-mode flag).
-void check_free_size(void* p, size_t size, size_t align, const char* call) noexcept;
-[[gnu::always_inline]] inline void api_free_sized(void* p, size_t size, size_t align,
-                                                  const char* call) noexcept {
-  if (__builtin_expect(g_heap.config().check, 0)) check_free_size(p, size, align, call);
-  api_free(p, call);
+  free_slow(p, call, size, align);
 }
 
 void* api_calloc(size_t n, size_t size) noexcept;

@@ -119,7 +119,7 @@ void* Heap::alloc_large(size_t n, size_t align, bool zero) noexcept {
     if (zero) memset(p, 0, n);
     return p;
   }
-  if (usable >= large_.split_min()) large_.make_room(usable);  // Note [A miss makes room]
+  large_.make_room(usable);  // Note [A miss makes room]
   p = large_.alloc_upstream(usable, a, zero);
   if (p == nullptr && clear_caches() != 0) p = large_.alloc_upstream(usable, a, zero);
   if (p == nullptr) return fail_enomem();

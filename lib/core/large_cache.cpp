@@ -442,6 +442,7 @@ size_t LargeCache::evict_oldest(bool aged) noexcept {
 // hits, 110 mappings against 55): extents serve requests of other layouts, which earn their own
 // layout no credit.
 size_t LargeCache::make_room(size_t usable_size) noexcept {
+  if (usable_size < split_min_) return 0;  // it will come from mimalloc, not a mapping of its own
   size_t given = 0;
   while (given < usable_size) {
     LargeBlock* victim = nullptr;

@@ -135,11 +135,11 @@ class LargeCache {
   // Bytes given back upstream (0: nothing cached). `aged`: it aged out (Note [Decay]), rather
   // than being pushed out by the budget.
   size_t evict_oldest(bool aged = false) noexcept;
-  // A miss of `usable_size` (at least split_min()) is about to map new memory: gives back cached
-  // extents whose memory never served a request from the cache, oldest first, until that many
-  // bytes went back (Note [A miss makes room]). Returns the bytes given back.
+  // A miss of `usable_size` is about to get new memory from the source; when that is a mapping of
+  // its own (at least the source's split_min()), gives back cached extents whose memory never
+  // served a request from the cache, oldest first, until that many bytes went back (Note [A miss
+  // makes room]). Returns the bytes given back.
   size_t make_room(size_t usable_size) noexcept;
-  size_t split_min() const noexcept { return split_min_; }
   // Blocks a layout may keep cached now (Note [Reuse evidence]); for tests and statistics.
   size_t allowed_blocks(size_t usable_size) noexcept;
   size_t clear() noexcept;
