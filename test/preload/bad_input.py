@@ -69,6 +69,8 @@ FATAL = {
     "check-double-free-4000": ("double-free-4000", "free", "double free", CHECK_ON),
     "check-free-sized-big": ("free-sized-big", "free_sized", "wrong size for", CHECK_ON),
     "check-delete-sized-big": ("delete-sized-big", "operator delete", "wrong size for", CHECK_ON),
+    "check-free-aligned-sized-off": ("free-aligned-sized-off", "free_aligned_sized", "wrong size for",
+                                     CHECK_ON),
 }
 
 
