@@ -29,8 +29,8 @@ namespace cachealloc {
 class CentralPool {
  public:
   // Slots per shard. Four batches of the smallest classes are 2 KiB; bigger classes are bounded by
-  // 64 KiB per shard (init()). Each pool is in the process's .data, resident from the start: 16
-  // slots made the Heap (g_heap) 151 KiB of every process's RSS, 4 make it 79 KiB.
+  // 64 KiB per shard (init()). Every pool is part of g_heap and is written by init(), so each
+  // process holds all of them: 16 slots made them 144 KiB, 4 make them 36 KiB.
   static constexpr unsigned kMaxSlots = 4;
   // Note [Sharded transfer slots]: threads flush whole batches into their own shard and refill
   // from it first, so a thread mostly gets its own blocks back. With one shared stack, batches
@@ -74,8 +74,8 @@ class CentralPool {
 
   SpinLock lock_{LockRank::kCentralPool};
   unsigned cls_ = 0;
-  uint32_t batch_ = 1;
-  uint32_t max_slots_ = 1;
+  uint32_t batch_ = 0;      // set by init(), as all here: Note [Zero until init] (heap.h)
+  uint32_t max_slots_ = 0;
   uint32_t nslots_[kShards] = {};
   Slot slots_[kShards][kMaxSlots] = {};
   IntrusiveList<Slab, &Slab::next, &Slab::prev, ListEnds::kHead> partial_;

@@ -39,6 +39,9 @@ void Heap::init(SegmentSource* pages, LargeSource* large, const HeapConfig& conf
   // Never 0: a zero key would match every zeroed block. Note [Free-list hardening].
   keys_.secret = os::random_u64() | 1;
   keys_.key = os::random_u64() | 1;
+  keys_.bad_link_bits = FreeListKeys::kBadLinkBits;
+  small_peak_.set_whole(&live_peak_);
+  large_peak_.set_whole(&live_peak_);
   cache_limit_.store(config.cache_limit, std::memory_order_relaxed);
   slabs_.init(pages, &table_);
   slabs_.set_live_tracking(config.check);

@@ -127,16 +127,20 @@ class Heap {
   size_t clear_caches() noexcept;  // everything cached, for out-of-memory retries
   bool snapshot_impl(HeapSnapshot* out, bool try_only) noexcept;
 
-  HeapConfig config_;
-  FreeListKeys keys_;  // per process, drawn at init; every thread cache copies them
+  // Note [Zero until init]: every member is zero until init() (no default of HeapConfig or
+  // FreeListKeys applies here), so that g_heap lands in .bss, where only the pages the process
+  // writes become resident. With non-zero defaults it was in .data, whose pages ld.so and
+  // fault-around map in whole.
+  HeapConfig config_{0, 0, false, 0, false};
+  FreeListKeys keys_{0, 0, 0};  // per process, drawn at init; every thread cache copies them
   SegmentTable table_;
   SlabSource slabs_;
   CentralPool pools_[kNumClasses];
   LargeCache large_;
   RefcountTable refs_;
   LivePeak live_peak_;  // Note [Live peak] (core/live_peak.h)
-  LivePeak small_peak_{&live_peak_};  // the small pool's part of it (central pools)
-  LivePeak large_peak_{&live_peak_};  // the large pool's part (LargeCache)
+  LivePeak small_peak_;  // the small pool's part of live_peak_ (central pools); linked by init
+  LivePeak large_peak_;  // the large pool's part (LargeCache)
   std::atomic<size_t> cache_limit_{0};
   DecayClock decay_;
   LargeSource* large_source_ = nullptr;

@@ -184,7 +184,7 @@ class LargeCache {
                                     ListEnds::kHead>;  // the lists of by_layout_'s buckets
   IntrusiveList<LargeBlock, &LargeBlock::lru_next, &LargeBlock::lru_prev> lru_;  // newest first
   IntrusiveList<LargeBlock, &LargeBlock::ext_next, &LargeBlock::ext_prev, ListEnds::kHead> extents_;
-  size_t split_min_ = SIZE_MAX;
+  size_t split_min_ = 0;  // set by init(): Note [Zero until init] (heap.h)
   LargeBlock* take_extent_locked(size_t usable_size, size_t align) noexcept;
   void split_locked(LargeBlock* b, size_t usable_size) noexcept;
   LargeBlock* merge_locked(LargeBlock* b) noexcept;  // b, or the cached part before it, grown

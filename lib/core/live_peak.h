@@ -29,6 +29,7 @@ class LivePeak {
   constexpr LivePeak() = default;
   // A part of a larger total (a pool of the process): every add and sub goes to `whole` as well.
   constexpr explicit LivePeak(LivePeak* whole) : whole_(whole) {}
+  void set_whole(LivePeak* whole) noexcept { whole_ = whole; }  // before any add
 
   void add(uint64_t bytes) noexcept {
     if (whole_ != nullptr) whole_->add(bytes);

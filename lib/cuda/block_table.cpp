@@ -38,6 +38,7 @@ bool BlockTable::ensure_mapped() noexcept {
   }
   blocks_ = static_cast<Block*>(b);
   index_ = static_cast<uint32_t*>(i);
+  high_water_ = 1;  // id 0 is the index's empty slot
   return true;
 }
 
@@ -45,7 +46,7 @@ uint32_t BlockTable::insert(uint64_t addr) noexcept {
   LockGuard guard(lock_);
   if (!ensure_mapped()) return kNoBlock;
   uint32_t id = free_head_;
-  if (id != kNoBlock) {
+  if (id != 0) {
     free_head_ = blocks_[id].next;
   } else if (high_water_ < kMaxBlocks) {
     id = high_water_++;
@@ -108,8 +109,8 @@ void BlockTable::unmap() noexcept {
   }
   blocks_ = nullptr;
   index_ = nullptr;
-  free_head_ = kNoBlock;
-  high_water_ = 1;
+  free_head_ = 0;
+  high_water_ = 0;
   map_failed_ = false;
 }
 

@@ -72,8 +72,10 @@ class BlockTable {
   SpinLock lock_;
   Block* blocks_ = nullptr;
   uint32_t* index_ = nullptr;  // block ids; 0 = empty
-  uint32_t free_head_ = kNoBlock;
-  uint32_t high_water_ = 1;    // ids below this have been handed out at least once
+  // All zero until first use, so that the process-wide table takes no file-backed page
+  // (Note [Zero until init], core/heap.h).
+  uint32_t free_head_ = 0;     // the free list through Block::next, ended by 0 (no block has id 0)
+  uint32_t high_water_ = 0;    // ids below this have been handed out at least once (1 once mapped)
   bool map_failed_ = false;
 };
 

@@ -473,8 +473,7 @@ void DeviceCache::reset_locks_after_fork() noexcept {
 }
 
 namespace {
-constinit DeviceCache g_process_cache{&cuda_api::driver, &cuda_api::runtime_for,
-                                      &cuda_api::runtime_at};
+constinit DeviceCache g_process_cache;
 
 void fork_prepare() noexcept { g_process_cache.lock_all(); }
 void fork_parent() noexcept { g_process_cache.unlock_all(); }

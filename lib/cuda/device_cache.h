@@ -47,17 +47,27 @@ class DeviceCache {
   using RuntimeAt = const cuda_api::Runtime* (*)(uint8_t index) noexcept;
   static constexpr size_t kMaxPools = 64;
 
+  // Over the real CUDA entry points (cuda_api.h). All zero, so that the process-wide cache is in
+  // .bss and a program that never calls CUDA holds none of its 68 KiB (Note [Zero until init],
+  // core/heap.h); function pointers here would be relocations, written by ld.so in every process.
+  constexpr DeviceCache() noexcept = default;
+  // Over injected entry points (tests).
   constexpr DeviceCache(DriverSource driver, RuntimeFor runtime_for, RuntimeAt runtime_at) noexcept
       : driver_source_(driver), runtime_for_(runtime_for), runtime_at_(runtime_at) {}
   DeviceCache(const DeviceCache&) = delete;
   DeviceCache& operator=(const DeviceCache&) = delete;
 
   // The CUDA tables (nullptr while the program has no driver / no shared runtime).
-  const cuda_api::Driver* driver() const noexcept { return driver_source_(); }
-  const cuda_api::Runtime* runtime_for(const void* caller, uint8_t* index) const noexcept {
-    return runtime_for_(caller, index);
+  const cuda_api::Driver* driver() const noexcept {
+    return driver_source_ != nullptr ? driver_source_() : cuda_api::driver();
   }
-  const cuda_api::Runtime* runtime_at(uint8_t index) const noexcept { return runtime_at_(index); }
+  const cuda_api::Runtime* runtime_for(const void* caller, uint8_t* index) const noexcept {
+    return runtime_for_ != nullptr ? runtime_for_(caller, index)
+                                   : cuda_api::runtime_for(caller, index);
+  }
+  const cuda_api::Runtime* runtime_at(uint8_t index) const noexcept {
+    return runtime_at_ != nullptr ? runtime_at_(index) : cuda_api::runtime_at(index);
+  }
   StreamRegistry& streams() noexcept { return streams_; }
 
   // ---- Pools --------------------------------------------------------------------------------
@@ -135,9 +145,9 @@ class DeviceCache {
   void forget_stale(uint64_t addr) noexcept;
   void release_victims(const Victim* v, size_t n) noexcept;
 
-  DriverSource driver_source_;
-  RuntimeFor runtime_for_;
-  RuntimeAt runtime_at_;
+  DriverSource driver_source_ = nullptr;  // nullptr: the real one
+  RuntimeFor runtime_for_ = nullptr;
+  RuntimeAt runtime_at_ = nullptr;
   SpinLock registry_lock_;
   Pool* pools_ = nullptr;
   std::atomic<size_t> num_pools_{0};
