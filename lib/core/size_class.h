@@ -138,22 +138,31 @@ constexpr unsigned slab_pages(unsigned c) {
   return p;
 }
 
-// Blocks moved between a thread cache and the central pool at once: at most 64 blocks and 16 KiB.
+// Blocks moved between a thread cache and the central pool at once: at most 16 blocks and 16 KiB.
 // Note [Batch size]: a batch is also what a thread holds of a class between two refills, and what
 // the consumer of a queue collects before the producer sees it again, so the memory in flight is
-// about two batches per class in use. With 32 KiB batches bench-prodcons (32 classes of 16-512 B
-// crossing threads) peaked at 4.83 MiB (glibc 3.4) and espresso at 3.96; with 16 KiB, 4.58 and
-// 3.75 (medians of 3, /usr/bin/time). Only classes above 256 B change. Capping the count at 32 as
-// well gave 4.44 MiB on prodcons but made churn (16-256 B) 10-40% slower in five alternating runs
-// of tools/bench/run.py, with the same instruction count: the count stays 64.
+// about two batches per class in use. bench-prodcons (24 classes of 16-512 B crossing threads;
+// glibc 3.4 MiB) peaked at 4.83 MiB with batches of 64 blocks and 32 KiB, 4.58 with 64 and
+// 16 KiB, 4.35 with 32 and 16 KiB, 4.21 with 16 and 16 KiB; espresso 3.96, 3.75, -, 3.68
+// (medians of 3-7 alternating runs, /usr/bin/time). The bound of a thread's bin does not shrink
+// with the batch (bin_unit below): when it did (4 batches of 32), churn had looked 10-40% slower.
+// With 16 blocks, callgrind counts the same instructions per op on churn and mixed (172, 618),
+// +2-3% on threads and thread_churn, and +12% on prodcons (251 -> 280: twice the hand-offs).
 constexpr uint32_t batch_size(unsigned c) {
+  size_t b = (16 * 1024) / class_size(c);
+  if (b < 1) b = 1;
+  if (b > 16) b = 16;
+  return static_cast<uint32_t>(b);
+}
+// The unit of a thread's bin bound: 64 blocks and 16 KiB at most.
+constexpr uint32_t bin_unit(unsigned c) {
   size_t b = (16 * 1024) / class_size(c);
   if (b < 1) b = 1;
   if (b > 64) b = 64;
   return static_cast<uint32_t>(b);
 }
 
-// Most blocks a thread keeps per class before flushing: up to 4 batches, so that a thread whose
+// Most blocks a thread keeps per class before flushing: up to 4 bin units, so that a thread whose
 // working set hovers around a bin boundary rarely flushes (a random walk bounded by M reaches a
 // bound after ~M^2 steps), which keeps blocks thread-local (Note [Sharded transfer slots]); but
 // at most 64 KiB of memory per bin (at least one batch), so big classes do not park megabytes of
@@ -162,7 +171,7 @@ inline constexpr size_t kThreadBinBytes = 64 * 1024;
 constexpr uint32_t thread_cache_max(unsigned c) {
   uint32_t b = batch_size(c);
   size_t by_bytes = kThreadBinBytes / class_size(c);
-  size_t m = 4 * size_t{b};
+  size_t m = 4 * size_t{bin_unit(c)};
   if (m > by_bytes) m = by_bytes;
   if (m < b) m = b;
   if (m < 2 && 2 * class_size(c) <= 2 * kThreadBinBytes) m = 2;

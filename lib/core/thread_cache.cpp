@@ -35,13 +35,13 @@ void* ThreadCache::refill(unsigned cls) noexcept {
     clear_epoch = heap_->clear_epoch();
   }
   // Note [Refill slow start]
-  // A full batch is up to 64 blocks (16 KiB at most). A thread that makes three blocks of each of
-  // 50 classes and exits would take 50 batches and walk all of them back at exit: for
-  // short-lived threads (a thread per request, per parallel batch) that walk was half of their
-  // allocator cost (bench-thread_churn: 605 M instructions -> 349 M under callgrind), and idle
-  // threads hold what they took. So a thread's first refill of a class asks for kFirstRefill
-  // blocks, each further one for twice as many, up to the batch (after at most 3 refills); only
-  // full batches use the transfer slots.
+  // A thread that makes three blocks of each of 50 classes and exits would take 50 batches and
+  // walk all of them back at exit: for short-lived threads (a thread per request, per parallel
+  // batch) that walk was half of their allocator cost when batches were 64 blocks
+  // (bench-thread_churn: 605 M instructions -> 349 M under callgrind), and idle threads hold what
+  // they took. So a thread's first refill of a class asks for kFirstRefill blocks, each further
+  // one for twice as many, up to the batch (16 blocks now: one doubling); only full batches use
+  // the transfer slots.
   const uint32_t want = refill_want_[cls];
   if (want < batch_size(cls)) {
     refill_want_[cls] = static_cast<uint16_t>(2 * want < batch_size(cls) ? 2 * want : batch_size(cls));

@@ -15,7 +15,7 @@ TEST_CASE("thread cache: refills start at 8 blocks and double up to a batch", "[
   // Note [Refill slow start]
   TestHeap t;
   unsigned cls = class_of(40);
-  REQUIRE(batch_size(cls) == 64);
+  REQUIRE(batch_size(cls) == 16);
   REQUIRE(t.tc->try_alloc(cls, 0) == nullptr);  // starts empty
   std::set<void*> seen;
   uint32_t want = 8;
@@ -42,12 +42,12 @@ TEST_CASE("thread cache: a short-lived thread hands back only what it took", "[t
   TestHeap t;
   ThreadCache* tc = t.heap.create_thread_cache();
   unsigned cls = class_of(16);
-  REQUIRE(batch_size(cls) == 64);
+  REQUIRE(batch_size(cls) == 16);
   void* a = t.heap.alloc(tc, 16, 0, false);
   void* b = t.heap.alloc(tc, 16, 0, false);
   t.heap.free(tc, a, "free");
   t.heap.free(tc, b, "free");
-  REQUIRE(t.heap.pool(cls).counters().blocks_taken == 8);  // not a whole batch of 64
+  REQUIRE(t.heap.pool(cls).counters().blocks_taken == 8);  // not a whole batch of 16
   t.heap.destroy_thread_cache(tc);
   REQUIRE(t.heap.pool(cls).counters().blocks_given == 8);
 }
@@ -257,7 +257,10 @@ TEST_CASE("thread cache: a bin that only receives frees keeps one batch (outbox 
   CHECK(most > batch);
   // Two fills with no refill between make it an outbox again.
   blocks.clear();
-  for (uint32_t i = 0; i < 12 * batch; ++i) blocks.push_back(t.heap.alloc(t.tc, 64, 0, false));
+  // Enough frees to fill the bin twice, and then to bring it down a batch at a time.
+  for (uint32_t i = 0; i < 2 * thread_cache_max(cls) + 4 * batch; ++i) {
+    blocks.push_back(t.heap.alloc(t.tc, 64, 0, false));
+  }
   for (void* p : blocks) t.heap.free(consumer, p, "free");
   CHECK(consumer->bin_count(cls) <= batch);
   t.heap.destroy_thread_cache(consumer);
