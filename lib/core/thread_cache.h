@@ -100,9 +100,8 @@ class ThreadCache {
     const uintptr_t next = decode(w[0], p);
     if (__builtin_expect((next & keys_.bad_link_bits) != 0, 0)) fatal_free_list(p);
     w[1] = 0;
-    const uint32_t count = b.count;
     b.head = reinterpret_cast<void*>(next);
-    set_count(b, count - 1);
+    owner_add_raw(&b.count, ~uint32_t{0});  // minus one: Note [Counter adds]
     owner_add(counters_.allocs, 1);
     owner_add(counters_.bytes_requested, request);
     return p;
@@ -114,7 +113,7 @@ class ThreadCache {
     const uint32_t count = b.count;
     if (__builtin_expect(count >= b.max || static_cast<uintptr_t*>(p)[1] == keys_.key, 0)) return false;
     push(b, p);
-    set_count(b, count + 1);  // no counter: Note [Derived free count]
+    owner_add_raw(&b.count, uint32_t{1});  // no counter: Note [Derived free count]
     return true;
   }
 

@@ -2,20 +2,48 @@
 //
 // Most counters here have an owner: a thread (its thread cache's counters) or a lock (a central
 // pool's counters, written only under the pool lock). Such a counter needs no read-modify-write
-// instruction (a fetch_add is a locked instruction on x86): the owner loads, adds and stores, all
-// relaxed, which compiles to a plain add to memory. Readers (statistics) load it relaxed from any
-// thread and see some recent value, never a torn one.
+// instruction (a fetch_add is a locked instruction on x86): the owner adds without a lock prefix,
+// and readers (statistics) load it relaxed from any thread and see some recent value, never a torn
+// one (an aligned 4- or 8-byte access is single-copy atomic on x86-64).
+//
+// Note [Counter adds]: GCC compiles a relaxed load, add and store of an atomic to three
+// instructions (load, add, store); it never fuses them into one add to memory. On x86-64 the add
+// is therefore one instruction written in assembly, which the compiler cannot split or tear; the
+// malloc fast path has three such adds (its bin count and two counters): 39 -> 33 instructions up
+// to 1 KiB. ThreadSanitizer builds keep the atomics, so that it sees every access.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <type_traits>
 
 namespace cachealloc {
 
-// Adds `n` (wrapping) to a counter that only the caller writes now. Pre: no concurrent writer.
+// Adds `n` (wrapping) to `*c`, which only the caller writes now and other threads may read with a
+// relaxed atomic load. Pre: no concurrent writer; `c` aligned to its size.
 template <class T>
-inline void owner_add(std::atomic<T>& c, std::type_identity_t<T> n) noexcept {
+[[gnu::always_inline]] inline void owner_add_raw(T* c, T n) noexcept {
+  static_assert(std::is_unsigned_v<T> && (sizeof(T) == 4 || sizeof(T) == 8));
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  if constexpr (sizeof(T) == 8) {
+    asm volatile("addq %1, %0" : "+m"(*c) : "er"(n));
+  } else {
+    asm volatile("addl %1, %0" : "+m"(*c) : "ir"(n));
+  }
+#else
+  __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+#endif
+}
+
+// The same for a std::atomic counter (the layout of a lock-free std::atomic<T> is T's).
+template <class T>
+[[gnu::always_inline]] inline void owner_add(std::atomic<T>& c, std::type_identity_t<T> n) noexcept {
+  static_assert(sizeof(std::atomic<T>) == sizeof(T) && std::atomic<T>::is_always_lock_free);
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  owner_add_raw(reinterpret_cast<T*>(&c), n);
+#else
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+#endif
 }
 
 }  // namespace cachealloc
