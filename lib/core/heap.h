@@ -127,13 +127,14 @@ class Heap {
   size_t clear_caches() noexcept;  // everything cached, for out-of-memory retries
   bool snapshot_impl(HeapSnapshot* out, bool try_only) noexcept;
 
+  // First: free() then finds the table's root at g_heap's own address, with no offset to add.
+  SegmentTable table_;
   // Note [Zero until init]: every member is zero until init() (no default of HeapConfig or
   // FreeListKeys applies here), so that g_heap lands in .bss, where only the pages the process
   // writes become resident. With non-zero defaults it was in .data, whose pages ld.so and
   // fault-around map in whole.
   HeapConfig config_{0, 0, false, 0, false};
   FreeListKeys keys_{0, 0, 0};  // per process, drawn at init; every thread cache copies them
-  SegmentTable table_;
   SlabSource slabs_;
   CentralPool pools_[kNumClasses];
   LargeCache large_;

@@ -57,7 +57,10 @@ struct Slab {
 // with a change sees either the old slab's record or a refusal, except for a pointer into a page
 // being handed to a new slab, which no correct program frees.
 struct alignas(16) PageDesc {
-  uint32_t slab_offset;  // offset of the covering slab's first byte from the segment base
+  // The low 32 bits of the covering slab's first address. Within the 4 MiB segment, p minus the
+  // slab start is the same modulo 2^32 from these bits as from the full addresses, and the test
+  // needs no mask of p's segment offset.
+  uint32_t slab_low;
   uint32_t inverse;
   uint32_t bound;
   uint8_t shift;
@@ -92,7 +95,7 @@ struct SegmentMeta {
   bool is_block_start(const void* p) const noexcept {
     const PageDesc& d = page_at(p);
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    uint32_t off = static_cast<uint32_t>(a & (kSegmentSize - 1)) - d.slab_offset;
+    uint32_t off = static_cast<uint32_t>(a) - d.slab_low;
     return std::rotr(off * d.inverse, d.shift) < d.bound;
   }
   // The same, for a slab of class cls only.

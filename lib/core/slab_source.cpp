@@ -84,7 +84,8 @@ bool SlabSource::add_segment_locked() noexcept {
 void SegmentMeta::set_page_head(unsigned i, unsigned head) noexcept {
   PageDesc& d = pages[i];
   __atomic_store_n(&d.head, static_cast<uint8_t>(head), __ATOMIC_RELAXED);
-  __atomic_store_n(&d.slab_offset, static_cast<uint32_t>(head) << kPageShift, __ATOMIC_RELAXED);
+  const uintptr_t start = base + (uintptr_t{head} << kPageShift);
+  __atomic_store_n(&d.slab_low, static_cast<uint32_t>(start), __ATOMIC_RELAXED);
 }
 
 void SegmentMeta::set_page_class(unsigned i, unsigned cls) noexcept {
