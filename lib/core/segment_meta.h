@@ -91,7 +91,7 @@ struct SegmentMeta {
   Slab* slab_at(const void* p) noexcept { return &slabs[page_at(p).head]; }
   uint8_t class_at(const void* p) const noexcept { return page_at(p).cls; }
   // Whether p is a block boundary of the active slab covering it (Note [Block boundary test]).
-  // About 9 instructions: the offset, a multiply, a rotate, a compare.
+  // 11 instructions with the descriptor's address: the offset, a multiply, a rotate, a compare.
   bool is_block_start(const void* p) const noexcept {
     const PageDesc& d = page_at(p);
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
