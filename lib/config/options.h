@@ -38,6 +38,9 @@ inline constexpr size_t kOptionPathMax = 256;  // bytes, with the NUL
   X(large_threshold, "CACHEALLOC_LARGE_THRESHOLD", kSize, 64ull << 10, 4ull << 10, 256ull << 10, \
     "Requests above this many bytes take the large-object path (mimalloc plus the LRU cache); "   \
     "smaller ones come from slabs.")                                                              \
+  X(thp, "CACHEALLOC_THP", kBool, 0, 0, 1,                                                        \
+    "Ask for transparent huge pages (madvise) on blocks of 2 MiB and more mapped from the OS: far " \
+    "fewer page faults for big buffers, but a touched page costs 2 MiB of RSS, not 4 KiB.")        \
   X(verbose, "CACHEALLOC_VERBOSE", kBool, 0, 0, 1,                                                \
     "Print the effective settings to stderr at start-up.")                                        \
   X(check, "CACHEALLOC_CHECK", kBool, 0, 0, 1,                                                    \

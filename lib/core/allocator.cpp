@@ -78,6 +78,7 @@ void on_thread_exit(void* value) {
   if (g_init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
     options_init();
     SystemLargeSource::init();
+    g_large_source.set_huge_pages(options().thp != 0);
     g_heap.init(&g_os_pages, &g_large_source, config_from_options());
     if (!os::create_thread_key(&g_cache_key, &on_thread_exit)) {
       fatal_internal("pthread_key_create failed: thread caches cannot be flushed at exit");

@@ -16,7 +16,12 @@ void SystemLargeSource::init() noexcept {
 void* SystemLargeSource::alloc(size_t size, size_t align, bool zero) noexcept {
   if (size >= kDirectMapMin) {
     const size_t os_page = os::page_size();
-    return os::map_aligned(size, align < os_page ? os_page : align);  // fresh mappings read as zero
+    size_t at = align < os_page ? os_page : align;
+    const bool huge = huge_pages_ && size >= kHugePage;  // Note [Huge pages]
+    if (huge && at < kHugePage) at = kHugePage;
+    void* p = os::map_aligned(size, at);  // fresh mappings read as zero
+    if (p != nullptr && huge) os::advise_huge_pages(p, size);
+    return p;
   }
   void* p = zero ? mi_zalloc_aligned(size, align) : mi_malloc_aligned(size, align);
   if (p != nullptr) mimalloc_live_.fetch_add(size, std::memory_order_relaxed);

@@ -29,6 +29,11 @@ void* remap(void* p, size_t old_size, size_t new_size) noexcept;
 // zero when touched again. Pre: p and size page-aligned. Returns false if the kernel refused.
 bool decommit(void* p, size_t size) noexcept;
 
+// Asks for transparent huge pages in the range (madvise MADV_HUGEPAGE): page faults there may map
+// 2 MiB at a time. Pre: p and size page-aligned. Returns false if the kernel refused (THP
+// compiled out, or the range is not anonymous); the range works as before either way.
+bool advise_huge_pages(void* p, size_t size) noexcept;
+
 size_t page_size() noexcept;
 // Bytes of physical memory (sysconf), or 0 when unknown.
 uint64_t physical_memory() noexcept;

@@ -126,6 +126,15 @@ bool decommit(void* p, size_t size) noexcept {
   return madvise(p, size, MADV_DONTNEED) == 0;
 }
 
+bool advise_huge_pages(void* p, size_t size) noexcept {
+#ifdef MADV_HUGEPAGE
+  return madvise(p, size, MADV_HUGEPAGE) == 0;
+#else
+  (void)p, (void)size;
+  return false;
+#endif
+}
+
 const char* const* environment() noexcept {
   if (getauxval(AT_SECURE) != 0) return nullptr;
   return environ;
