@@ -310,6 +310,7 @@ int api_trim(size_t pad) noexcept {
   options_reload();
   HeapConfig c = config_from_options();
   g_heap.set_cache_limit(c.cache_limit);
+  g_large_source.set_huge_pages(options().thp != 0);
   prof::start();  // outside any lock; the unwinder is warmed up here (prof/stack_trace.h)
 }
 

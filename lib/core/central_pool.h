@@ -28,9 +28,9 @@ namespace cachealloc {
 
 class CentralPool {
  public:
-  // Slots per shard. Four batches of the smallest classes are 2 KiB; bigger classes are bounded by
+  // Slots per shard. Four batches of the smallest classes are 1 KiB; bigger classes are bounded by
   // 64 KiB per shard (init()). Every pool is part of g_heap and is written by init(), so each
-  // process holds all of them: 16 slots made them 144 KiB, 4 make them 36 KiB.
+  // process holds all of them: 16 slots made them 108 KiB, 4 make them 36 KiB.
   static constexpr unsigned kMaxSlots = 4;
   // Note [Sharded transfer slots]: threads flush whole batches into their own shard and refill
   // from it first, so a thread mostly gets its own blocks back. With one shared stack, batches

@@ -132,9 +132,12 @@ class Heap {
   // Note [Zero until init]: every member is zero until init() (no default of HeapConfig or
   // FreeListKeys applies here), so that g_heap lands in .bss, where only the pages the process
   // writes become resident. With non-zero defaults it was in .data, whose pages ld.so and
-  // fault-around map in whole.
-  HeapConfig config_{0, 0, false, 0, false};
-  FreeListKeys keys_{0, 0, 0};  // per process, drawn at init; every thread cache copies them
+  // fault-around map in whole. Release builds only: debug builds store lock ranks (Note [Lock
+  // ranks]), which are not zero, so there g_heap is in .data again.
+  HeapConfig config_{.cache_limit = 0, .large_threshold = 0, .check = false, .decay_ms = 0,
+                     .below_peak = false};
+  // Per process, drawn at init; every thread cache copies them.
+  FreeListKeys keys_{.secret = 0, .key = 0, .bad_link_bits = 0};
   SlabSource slabs_;
   CentralPool pools_[kNumClasses];
   LargeCache large_;

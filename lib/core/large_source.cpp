@@ -17,7 +17,8 @@ void* SystemLargeSource::alloc(size_t size, size_t align, bool zero) noexcept {
   if (size >= kDirectMapMin) {
     const size_t os_page = os::page_size();
     size_t at = align < os_page ? os_page : align;
-    const bool huge = huge_pages_ && size >= kHugePage;  // Note [Huge pages]
+    const bool huge = size >= kHugePage && huge_pages_.load(std::memory_order_relaxed);
+    // Note [Huge pages]
     if (huge && at < kHugePage) at = kHugePage;
     void* p = os::map_aligned(size, at);  // fresh mappings read as zero
     if (p != nullptr && huge) os::advise_huge_pages(p, size);
@@ -44,7 +45,11 @@ void* SystemLargeSource::resize(void* p, size_t old_size, size_t new_size, size_
   if (old_size < kDirectMapMin || new_size < kDirectMapMin || align > os::page_size()) {
     return nullptr;
   }
-  return os::remap(p, old_size, new_size);
+  void* q = os::remap(p, old_size, new_size);
+  if (q != nullptr && new_size >= kHugePage && huge_pages_.load(std::memory_order_relaxed)) {
+    os::advise_huge_pages(q, new_size);  // Note [Huge pages]
+  }
+  return q;
 }
 
 size_t SystemLargeSource::retained_bytes() noexcept {

@@ -68,13 +68,15 @@ class SystemLargeSource final : public LargeSource {
   // of 3; those workloads write every byte they allocate). Off by default: a
   // block the program touches sparsely then holds up to 2 MiB per touch, and after fork() a write
   // copies 2 MiB (docs/configuration.md). The cache's accounting is unchanged: a block never holds
-  // more than its mapping.
+  // more than its mapping. A block that realloc grows past kHugePage (mremap) is advised too;
+  // mremap may move it off a 2 MiB boundary, and then only its aligned 2 MiB ranges can be huge.
+  // kHugePage is x86-64's PMD size.
   static constexpr size_t kHugePage = size_t{2} << 20;
-  void set_huge_pages(bool on) noexcept { huge_pages_ = on; }
+  void set_huge_pages(bool on) noexcept { huge_pages_.store(on, std::memory_order_relaxed); }
 
  private:
   std::atomic<size_t> mimalloc_live_{0};  // bytes of blocks mimalloc has live for us
-  bool huge_pages_ = false;
+  std::atomic<bool> huge_pages_{false};  // set at init and again once environ is read
 };
 
 }  // namespace cachealloc

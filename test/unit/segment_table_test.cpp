@@ -40,31 +40,36 @@ TEST_CASE("segment table: lookup covers exactly the registered segments", "[segm
 }
 
 TEST_CASE("segment meta: page index and class from the address alone", "[segment_table]") {
-  SegmentMeta m;
-  m.base = uintptr_t{0x7f0000000000};
-  for (unsigned i = 0; i < kPagesPerSegment; ++i) {
-    m.set_page_head(i, i & ~1u);
-    if (i % 3 == 0) {
-      m.clear_page_class(i);
-    } else {
-      m.set_page_class(i, 2);  // 48-byte blocks
+  // The second base has low 32 bits that are not zero: the boundary test subtracts the slab
+  // start's low 32 bits (PageDesc::slab_low), not its offset in the segment.
+  for (uintptr_t base : {uintptr_t{0x7f0000000000}, uintptr_t{0x7f1234400000}}) {
+    SegmentMeta m;
+    m.base = base;
+    for (unsigned i = 0; i < kPagesPerSegment; ++i) {
+      m.set_page_head(i, i & ~1u);
+      if (i % 3 == 0) {
+        m.clear_page_class(i);
+      } else {
+        m.set_page_class(i, 2);  // 48-byte blocks
+      }
     }
-  }
-  for (unsigned i = 0; i < kPagesPerSegment; ++i) {
-    uintptr_t slab = m.base + (uintptr_t{i & ~1u} << kPageShift);
-    void* p = reinterpret_cast<void*>(m.base + (uintptr_t{i} << kPageShift) + 48);
-    REQUIRE(SegmentMeta::page_of(p) == i);
-    REQUIRE(m.class_at(p) == (i % 3 == 0 ? kNoClass : 2));
-    REQUIRE(m.slab_at(p) == &m.slabs[i & ~1u]);
-    // The boundary test counts from the slab's first page, and refuses every pointer into a page
-    // no active slab covers.
-    for (uintptr_t off : {uintptr_t{0}, uintptr_t{48}, uintptr_t{96}, uintptr_t{16}, uintptr_t{65520}}) {
-      uintptr_t a = (uintptr_t{i} << kPageShift) + off + m.base;
-      bool block = (a - slab) % 48 == 0;
-      INFO("page " << i << " offset " << off);
-      REQUIRE(m.is_block_start(reinterpret_cast<void*>(a)) == (i % 3 != 0 && block));
-      REQUIRE(m.is_block_start(reinterpret_cast<void*>(a), 2) == (i % 3 != 0 && block));
-      REQUIRE_FALSE(m.is_block_start(reinterpret_cast<void*>(a), 3));
+    for (unsigned i = 0; i < kPagesPerSegment; ++i) {
+      uintptr_t slab = m.base + (uintptr_t{i & ~1u} << kPageShift);
+      void* p = reinterpret_cast<void*>(m.base + (uintptr_t{i} << kPageShift) + 48);
+      REQUIRE(SegmentMeta::page_of(p) == i);
+      REQUIRE(m.class_at(p) == (i % 3 == 0 ? kNoClass : 2));
+      REQUIRE(m.slab_at(p) == &m.slabs[i & ~1u]);
+      // The boundary test counts from the slab's first page, and refuses every pointer into a page
+      // no active slab covers.
+      for (uintptr_t off :
+           {uintptr_t{0}, uintptr_t{48}, uintptr_t{96}, uintptr_t{16}, uintptr_t{65520}}) {
+        uintptr_t a = (uintptr_t{i} << kPageShift) + off + m.base;
+        bool block = (a - slab) % 48 == 0;
+        INFO("page " << i << " offset " << off);
+        REQUIRE(m.is_block_start(reinterpret_cast<void*>(a)) == (i % 3 != 0 && block));
+        REQUIRE(m.is_block_start(reinterpret_cast<void*>(a), 2) == (i % 3 != 0 && block));
+        REQUIRE_FALSE(m.is_block_start(reinterpret_cast<void*>(a), 3));
+      }
     }
   }
 }
