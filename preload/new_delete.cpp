@@ -123,13 +123,21 @@ CA_CXX_EXPORT void operator delete(void* p, size_t n) noexcept { ca::api_free(p,
 CA_CXX_EXPORT void operator delete[](void* p, size_t n) noexcept { ca::api_free(p, "operator delete[]", n, 0); }
 CA_CXX_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete"); }
 CA_CXX_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete[]"); }
-CA_CXX_EXPORT void operator delete(void* p, std::align_val_t) noexcept { ca::api_free(p, "operator delete"); }
-CA_CXX_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { ca::api_free(p, "operator delete[]"); }
+CA_CXX_EXPORT void operator delete(void* p, std::align_val_t a) noexcept {
+  ca::api_free(p, "operator delete", 0, static_cast<size_t>(a));
+}
+CA_CXX_EXPORT void operator delete[](void* p, std::align_val_t a) noexcept {
+  ca::api_free(p, "operator delete[]", 0, static_cast<size_t>(a));
+}
 CA_CXX_EXPORT void operator delete(void* p, size_t n, std::align_val_t a) noexcept {
   ca::api_free(p, "operator delete", n, static_cast<size_t>(a));
 }
 CA_CXX_EXPORT void operator delete[](void* p, size_t n, std::align_val_t a) noexcept {
   ca::api_free(p, "operator delete[]", n, static_cast<size_t>(a));
 }
-CA_CXX_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete"); }
-CA_CXX_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { ca::api_free(p, "operator delete[]"); }
+CA_CXX_EXPORT void operator delete(void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  ca::api_free(p, "operator delete", 0, static_cast<size_t>(a));
+}
+CA_CXX_EXPORT void operator delete[](void* p, std::align_val_t a, const std::nothrow_t&) noexcept {
+  ca::api_free(p, "operator delete[]", 0, static_cast<size_t>(a));
+}

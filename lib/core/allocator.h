@@ -48,7 +48,8 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
 }
 
 // Note [Sized frees]: free_sized/free_aligned_sized (C23) and the sized operator delete forms pass
-// `size` (and `align`); the block is freed as free() does. The size is not used to find the
+// `size`, and the aligned forms `align` (with size 0 when unsized); the block is freed as free()
+// does. The size is not used to find the
 // block's class: a free must validate the pointer anyway (segment, block boundary, bin key), and
 // that lookup yields the class, so a trusted size would save one load and let a wrong size put a
 // block into another class's bin (a too large size: the block is later handed out for requests

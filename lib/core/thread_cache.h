@@ -90,8 +90,9 @@ class ThreadCache {
 
   // About 17 instructions on a hit: load head, decode and check its link, clear the key, store
   // the new head, the bin count and two counters. Bin counts and counters are written only by
-  // the owner, each with one add to memory (Note [Counter adds]), because stats read them. `request` is the size asked for (0 on
-  // slow paths, which count it in Heap::alloc). Note [Free-list hardening].
+  // the owner, each with one add to memory (Note [Counter adds]), because stats read them.
+  // `request` is the size asked for (0 on slow paths, which count it in Heap::alloc). Note
+  // [Free-list hardening].
   [[gnu::always_inline]] void* try_alloc(unsigned cls, size_t request) noexcept {
     Bin& b = bins_[cls];
     void* p = b.head;

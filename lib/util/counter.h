@@ -52,11 +52,7 @@ template <class T>
 template <class T>
 [[gnu::always_inline]] inline void owner_add(std::atomic<T>& c, std::type_identity_t<T> n) noexcept {
   static_assert(sizeof(std::atomic<T>) == sizeof(T) && std::atomic<T>::is_always_lock_free);
-#ifdef CA_COUNTER_ASM
   owner_add_raw(reinterpret_cast<T*>(&c), n);
-#else
-  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-#endif
 }
 
 }  // namespace cachealloc

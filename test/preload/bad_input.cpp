@@ -8,9 +8,10 @@
 //       must die with SIGABRT and one "cachealloc: <call>(): ..." line, with default settings
 //       (the small double frees also under CACHEALLOC_CHECK=1, which promises to catch every one;
 //       by default, one whose block is still in the freeing thread's cache).
-//   free-sized-big | delete-sized-big | free-aligned-sized-off
+//   free-sized-big | delete-sized-big | free-aligned-sized-off | delete-aligned-off
 //       a 100-byte block freed with a size of 4000 (free_sized, sized operator delete), or a
-//       128-byte block not on a 4 KiB boundary freed by free_aligned_sized with alignment 4096:
+//       128-byte block not on a 4 KiB boundary freed by free_aligned_sized or the (unsized)
+//       aligned operator delete with alignment 4096:
 //       must die with "wrong size for" under CACHEALLOC_CHECK=1 (Note [Sized frees]).
 //   free-sized  frees blocks of several sizes and alignments with their right sizes through
 //             free_sized, free_aligned_sized and the sized operator delete forms, checks that a
@@ -216,6 +217,11 @@ int main(int argc, char** argv) {
     if (reinterpret_cast<uintptr_t>(p) % 4096 == 0) p = malloc(128);  // the next block is not
     announce(p);
     free_aligned_sized(p, 4096, 128);
+  } else if (strcmp(mode, "delete-aligned-off") == 0) {
+    void* p = malloc(128);
+    if (reinterpret_cast<uintptr_t>(p) % 4096 == 0) p = malloc(128);  // the next block is not
+    announce(p);
+    operator delete(p, std::align_val_t{4096});
   } else if (strcmp(mode, "delete-sized-big") == 0) {
     void* p = operator new(100);
     announce(p);

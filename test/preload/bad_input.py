@@ -71,6 +71,7 @@ FATAL = {
     "check-delete-sized-big": ("delete-sized-big", "operator delete", "wrong size for", CHECK_ON),
     "check-free-aligned-sized-off": ("free-aligned-sized-off", "free_aligned_sized", "wrong size for",
                                      CHECK_ON),
+    "check-delete-aligned-off": ("delete-aligned-off", "operator delete", "wrong size for", CHECK_ON),
 }
 
 
