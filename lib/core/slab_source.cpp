@@ -202,9 +202,8 @@ size_t SlabSource::evict_oldest() noexcept {
 // whose blocks move up through the classes (strings grown by realloc, bench-growth) empties the
 // slabs of the classes it leaves while it needs slabs of a bigger size for the classes it enters:
 // the emptied ones stayed committed beside the new ones until the budget or the decay took them.
-// So a slab carved from fresh pages first
-// decommits as many bytes of empty slabs of other sizes, oldest first, and their pages go back
-// to their segments for carving: the new slab's page faults were due anyway, and RSS stays
+// So a slab carved from fresh pages first decommits as many bytes of empty slabs of other sizes,
+// oldest first, and their pages go back to their segments for carving: the new slab's page faults were due anyway, and RSS stays
 // what the program uses (bench-growth: 71.6 -> 70.0 MiB peak RSS). A slab size that has an empty
 // slab of its own never gets here.
 size_t SlabSource::evict_oldest_locked(unsigned except) noexcept {
