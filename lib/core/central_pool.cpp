@@ -1,6 +1,8 @@
 // central_pool.cpp - see central_pool.h.
 #include "core/central_pool.h"
 
+#include <bit>
+
 #include "util/counter.h"
 #include "util/diagnostics.h"
 
@@ -64,15 +66,7 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
       owner_add(counters_.slabs_taken, 1);
       push_partial_locked(s);
     }
-    while (got < want && s->free_list != nullptr) {
-      void* b = s->free_list;
-      s->free_list = *static_cast<void**>(b);
-      --s->free_count;
-      *static_cast<void**>(b) = chain;
-      chain = b;
-      ++got;
-      ++s->used;
-    }
+    if (s->free_count != 0) got += take_free_locked(s, want - got, &chain);
     while (got < want && s->bump < s->capacity) {
       void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->bump} * s->stride);
       // Relaxed atomic: Heap::live_small_block reads bump without this lock (retain, refcount).
@@ -88,6 +82,32 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
   owner_add(counters_.takes, 1);
   owner_add(counters_.blocks_taken, got);
   if (peak_ != nullptr && got != 0) peak_->add(uint64_t{got} * class_size(cls_));
+  return got;
+}
+
+// Note [Slab free bits]: the lowest blocks that are back, found in the metadata; the blocks
+// themselves are only written (the chain's links).
+uint32_t CentralPool::take_free_locked(Slab* s, uint32_t want, void** chain) noexcept {
+  uint64_t* words = s->seg->free_words(*s);
+  uint32_t w = s->free_scan;
+  uint32_t got = 0;
+  uintptr_t head = reinterpret_cast<uintptr_t>(*chain);
+  while (got < want && got < s->free_count) {
+    uint64_t bits = words[w];
+    while (bits != 0 && got < want) {
+      uintptr_t b = s->start + uintptr_t{w * 64 + static_cast<uint32_t>(std::countr_zero(bits))} * s->stride;
+      bits &= bits - 1;
+      *reinterpret_cast<uintptr_t*>(b) = head;
+      head = b;
+      ++got;
+    }
+    words[w] = bits;
+    if (bits == 0) ++w;
+  }
+  s->free_scan = w;
+  s->free_count -= got;
+  s->used += got;
+  *chain = reinterpret_cast<void*>(head);
   return got;
 }
 
@@ -122,12 +142,21 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
         fatal_pointer(call, "invalid pointer", b);
       }
     }
-    if (!seg->is_block_start(b, cls_) || s->used == 0) fatal_pointer(call, "invalid pointer", b);
-    *static_cast<void**>(b) = s->free_list;
-    s->free_list = b;
+    // Note [Slab free bits]: a boundary past the bump index was never handed out, and a block
+    // whose bit is set is back already.
+    uint32_t k = seg->block_number(b);
+    if (!seg->is_block_start(b, cls_) || k >= s->bump) fatal_pointer(call, "invalid pointer", b);
+    uint64_t* word = seg->free_words(*s) + k / 64;
+    uint64_t bit = uint64_t{1} << (k % 64);
+    if ((*word & bit) != 0) fatal_pointer(call, "double free", b);
+    *word |= bit;
+    if (k / 64 < s->free_scan) s->free_scan = k / 64;
     ++s->free_count;
     --s->used;
     if (s->used == 0) {
+      // Every block below the bump index is back: clear their bits for the slab's next use.
+      uint64_t* words = seg->free_words(*s);
+      for (uint32_t i = 0, n = (s->bump + 63) / 64; i < n; ++i) words[i] = 0;
       if (s->in_partial) unlink_partial_locked(s);
       owner_add(counters_.slabs_released, 1);
       slabs_->give(s);

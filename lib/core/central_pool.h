@@ -7,10 +7,10 @@
 //                   cheap).
 //   partial list    active slabs of this class that still have free blocks (a free list or
 //                   never-used blocks past the bump index).
-// A batch that does not fit in the slots goes back block by block to its slab (validated: the
-// pointer must be a block boundary of an active slab of this class, else the program is stopped
-// with a message naming it). A slab whose blocks are all back goes to the SlabSource as cached
-// memory.
+// A batch that does not fit in the slots goes back block by block to its slab, as a bit (Note [Slab
+// free bits]; validated: the pointer must be a block boundary of an active slab of this class that
+// was handed out and is not back already, else the program is stopped with a message naming it).
+// A slab whose blocks are all back goes to the SlabSource as cached memory.
 //
 // SYNCHRONIZATION: lock_ protects everything here and the Slab records of this class.
 // Lock order: CentralPool::lock_ -> SlabSource::lock_.
@@ -68,6 +68,8 @@ class CentralPool {
     void* head;
     uint32_t count;
   };
+  // Up to `want` of s's blocks that are back, pushed onto *chain; how many (s->free_count != 0).
+  uint32_t take_free_locked(Slab* s, uint32_t want, void** chain) noexcept;
   void give_to_slabs_locked(void* head, uint32_t count, const char* call) noexcept;
   void unlink_partial_locked(Slab* s) noexcept;
   void push_partial_locked(Slab* s) noexcept;

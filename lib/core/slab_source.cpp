@@ -19,11 +19,13 @@ SegmentMeta* new_segment_meta() {
       SegmentMeta* m = g_spare_meta;
       g_spare_meta = m->next;
       std::atomic<uint64_t>* bits = m->live_bits;  // a recycled record keeps its live bits
+      uint64_t* free_bits = m->free_bits;          // and its free bits, all zero (no active slab)
       m = new (m) SegmentMeta();
       if (bits != nullptr) {
         for (size_t i = 0; i < SegmentMeta::kLiveWords; ++i) bits[i].store(0, std::memory_order_relaxed);
       }
       m->live_bits = bits;
+      m->free_bits = free_bits;
       return m;
     }
   }
@@ -52,6 +54,14 @@ bool SlabSource::add_segment_locked() noexcept {
   if (m == nullptr) {
     source_->unmap(mem, kSegmentSize);
     return false;
+  }
+  if (m->free_bits == nullptr) {  // Note [Slab free bits]: fresh from the arena, so zero
+    m->free_bits = static_cast<uint64_t*>(meta_arena().alloc(SegmentMeta::kFreeWords * sizeof(uint64_t)));
+    if (m->free_bits == nullptr) {
+      source_->unmap(mem, kSegmentSize);
+      recycle_segment_meta(m);
+      return false;
+    }
   }
   if (track_live_ && m->live_bits == nullptr) {
     m->live_bits = static_cast<std::atomic<uint64_t>*>(
@@ -124,8 +134,8 @@ Slab* SlabSource::carve_locked(unsigned npages) noexcept {
 }
 
 void SlabSource::init_slab_locked(Slab* s, unsigned cls) noexcept {
-  s->free_list = nullptr;
   s->free_count = 0;
+  s->free_scan = 0;
   __atomic_store_n(&s->bump, 0u, __ATOMIC_RELAXED);  // read without a lock: Heap::live_small_block
   s->used = 0;
   s->stride = static_cast<uint32_t>(class_size(cls));

@@ -4,10 +4,11 @@
 // fatal message names exactly that pointer.
 //
 //   free-stack | free-interior | free-interior-small | free-static | free-mmap | realloc-stack |
-//   double-free-large | double-free-small | double-free-4000 | double-free-aba | poison-link
+//   double-free-large | double-free-small | double-free-4000 | double-free-aba | double-free-slab |
+//   poison-link
 //       must die with SIGABRT and one "cachealloc: <call>(): ..." line, with default settings
 //       (the small double frees also under CACHEALLOC_CHECK=1, which promises to catch every one;
-//       by default, one whose block is still in the freeing thread's cache).
+//       by default, one whose block is still in the freeing thread's cache or back in its slab).
 //   free-sized-big | delete-sized-big | free-aligned-sized-off | delete-aligned-off
 //       a 100-byte block freed with a size of 4000 (free_sized, sized operator delete), or a
 //       128-byte block not on a 4 KiB boundary freed by free_aligned_sized or the (unsized)
@@ -26,6 +27,7 @@
 
 #include <initializer_list>
 #include <new>
+#include <thread>
 
 using namespace preload_test;
 
@@ -192,6 +194,18 @@ int main(int argc, char** argv) {
     void* y = malloc(32);
     void* z = malloc(32);
     printf("after: %p %p %p%s\n", x, y, z, (x == z || x == y || y == z) ? " (duplicate)" : "");
+  } else if (strcmp(mode, "double-free-slab") == 0) {
+    // Freed by one thread, whose cache goes back at its exit (one block: to its slab, not a
+    // transfer slot), then freed again by another: caught when the second copy reaches the slab
+    // (Note [Slab free bits]).
+    void* keep = malloc(32);  // this thread's refill keeps the slab active
+    void* a = malloc(32);
+    announce(a);
+    std::thread([a] { free(a); }).join();
+    std::thread([a] { free(a); }).join();
+    void* x = malloc(32);
+    void* y = malloc(32);
+    printf("after: %p %p %p\n", keep, x, y);
   } else if (strcmp(mode, "poison-link") == 0) {
     // tcache poisoning: a write after free plants an address in a freed block's first word.
     void* a = malloc(32);

@@ -2,6 +2,7 @@
 // (core/central_pool.h), and the invalid pointer checks on the way back.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <vector>
@@ -174,4 +175,95 @@ TEST_CASE("central pool: a block of another class stops the program", "[central_
   });
   REQUIRE(d.aborted);
   REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: realloc(): invalid pointer 0x"));
+}
+
+// Note [Slab free bits]: a block back in its slab is a set bit, so a second give of it is seen.
+TEST_CASE("central pool: a block given back twice to its slab stops the program", "[central_pool][death]") {
+  unsigned cls = 2;
+  DeathResult d = run_in_child([cls] {
+    Rig r(cls);
+    void* head = nullptr;
+    REQUIRE(r.pool.take(2, &head) == 2);  // two blocks out: the slab stays active
+    *static_cast<void**>(head) = nullptr;
+    r.pool.give(head, 1, "free");  // one block: not a batch, so back to its slab
+    r.pool.give(head, 1, "free");
+  });
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
+}
+
+TEST_CASE("central pool: a block boundary never handed out is refused", "[central_pool][death]") {
+  unsigned cls = 2;
+  DeathResult d = run_in_child([cls] {
+    Rig r(cls);
+    void* head = nullptr;
+    REQUIRE(r.pool.take(1, &head) == 1);  // block 0 out; block 5 was never handed out
+    void* unused = static_cast<char*>(head) + 5 * class_size(cls);
+    *static_cast<void**>(unused) = nullptr;
+    r.pool.give(unused, 1, "free");
+  });
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): invalid pointer 0x"));
+}
+
+TEST_CASE("central pool: blocks back in a slab are taken lowest address first, each once",
+          "[central_pool]") {
+  unsigned cls = 0;  // 16 B: 4096 blocks, 64 words of free bits
+  Rig r(cls);
+  const uint32_t n = 300;
+  std::vector<void*> out;
+  while (out.size() < n) {
+    void* head = nullptr;
+    uint32_t got = r.pool.take(n - static_cast<uint32_t>(out.size()), &head);
+    REQUIRE(got > 0);
+    for (void* b : chain_to_vector(head, got)) out.push_back(b);
+  }
+  std::sort(out.begin(), out.end());
+  // Every third block goes back one at a time (not a batch: to the slab), in a scrambled order.
+  std::vector<void*> back;
+  for (size_t i = 0; i < n; i += 3) back.push_back(out[i]);
+  std::vector<void*> order = back;
+  std::reverse(order.begin() + 20, order.end());
+  std::rotate(order.begin(), order.begin() + 37, order.end());
+  for (void* b : order) {
+    *static_cast<void**>(b) = nullptr;
+    r.pool.give(b, 1, "free");
+  }
+  void* head = nullptr;
+  REQUIRE(r.pool.take(16, &head) == 16);
+  std::vector<void*> again = chain_to_vector(head, 16);
+  std::sort(again.begin(), again.end());
+  REQUIRE(again == std::vector<void*>(back.begin(), back.begin() + 16));
+  // All back, in any order: the slab becomes cache, and a slab made from it hands out every block
+  // once (its free bits were cleared).
+  for (void* b : again) {
+    *static_cast<void**>(b) = nullptr;
+    r.pool.give(b, 1, "free");
+  }
+  for (void* b : out) {
+    if (std::find(back.begin(), back.end(), b) != back.end()) continue;
+    *static_cast<void**>(b) = nullptr;
+    r.pool.give(b, 1, "free");
+  }
+  REQUIRE(r.pool.counters().slabs_released == 1);
+  const uint32_t capacity = static_cast<uint32_t>((size_t{slab_pages(cls)} << kPageShift) / class_size(cls));
+  std::set<void*> unique;
+  std::vector<void*> all;
+  while (all.size() < capacity) {
+    void* h = nullptr;
+    uint32_t got = r.pool.take(64, &h);
+    REQUIRE(got > 0);
+    for (void* b : chain_to_vector(h, got)) {
+      all.push_back(b);
+      unique.insert(b);
+    }
+  }
+  REQUIRE(unique.size() == capacity);
+  REQUIRE(r.pool.counters().slabs_taken == 2);  // the same slab, reused from the cache
+  REQUIRE(r.slabs.cached_bytes() == 0);
+  for (void* b : all) REQUIRE(r.table->lookup(b)->slab_at(b) == r.table->lookup(out[0])->slab_at(out[0]));
+  for (void* b : all) {
+    *static_cast<void**>(b) = nullptr;
+    r.pool.give(b, 1, "free");
+  }
 }
