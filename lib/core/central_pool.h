@@ -5,8 +5,8 @@
 //                   moved in O(1): a producer thread's flush and a consumer thread's refill meet
 //                   here without touching slab metadata (this is what makes cross-thread frees
 //                   cheap).
-//   partial list    active slabs of this class that still have free blocks (a free list or
-//                   never-used blocks past the bump index).
+//   partial list    active slabs of this class that still have free blocks (blocks that are back,
+//                   or never-used blocks past the bump index).
 // A batch that does not fit in the slots goes back block by block to its slab, as a bit (Note [Slab
 // free bits]; validated: the pointer must be a block boundary of an active slab of this class that
 // was handed out and is not back already, else the program is stopped with a message naming it).

@@ -8,7 +8,7 @@
 //                a bump index for blocks never handed out, and the count of blocks handed out (`used`).
 //
 // Who writes: SlabSource (pages, slab records, page classes, under its lock), CentralPool (a
-// slab's free list, bump index and `used`, under the pool lock), Heap (retained, live bits).
+// slab's free bits, bump index and `used`, under the pool lock), Heap (retained, live bits).
 // Who reads without a lock: the free fast path (pages, retained: allocator.h) and
 // Heap::live_small_block (bump). SYNCHRONIZATION: slab_source.h.
 #pragma once
@@ -133,9 +133,9 @@ struct SegmentMeta {
   // Note [Live bits]
   // In check mode every small block is handed out and taken back one at a time through the heap's
   // slow paths, which set and clear its bit here. A free that finds the bit already clear is a
-  // double free, whichever cache (transfer slot, slab free list) the block went to in between;
-  // without the bits only a free of the thread-cache bin's head could be told apart. Pre: p is a
-  // block start of this segment and live_bits != nullptr.
+  // double free, whichever cache (transfer slot, its slab) the block went to in between; by
+  // default only a block still in a bin (its key) or back in its slab (Note [Slab free bits]) is
+  // told apart. Pre: p is a block start of this segment and live_bits != nullptr.
   bool mark_live(const void* p) noexcept {  // false: it was live already (an internal error)
     size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;
     uint64_t bit = uint64_t{1} << (g % 64);
