@@ -100,6 +100,7 @@ void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
       p = tc->try_alloc(cls, 0);
       if (p == nullptr) p = tc->refill(cls);
     } else if (pools_[cls].take(1, &p) == 1) {
+      static_cast<uintptr_t*>(p)[1] = 0;  // a block handed out holds no key (Note [Free-list hardening])
       direct_allocs_.fetch_add(1, std::memory_order_relaxed);
       if (config_.check) CA_CHECK(table_.lookup(p)->mark_live(p), "block handed out twice");
     } else {

@@ -114,8 +114,8 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
     set_count(b, b.count + 1);  // counted through the bin: Note [Derived free count]
     return;
   }
-  // max == 0: this class is not cached per thread; hand the block straight back.
-  static_cast<uintptr_t*>(p)[1] = 0;
+  // max == 0: this class is not cached per thread; hand the block straight back, with the key.
+  static_cast<uintptr_t*>(p)[1] = keys_.key;
   *static_cast<void**>(p) = nullptr;
   owner_add(counters_.frees, 1);
   heap_->pool(cls).give(p, 1, call);
@@ -126,15 +126,15 @@ void ThreadCache::flush(unsigned cls, uint32_t n, const char* call) noexcept {
   Bin& b = bins_[cls];
   if (n > b.count) n = b.count;
   if (n == 0) return;
-  // Decode the first n links into a plain chain for the central pool, checking each
-  // (Note [Free-list hardening]) and clearing the key of every block that leaves the bin.
+  // Decode the first n links into a plain chain for the central pool, checking each. The blocks
+  // keep their key (Note [Free-list hardening]): a second free of one that waits in a transfer
+  // slot or its slab is caught by it.
   void* head = b.head;
   void* tail = head;
   SegmentMeta* seg = nullptr;
   for (uint32_t i = 1;; ++i) {
     void* next = next_in_bin(cls, tail, &seg);
     auto* w = static_cast<uintptr_t*>(tail);
-    w[1] = 0;
     if (i == n) {
       b.head = next;
       w[0] = 0;

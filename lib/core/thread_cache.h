@@ -34,9 +34,12 @@ struct SegmentMeta;
 // a plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
 // decodes to a random address, which passes that test with probability 2^-21 (glibc's alignment
 // test: 1/16); a forged link would need the secret. free stops on a block whose word 1 holds the
-// key: only binned blocks hold it (malloc and flush clear it), so that block is in this thread's
-// bin or another thread's, a second free either way (glibc's tcache key idea; glibc confirms it
-// against its own bin only, so a second free from another thread passes there).
+// key: only free blocks hold it (every path that hands a block out clears it: malloc, refill, the
+// heap's direct take), so that block is in a thread's bin, a transfer slot or its slab, a second
+// free wherever it waits (glibc's tcache key idea; glibc confirms it against its own bin only, so
+// a second free from another thread passes there). Blocks keep the key when a flush sends them
+// on; a block never handed out may hold a stale one (a slab reused by another class), which is
+// cleared when it is.
 // flush (slow path) also checks every link it follows lands on a block start of the same class,
 // so a corrupted chain never reaches the central pools. Cost: about 7 instructions on malloc
 // and 5 on free (docs/reliability.md).

@@ -5,10 +5,11 @@
 //
 //   free-stack | free-interior | free-interior-small | free-static | free-mmap | realloc-stack |
 //   double-free-large | double-free-small | double-free-4000 | double-free-aba | double-free-slab |
-//   poison-link
+//   double-free-slot | poison-link
 //       must die with SIGABRT and one "cachealloc: <call>(): ..." line, with default settings
 //       (the small double frees also under CACHEALLOC_CHECK=1, which promises to catch every one;
-//       by default, one whose block is still in the freeing thread's cache or back in its slab).
+//       by default, one whose block is still in a thread's cache, in a transfer slot or back in its
+//       slab).
 //   free-sized-big | delete-sized-big | free-aligned-sized-off | delete-aligned-off
 //       a 100-byte block freed with a size of 4000 (free_sized, sized operator delete), or a
 //       128-byte block not on a 4 KiB boundary freed by free_aligned_sized or the (unsized)
@@ -196,16 +197,31 @@ int main(int argc, char** argv) {
     printf("after: %p %p %p%s\n", x, y, z, (x == z || x == y || y == z) ? " (duplicate)" : "");
   } else if (strcmp(mode, "double-free-slab") == 0) {
     // Freed by one thread, whose cache goes back at its exit (one block: to its slab, not a
-    // transfer slot), then freed again by another: caught when the second copy reaches the slab
-    // (Note [Slab free bits]).
+    // transfer slot); a write after free wipes the block's key, and another thread frees it
+    // again: caught when that second copy reaches the slab (Note [Slab free bits]).
     void* keep = malloc(32);  // this thread's refill keeps the slab active
     void* a = malloc(32);
     announce(a);
     std::thread([a] { free(a); }).join();
+    memset(a, 0, 32);
     std::thread([a] { free(a); }).join();
     void* x = malloc(32);
     void* y = malloc(32);
     printf("after: %p %p %p\n", keep, x, y);
+  } else if (strcmp(mode, "double-free-slot") == 0) {
+    // A whole batch freed by another thread, whose cache goes back at its exit into a transfer
+    // slot; then one of its blocks is freed again here (Note [Free-list hardening]: blocks keep
+    // the key while they wait in a slot).
+    void* blocks[16];
+    for (void*& b : blocks) b = malloc(32);
+    std::thread([&blocks] {
+      for (void* b : blocks) free(b);
+    }).join();
+    announce(blocks[5]);
+    free(blocks[5]);
+    void* x[17];
+    for (void*& b : x) b = malloc(32);
+    printf("after: %p %p\n", x[0], x[16]);
   } else if (strcmp(mode, "poison-link") == 0) {
     // tcache poisoning: a write after free plants an address in a freed block's first word.
     void* a = malloc(32);

@@ -7,7 +7,9 @@ Fatal misuse must abort (SIGABRT) with one stderr line naming the call and the e
 (which bad_input prints as "ptr=0x..." just before the bad call):
   free-stack free-interior free-interior-small free-static free-mmap realloc-stack
   double-free-large double-free-small double-free-4000 double-free-aba (free a, free b, free a)
-  double-free-slab (two threads free a in turn: caught when the second cache goes back)
+  double-free-slab (two threads free a in turn, a write after free between: caught when the
+                    second cache goes back)
+  double-free-slot (a block of a batch waiting in a transfer slot freed again)
   poison-link (an address planted in a freed block's link must never be returned), and with
   CACHEALLOC_CHECK=1: check-double-free-small check-double-free-4000
 Start-up conditions must not disturb the program:
@@ -66,6 +68,7 @@ FATAL = {
     "double-free-4000": ("double-free-4000", "free", "double free", {}),
     "double-free-aba": ("double-free-aba", "free", "double free", {}),
     "double-free-slab": ("double-free-slab", "thread exit", "double free", {}),
+    "double-free-slot": ("double-free-slot", "free", "double free", {}),
     "poison-link": ("poison-link", "malloc", "write after free: corrupted free-list link in", {}),
     "check-double-free-small": ("double-free-small", "free", "double free", CHECK_ON),
     "check-double-free-4000": ("double-free-4000", "free", "double free", CHECK_ON),

@@ -139,11 +139,29 @@ TEST_CASE("thread cache: malloc clears the key, so a reused block frees normally
   REQUIRE(words[1] == 0);
   t.free(a);
   t.free(b);
-  t.tc->flush_all();  // flush clears the keys too
+  t.tc->flush_all();  // the blocks keep their key; malloc clears it again
   void* c = t.alloc(48);
   memcpy(words, c, sizeof words);
   REQUIRE(words[1] == 0);
   t.free(c);
+}
+
+TEST_CASE("thread cache: a second free of a block waiting in a transfer slot is caught",
+          "[thread_cache][death]") {
+  // A whole batch flushed by another cache waits in a transfer slot: its blocks keep the key.
+  DeathResult d = run_in_child([] {
+    TestHeap t;
+    ThreadCache* other = t.heap.create_thread_cache();
+    const uint32_t batch = batch_size(class_of(48));
+    std::vector<void*> blocks;
+    for (uint32_t i = 0; i < batch; ++i) blocks.push_back(t.alloc(48));
+    for (void* b : blocks) t.heap.free(other, b, "free");
+    other->flush_all();
+    REQUIRE(t.heap.pool(class_of(48)).counters().slot_blocks == batch);
+    t.free(blocks[3]);
+  });
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
 }
 
 TEST_CASE("thread cache: a second free from another thread's cache is caught", "[thread_cache][death]") {
