@@ -91,8 +91,8 @@ void* ThreadCache::next_in_bin(unsigned cls, void* p, SegmentMeta** seg) const n
 
 void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
   Bin& b = bins_[cls];
-  // The key in word 1: p is in this thread's bin or in another thread's (only binned blocks hold
-  // it: malloc and flush clear it), so this is a second free either way. A live block holds the
+  // The key in word 1: p waits in a bin, a transfer slot or its slab (only free blocks hold it:
+  // every path that hands a block out clears it), so this is a second free. A live block holds the
   // key only if the program wrote the secret value there itself, which it cannot know without
   // reading freed memory. Note [Free-list hardening].
   if (static_cast<uintptr_t*>(p)[1] == keys_.key) fatal_pointer(call, "double free", p);
