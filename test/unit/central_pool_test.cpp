@@ -177,31 +177,33 @@ TEST_CASE("central pool: a block of another class stops the program", "[central_
   REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: realloc(): invalid pointer 0x"));
 }
 
-// Note [Slab free bits]: a block back in its slab is a set bit, so a second give of it is seen.
-TEST_CASE("central pool: a block given back twice to its slab stops the program", "[central_pool][death]") {
-  unsigned cls = 2;
-  DeathResult d = run_in_child([cls] {
+namespace {
+// In a child: takes `out` blocks of a 48-byte class, then gives the block `k` strides past the
+// chain's head back `times` times, one block at a time (not a batch: to its slab).
+DeathResult give_back_block(uint32_t out, size_t k, int times) {
+  return run_in_child([=] {
+    const unsigned cls = 2;
     Rig r(cls);
     void* head = nullptr;
-    REQUIRE(r.pool.take(2, &head) == 2);  // two blocks out: the slab stays active
-    *static_cast<void**>(head) = nullptr;
-    r.pool.give(head, 1, "free");  // one block: not a batch, so back to its slab
-    r.pool.give(head, 1, "free");
+    REQUIRE(r.pool.take(out, &head) == out);
+    void* b = static_cast<char*>(head) + k * class_size(cls);
+    for (int i = 0; i < times; ++i) {
+      *static_cast<void**>(b) = nullptr;
+      r.pool.give(b, 1, "free");
+    }
   });
+}
+}  // namespace
+
+// Note [Slab free bits]: a block back in its slab is a set bit, so a second give of it is seen.
+TEST_CASE("central pool: a block given back twice to its slab stops the program", "[central_pool][death]") {
+  DeathResult d = give_back_block(2, 0, 2);  // two blocks out: the slab stays active
   REQUIRE(d.aborted);
   REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
 }
 
 TEST_CASE("central pool: a block boundary never handed out is refused", "[central_pool][death]") {
-  unsigned cls = 2;
-  DeathResult d = run_in_child([cls] {
-    Rig r(cls);
-    void* head = nullptr;
-    REQUIRE(r.pool.take(1, &head) == 1);  // block 0 out; block 5 was never handed out
-    void* unused = static_cast<char*>(head) + 5 * class_size(cls);
-    *static_cast<void**>(unused) = nullptr;
-    r.pool.give(unused, 1, "free");
-  });
+  DeathResult d = give_back_block(1, 5, 1);  // block 0 out; block 5 was never handed out
   REQUIRE(d.aborted);
   REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): invalid pointer 0x"));
 }
