@@ -187,6 +187,12 @@ void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, 
   } else if (tc != nullptr) {
     if (!tc->try_free(p, cls)) tc->free_slow(p, cls, call);
     return;
+  } else {
+    // No thread cache (a thread past its cache's teardown): the key tells a block that waits
+    // somewhere already, and the block carries it on (Note [Free-list hardening]).
+    auto* w = static_cast<uintptr_t*>(p);
+    if (w[1] == keys_.key) fatal_pointer(call, "double free", p);
+    w[1] = keys_.key;
   }
   *static_cast<void**>(p) = nullptr;
   direct_frees_.fetch_add(1, std::memory_order_relaxed);

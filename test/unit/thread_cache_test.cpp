@@ -283,3 +283,48 @@ TEST_CASE("thread cache: a bin that only receives frees keeps one batch (outbox 
   CHECK(consumer->bin_count(cls) <= batch);
   t.heap.destroy_thread_cache(consumer);
 }
+
+TEST_CASE("thread cache: a free with no thread cache of a block waiting in a bin is caught",
+          "[thread_cache][death]") {
+  // A thread past its cache's teardown frees through the heap directly: the key still tells.
+  DeathResult d = run_in_child([] {
+    TestHeap t;
+    void* p = t.alloc(48);
+    t.free(p);
+    t.heap.free(nullptr, p, "free");
+  });
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
+}
+
+TEST_CASE("thread cache: a block freed with no thread cache carries the key", "[thread_cache][death]") {
+  DeathResult d = run_in_child([] {
+    TestHeap t;
+    void* keep = t.alloc(48);  // keeps the slab active
+    void* p = t.alloc(48);
+    t.heap.free(nullptr, p, "free");
+    t.free(p);
+    t.free(keep);
+  });
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
+}
+
+TEST_CASE("thread cache: a block the heap takes directly holds no key, so it frees normally",
+          "[thread_cache]") {
+  // Blocks flushed to their slab (fewer than a batch) keep their key; a take with no thread
+  // cache (a dying thread, check mode) hands one out, and its free must not look like a second.
+  TestHeap t;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 3; ++i) blocks.push_back(t.alloc(48));
+  ThreadCache* other = t.heap.create_thread_cache();
+  for (void* b : blocks) t.heap.free(other, b, "free");
+  other->flush_all();
+  t.heap.destroy_thread_cache(other);
+  void* p = t.heap.alloc(nullptr, 48, 0, false);
+  REQUIRE(std::find(blocks.begin(), blocks.end(), p) != blocks.end());
+  uintptr_t words[2];
+  memcpy(words, p, sizeof words);
+  REQUIRE(words[1] == 0);
+  t.free(p);
+}
