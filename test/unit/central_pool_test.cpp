@@ -269,3 +269,70 @@ TEST_CASE("central pool: blocks back in a slab are taken lowest address first, e
     r.pool.give(b, 1, "free");
   }
 }
+
+TEST_CASE("central pool: a block back below the scan point is found again", "[central_pool]") {
+  // free_scan moves past words with no bit left; a block given back below it must move it back.
+  unsigned cls = 0;  // 16 B: 64 blocks per word of free bits
+  Rig r(cls);
+  std::vector<void*> out;
+  while (out.size() < 200) {
+    void* head = nullptr;
+    uint32_t got = r.pool.take(200 - static_cast<uint32_t>(out.size()), &head);
+    REQUIRE(got > 0);
+    for (void* b : chain_to_vector(head, got)) out.push_back(b);
+  }
+  std::sort(out.begin(), out.end());
+  auto give_one = [&](void* b) {
+    *static_cast<void**>(b) = nullptr;
+    r.pool.give(b, 1, "free");
+  };
+  give_one(out[150]);  // word 2
+  void* head = nullptr;
+  REQUIRE(r.pool.take(1, &head) == 1);
+  REQUIRE(head == out[150]);  // the scan point is now past words 0 and 1
+  give_one(out[3]);           // word 0
+  REQUIRE(r.pool.take(1, &head) == 1);
+  REQUIRE(head == out[3]);
+  for (void* b : out) give_one(b);
+}
+
+TEST_CASE("central pool: slabs of two classes in one segment keep their own bits", "[central_pool]") {
+  // The second slab starts at a page past the first: its bits start at that page's words.
+  FakeSegmentSource pages;
+  auto table = std::make_unique<SegmentTable>();
+  SlabSource slabs;
+  slabs.init(&pages, table.get());
+  CentralPool a, b;
+  a.init(0, &slabs, table.get());   // 16 B
+  b.init(1, &slabs, table.get());   // 32 B
+  std::vector<void*> from_a, from_b;
+  for (CentralPool* pool : {&a, &b}) {
+    void* head = nullptr;
+    REQUIRE(pool->take(8, &head) == 8);
+    for (void* blk : chain_to_vector(head, 8)) (pool == &a ? from_a : from_b).push_back(blk);
+  }
+  REQUIRE(table->lookup(from_a[0]) == table->lookup(from_b[0]));
+  REQUIRE(table->lookup(from_a[0])->slab_at(from_a[0]) != table->lookup(from_b[0])->slab_at(from_b[0]));
+  std::sort(from_a.begin(), from_a.end());
+  std::sort(from_b.begin(), from_b.end());
+  for (void* blk : {from_a[5], from_a[2]}) {
+    *static_cast<void**>(blk) = nullptr;
+    a.give(blk, 1, "free");
+  }
+  *static_cast<void**>(from_b[6]) = nullptr;
+  b.give(from_b[6], 1, "free");
+  void* head = nullptr;
+  REQUIRE(b.take(1, &head) == 1);
+  REQUIRE(head == from_b[6]);
+  REQUIRE(a.take(2, &head) == 2);
+  std::vector<void*> got = chain_to_vector(head, 2);
+  std::sort(got.begin(), got.end());
+  REQUIRE(got == std::vector<void*>{from_a[2], from_a[5]});
+  for (auto [pool, list] : {std::pair{&a, &from_a}, std::pair{&b, &from_b}}) {
+    for (void* blk : *list) {
+      *static_cast<void**>(blk) = nullptr;
+      pool->give(blk, 1, "free");
+    }
+  }
+  slabs.clear();
+}
