@@ -133,9 +133,10 @@ struct SegmentMeta {
   // Note [Live bits]
   // In check mode every small block is handed out and taken back one at a time through the heap's
   // slow paths, which set and clear its bit here. A free that finds the bit already clear is a
-  // double free, whichever cache (transfer slot, its slab) the block went to in between; by
-  // default only a block still in a bin (its key) or back in its slab (Note [Slab free bits]) is
-  // told apart. Pre: p is a block start of this segment and live_bits != nullptr.
+  // double free, whichever cache (transfer slot, its slab) the block went to in between. By
+  // default the key tells a block that waits in a bin, a transfer slot or its slab, and the slab's
+  // bits one whose key a write after free wiped once it is back there (Note [Slab free bits]).
+  // Pre: p is a block start of this segment and live_bits != nullptr.
   bool mark_live(const void* p) noexcept {  // false: it was live already (an internal error)
     size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;
     uint64_t bit = uint64_t{1} << (g % 64);

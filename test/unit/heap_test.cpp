@@ -199,7 +199,7 @@ TEST_CASE("heap (CACHEALLOC_CHECK): freed small blocks are poisoned", "[heap][ch
   auto* p = static_cast<unsigned char*>(t.alloc(200));
   memset(p, 0, 200);
   t.free(p);
-  for (size_t i = 16; i < 200; ++i) REQUIRE(p[i] == 0xdf);  // the first words hold the free list
+  for (size_t i = 16; i < 200; ++i) REQUIRE(p[i] == 0xdf);  // word 0 holds the chain's link
 }
 
 TEST_CASE("heap (CACHEALLOC_CHECK): a double free of a small block stops the program",
