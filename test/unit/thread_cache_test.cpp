@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <set>
 #include <vector>
 
@@ -146,10 +147,19 @@ TEST_CASE("thread cache: malloc clears the key, so a reused block frees normally
   t.free(c);
 }
 
+namespace {
+// Runs `misuse` in a child, which must stop with "free(): double free".
+void require_double_free(const std::function<void()>& misuse) {
+  DeathResult d = run_in_child(misuse);
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
+}
+}  // namespace
+
 TEST_CASE("thread cache: a second free of a block waiting in a transfer slot is caught",
           "[thread_cache][death]") {
   // A whole batch flushed by another cache waits in a transfer slot: its blocks keep the key.
-  DeathResult d = run_in_child([] {
+  require_double_free([] {
     TestHeap t;
     ThreadCache* other = t.heap.create_thread_cache();
     const uint32_t batch = batch_size(class_of(48));
@@ -160,22 +170,18 @@ TEST_CASE("thread cache: a second free of a block waiting in a transfer slot is 
     REQUIRE(t.heap.pool(class_of(48)).counters().slot_blocks == batch);
     t.free(blocks[3]);
   });
-  REQUIRE(d.aborted);
-  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
 }
 
 TEST_CASE("thread cache: a second free from another thread's cache is caught", "[thread_cache][death]") {
   // The block sits in the first cache's bin; the second cache does not hold it, but the key says
   // it is binned somewhere: a double free.
-  DeathResult d = run_in_child([] {
+  require_double_free([] {
     TestHeap t;
     ThreadCache* other = t.heap.create_thread_cache();
     void* p = t.alloc(48);
     t.free(p);
     t.heap.free(other, p, "free");
   });
-  REQUIRE(d.aborted);
-  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
 }
 
 // A write after free that plants an address in the link of a binned block (tcache poisoning):
@@ -287,18 +293,16 @@ TEST_CASE("thread cache: a bin that only receives frees keeps one batch (outbox 
 TEST_CASE("thread cache: a free with no thread cache of a block waiting in a bin is caught",
           "[thread_cache][death]") {
   // A thread past its cache's teardown frees through the heap directly: the key still tells.
-  DeathResult d = run_in_child([] {
+  require_double_free([] {
     TestHeap t;
     void* p = t.alloc(48);
     t.free(p);
     t.heap.free(nullptr, p, "free");
   });
-  REQUIRE(d.aborted);
-  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
 }
 
 TEST_CASE("thread cache: a block freed with no thread cache carries the key", "[thread_cache][death]") {
-  DeathResult d = run_in_child([] {
+  require_double_free([] {
     TestHeap t;
     void* keep = t.alloc(48);  // keeps the slab active
     void* p = t.alloc(48);
@@ -306,8 +310,6 @@ TEST_CASE("thread cache: a block freed with no thread cache carries the key", "[
     t.free(p);
     t.free(keep);
   });
-  REQUIRE(d.aborted);
-  REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): double free 0x"));
 }
 
 TEST_CASE("thread cache: a block the heap takes directly holds no key, so it frees normally",
