@@ -100,7 +100,7 @@ void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
       p = tc->try_alloc(cls, 0);
       if (p == nullptr) p = tc->refill(cls);
     } else if (pools_[cls].take(1, &p) == 1) {
-      static_cast<uintptr_t*>(p)[1] = 0;  // a block handed out holds no key (Note [Free-list hardening])
+      FreeListKeys::unmark(p);  // a block handed out holds no key (Note [Free-list hardening])
       direct_allocs_.fetch_add(1, std::memory_order_relaxed);
       if (config_.check) CA_CHECK(table_.lookup(p)->mark_live(p), "block handed out twice");
     } else {
@@ -190,9 +190,8 @@ void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, 
   } else {
     // No thread cache (a thread past its cache's teardown): the key tells a block that waits
     // somewhere already, and the block carries it on (Note [Free-list hardening]).
-    auto* w = static_cast<uintptr_t*>(p);
-    if (w[1] == keys_.key) fatal_pointer(call, "double free", p);
-    w[1] = keys_.key;
+    if (keys_.marks(p)) fatal_pointer(call, "double free", p);
+    keys_.mark(p);
   }
   *static_cast<void**>(p) = nullptr;
   direct_frees_.fetch_add(1, std::memory_order_relaxed);

@@ -68,7 +68,7 @@ void* ThreadCache::refill(unsigned cls) noexcept {
     push(b, q);
   }
   set_count(b, n - 1);
-  static_cast<uintptr_t*>(p)[1] = 0;
+  FreeListKeys::unmark(p);
   return p;
 }
 
@@ -95,7 +95,7 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
   // every path that hands a block out clears it), so this is a second free. A live block holds the
   // key only if the program wrote the secret value there itself, which it cannot know without
   // reading freed memory. Note [Free-list hardening].
-  if (static_cast<uintptr_t*>(p)[1] == keys_.key) fatal_pointer(call, "double free", p);
+  if (keys_.marks(p)) fatal_pointer(call, "double free", p);
   if (b.count >= b.max && b.max != 0) {
     // Note [Outbox bins]
     // A thread that frees blocks of a class it does not allocate (the consumer of a queue) uses
@@ -115,7 +115,7 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
     return;
   }
   // max == 0: this class is not cached per thread; hand the block straight back, with the key.
-  static_cast<uintptr_t*>(p)[1] = keys_.key;
+  keys_.mark(p);
   *static_cast<void**>(p) = nullptr;
   owner_add(counters_.frees, 1);
   heap_->pool(cls).give(p, 1, call);

@@ -51,6 +51,12 @@ struct FreeListKeys {
   // would need a `movabs` first.
   uintptr_t bad_link_bits = kBadLinkBits;
   static constexpr uintptr_t kBadLinkBits = ~((uintptr_t{1} << 47) - 1) | 15;
+
+  // Word 1 of a block, for the slow paths (the fast paths inline the same tests): whether it holds
+  // the key (a free block), set it (the block is freed), clear it (the block is handed out).
+  bool marks(const void* p) const noexcept { return static_cast<const uintptr_t*>(p)[1] == key; }
+  void mark(void* p) const noexcept { static_cast<uintptr_t*>(p)[1] = key; }
+  static void unmark(void* p) noexcept { static_cast<uintptr_t*>(p)[1] = 0; }
 };
 
 // Stops the program: a binned block lost its key or its link decodes to no block.
