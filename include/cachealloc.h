@@ -34,8 +34,7 @@ int ca_retain(void *p);
 /* Drops one owner (same as free(p) when the count is 1). 0, or EINVAL as for ca_retain. */
 int ca_release(void *p);
 
-/* The current count of a live block; 0 when p is NULL or not a cachealloc block. Without
- * CACHEALLOC_CHECK=1 a freed small block cannot be told from a live one and reads 1. */
+/* The current count of a live block; 0 when p is NULL, freed, or not a cachealloc block. */
 size_t ca_refcount(const void *p);
 
 /* ---- Adopting foreign blocks ---------------------------------------------------------------

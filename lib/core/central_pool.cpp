@@ -69,7 +69,7 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
     if (s->free_count != 0) got += take_free_locked(s, want - got, &chain);
     while (got < want && s->bump < s->capacity) {
       void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->bump} * s->stride);
-      // Relaxed atomic: Heap::live_small_block reads bump without this lock (retain, refcount).
+      // Relaxed atomic: Heap::handed_out_block reads bump without this lock (retain, refcount).
       __atomic_store_n(&s->bump, s->bump + 1, __ATOMIC_RELAXED);
       *static_cast<void**>(b) = chain;
       chain = b;

@@ -155,7 +155,7 @@ void Heap::free(ThreadCache* tc, void* p, const char* call) noexcept {
   }
 }
 
-Slab* Heap::live_small_block(const void* p, SegmentMeta* seg) noexcept {
+Slab* Heap::handed_out_block(const void* p, SegmentMeta* seg) noexcept {
   Slab* s = seg->slab_at(p);
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   if (s->state != SlabState::kActive || s->stride == 0 || a < s->start) return nullptr;
@@ -165,6 +165,14 @@ Slab* Heap::live_small_block(const void* p, SegmentMeta* seg) noexcept {
   uint32_t bump = __atomic_load_n(&s->bump, __ATOMIC_RELAXED);
   if (off % s->stride != 0 || off / s->stride >= bump) return nullptr;
   return s;
+}
+
+// A block handed out and not freed since: a free one holds the key wherever it waits (Note
+// [Free-list hardening]); in check mode its live bit is clear (Note [Live bits]). The program may
+// free p meanwhile on another thread, which is its race, as for any use of a pointer it frees.
+bool Heap::live_small_block(const void* p, SegmentMeta* seg) noexcept {
+  if (handed_out_block(p, seg) == nullptr) return false;
+  return config_.check ? seg->is_live(p) : !keys_.marks(p);
 }
 
 bool Heap::release_small_ref(void* p, SegmentMeta* seg) noexcept {
@@ -181,7 +189,7 @@ void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, 
   if (!seg->is_block_start(p, cls)) fatal_pointer(call, "invalid pointer", p);
   if (seg->retained.load(std::memory_order_relaxed) != 0 && release_small_ref(p, seg)) return;
   if (config_.check) {
-    if (live_small_block(p, seg) == nullptr) fatal_pointer(call, "invalid pointer", p);
+    if (handed_out_block(p, seg) == nullptr) fatal_pointer(call, "invalid pointer", p);
     if (!seg->clear_live(p)) fatal_pointer(call, "double free", p);  // Note [Live bits]
     memset(p, kPoison, class_size(cls));
   } else if (tc != nullptr) {
@@ -269,7 +277,7 @@ int Heap::retain(void* p) noexcept {
   if (p == nullptr) return EINVAL;
   SegmentMeta* seg = table_.lookup(p);
   if (seg == nullptr) return large_.retain(p) ? 0 : EINVAL;
-  if (live_small_block(p, seg) == nullptr) return EINVAL;
+  if (!live_small_block(p, seg)) return EINVAL;
   // Raise the segment's flag before the entry exists, so a concurrent free never misses it.
   seg->retained.fetch_add(1, std::memory_order_relaxed);
   bool inserted = false;
@@ -282,7 +290,7 @@ int Heap::release(ThreadCache* tc, void* p) noexcept {
   if (p == nullptr) return EINVAL;
   SegmentMeta* seg = table_.lookup(p);
   if (seg != nullptr) {
-    if (live_small_block(p, seg) == nullptr) return EINVAL;
+    if (!live_small_block(p, seg)) return EINVAL;
     free_small(tc, p, seg, seg->class_at(p), "ca_release");
     return 0;
   }
@@ -301,7 +309,7 @@ size_t Heap::refcount(const void* p) noexcept {
   if (p == nullptr) return 0;
   SegmentMeta* seg = table_.lookup(p);
   if (seg == nullptr) return large_.refcount(p);
-  if (live_small_block(p, seg) == nullptr) return 0;
+  if (!live_small_block(p, seg)) return 0;
   uint32_t c = refs_.count(p);
   return c == 0 ? 1 : c;
 }

@@ -10,7 +10,7 @@
 // Who writes: SlabSource (pages, slab records, page classes, under its lock), CentralPool (a
 // slab's free bits, bump index and `used`, under the pool lock), Heap (retained, live bits).
 // Who reads without a lock: the free fast path (pages, retained: allocator.h) and
-// Heap::live_small_block (bump). SYNCHRONIZATION: slab_source.h.
+// Heap::handed_out_block (bump). SYNCHRONIZATION: slab_source.h.
 #pragma once
 
 #include <atomic>
@@ -28,7 +28,7 @@ struct Slab {
   uint32_t free_count = 0;    // blocks given back to this slab: set bits (Note [Slab free bits])
   uint32_t free_scan = 0;     // no free bit lies in a word of the slab's bits before this one
   uint32_t bump = 0;          // index of the next never-used block (relaxed atomic stores: read
-                              // without a lock by Heap::live_small_block)
+                              // without a lock by Heap::handed_out_block)
   uint32_t capacity = 0;      // blocks that fit
   uint32_t used = 0;          // blocks outside the slab (live, thread caches, transfer cache)
   uint32_t stride = 0;        // block size
@@ -141,6 +141,10 @@ struct SegmentMeta {
     size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;
     uint64_t bit = uint64_t{1} << (g % 64);
     return (live_bits[g / 64].fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+  }
+  bool is_live(const void* p) const noexcept {
+    size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;
+    return (live_bits[g / 64].load(std::memory_order_relaxed) >> (g % 64) & 1) != 0;
   }
   bool clear_live(const void* p) noexcept {  // false: it was not live (a double free)
     size_t g = (reinterpret_cast<uintptr_t>(p) - base) / kMinAlign;

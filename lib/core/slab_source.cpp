@@ -136,7 +136,7 @@ Slab* SlabSource::carve_locked(unsigned npages) noexcept {
 void SlabSource::init_slab_locked(Slab* s, unsigned cls) noexcept {
   s->free_count = 0;
   s->free_scan = 0;
-  __atomic_store_n(&s->bump, 0u, __ATOMIC_RELAXED);  // read without a lock: Heap::live_small_block
+  __atomic_store_n(&s->bump, 0u, __ATOMIC_RELAXED);  // read without a lock: Heap::handed_out_block
   s->used = 0;
   s->stride = static_cast<uint32_t>(class_size(cls));
   s->capacity = static_cast<uint32_t>(s->bytes() / s->stride);

@@ -235,7 +235,11 @@ struct Model {
       heap->free(t, b.p, "free");
     }
     if (--b.refs == 0) {
+      void* p = b.p;
       remove(k);
+      // Freed (cached, binned or handed upstream): neither counted nor retainable.
+      FUZZ_CHECK(heap->refcount(p) == 0, "a freed block still counts", p, heap->refcount(p), 0);
+      FUZZ_CHECK(heap->retain(p) == EINVAL, "a freed block was retained", p, 0, 0);
     } else {
       FUZZ_CHECK(heap->refcount(b.p) == b.refs, "refcount after release", b.p, heap->refcount(b.p), b.refs);
       check_pattern(b, b.size, "contents changed by releasing a shared block");

@@ -93,3 +93,36 @@ TEST_CASE("heap: retain/release of large blocks and bad pointers", "[refcount]")
   REQUIRE(t.heap.retain(static_cast<char*>(s) + 16) == EINVAL);  // interior pointer
   t.free(s);
 }
+
+TEST_CASE("heap: a freed small block cannot be retained, released or counted", "[refcount]") {
+  // Like a freed large block above. A free small block holds the key (Note [Free-list hardening])
+  // wherever it waits; in check mode its live bit is clear.
+  auto expect_freed = [](TestHeap& t, void* p) {
+    CHECK(t.heap.refcount(p) == 0);
+    CHECK(t.heap.retain(p) == EINVAL);
+    CHECK(t.heap.release(t.tc, p) == EINVAL);
+    CHECK(t.heap.refs().entries() == 0);
+  };
+  for (bool check : {false, true}) {
+    TestHeap t(config_with(256 << 20, check));
+    void* p = t.alloc(200);
+    void* live = t.alloc(200);
+    t.free(p);
+    expect_freed(t, p);  // in the thread's bin (check mode: back in its slab)
+    t.tc->flush_all();
+    expect_freed(t, p);  // in a transfer slot or its slab
+    CHECK(t.heap.refcount(live) == 1);  // a live neighbour still counts
+    CHECK(t.heap.retain(live) == 0);
+    CHECK(t.heap.release(t.tc, live) == 0);
+    t.free(live);
+  }
+  TestHeap t;
+  void* p = t.alloc(64);
+  t.free(p);
+  void* q = t.alloc(64);  // the same block, handed out again: live
+  REQUIRE(q == p);
+  CHECK(t.heap.refcount(q) == 1);
+  CHECK(t.heap.retain(q) == 0);
+  t.free(q);
+  t.free(q);
+}
