@@ -415,7 +415,8 @@ void DeviceCache::counters(int device, bool host, PoolCounters* out) noexcept {
   }
 }
 
-size_t DeviceCache::reports(DeviceReport* out, size_t cap) const noexcept {
+// Hot, as process_cache(): every stats publication asks (Note [Cold code last] in lib/meson.build).
+[[gnu::hot]] size_t DeviceCache::reports(DeviceReport* out, size_t cap) const noexcept {
   size_t n = 0;
   size_t np = num_pools_.load(std::memory_order_acquire);
   for (size_t i = 0; i < np; ++i) {
@@ -487,7 +488,7 @@ constinit const ForkHooks kForkHooks{&fork_prepare, &fork_parent, &fork_child};
 constinit std::atomic<bool> g_fork_hooks_set{false};
 }  // namespace
 
-DeviceCache& process_cache() noexcept {
+[[gnu::hot]] DeviceCache& process_cache() noexcept {
   // The cache joins the fork sequence the first time it is used.
   if (!g_fork_hooks_set.load(std::memory_order_acquire) &&
       !g_fork_hooks_set.exchange(true, std::memory_order_acq_rel)) {

@@ -327,7 +327,8 @@ CA_CUDA_DRIVER_HOOKS(CA_HOOK_EXPORTED)
 
 }  // namespace cachealloc::cuda
 
-extern "C" void* cachealloc_cuda_dlsym_target(void* handle, const char* name) noexcept {
+// Hot: every dlsym of the process comes here (Note [Cold code last] in lib/meson.build).
+extern "C" [[gnu::hot]] void* cachealloc_cuda_dlsym_target(void* handle, const char* name) noexcept {
   using namespace cachealloc;
   os::DlsymFn real = os::real_dlsym();
   if (real == nullptr) return reinterpret_cast<void*>(&cuda::dlsym_unavailable);
