@@ -3,11 +3,11 @@
 // preload/ forwards every exported symbol to one function here. The fast paths are inline so that
 // each exported malloc/free is a single function with no call on a thread-cache hit:
 //   malloc: sampling countdown, size -> class (table lookup), pop the bin and check its link,
-//           count.                                                       35 instructions to 1 KiB
+//           count.                                                       31 instructions to 1 KiB
 //   free:   segment table (2 loads), block-boundary test and class (the page descriptor), shared
 //           test, bin bound and double-free key, push the mangled link.    47 instructions
-// (disassembled, rev 2d60f42; Note [Free-list hardening] in thread_cache.h says what the checks
-// cost.)
+// (disassembled: malloc with the size tests of api_malloc below, free at rev 2d60f42; Note
+// [Free-list hardening] in thread_cache.h says what the checks cost.)
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
 #pragma once
@@ -38,12 +38,20 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
 
 // The sampling countdown adds 3 instructions (the thread-local's offset, a subtract to it, a
 // branch) to the fast path: Note [Heap profiling] in prof/sampler.h.
+// Sizes up to 1 KiB test one bound, not two (the small-object bound, then the table's): the size
+// tests are ordered so that the common case falls through.
 [[gnu::always_inline]] inline void* api_malloc(size_t n) noexcept {
   if (prof::count_bytes(n)) return malloc_sample_slow(n, 0, false);
-  if (__builtin_expect(n <= kMaxSmallSize, 1)) {
-    void* p = t_cache->try_alloc(class_of(n), n);
-    if (__builtin_expect(p != nullptr, 1)) return p;
+  unsigned cls;
+  if (__builtin_expect(n <= detail::kLookupMax, 1)) {
+    cls = detail::kLookup.by16[(n + 15) >> 4];
+  } else if (n <= kMaxSmallSize) {
+    cls = class_of_slow(n);
+  } else {
+    return malloc_slow(n, 0, false);
   }
+  void* p = t_cache->try_alloc(cls, n);
+  if (__builtin_expect(p != nullptr, 1)) return p;
   return malloc_slow(n, 0, false);
 }
 
