@@ -34,7 +34,8 @@ int ca_retain(void *p);
 /* Drops one owner (same as free(p) when the count is 1). 0, or EINVAL as for ca_retain. */
 int ca_release(void *p);
 
-/* The current count of a live block; 0 when p is NULL, freed, or not a cachealloc block. */
+/* The current count of a live block; 0 when p is NULL, freed, or not a cachealloc block (a freed
+ * small block whose first 16 bytes a write after free overwrote may read 1 by default). */
 size_t ca_refcount(const void *p);
 
 /* ---- Adopting foreign blocks ---------------------------------------------------------------

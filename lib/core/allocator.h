@@ -6,8 +6,8 @@
 //           count.                                                       31 instructions to 1 KiB
 //   free:   segment table (2 loads), block-boundary test and class (the page descriptor), shared
 //           test, bin bound and double-free key, push the mangled link.    47 instructions
-// (disassembled: malloc with the size tests of api_malloc below, free at rev 2d60f42; Note
-// [Free-list hardening] in thread_cache.h says what the checks cost.)
+// (disassembled: malloc at rev d696df5, 34 before its size tests were reordered; free at rev
+// 2d60f42. Note [Free-list hardening] in thread_cache.h says what the checks cost.)
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
 #pragma once
@@ -44,7 +44,7 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
   if (prof::count_bytes(n)) return malloc_sample_slow(n, 0, false);
   unsigned cls;
   if (__builtin_expect(n <= detail::kLookupMax, 1)) {
-    cls = detail::kLookup.by16[(n + 15) >> 4];
+    cls = class_of_small(n);
   } else if (n <= kMaxSmallSize) {
     cls = class_of_slow(n);
   } else {

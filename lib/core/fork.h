@@ -55,8 +55,8 @@ struct ForkHelper {
 };
 void set_fork_helper(const ForkHelper* helper) noexcept;
 
-// Registers the sequence with pthread_atfork, once. Called by the core's lazy initialisation,
-// after the heap works (pthread_atfork may allocate).
+// Registers the sequence as atfork handlers (os::register_fork_handlers), once. Called by the
+// core's lazy initialisation, after the heap works (registering may allocate).
 void install_fork_handlers() noexcept;
 
 }  // namespace cachealloc

@@ -123,8 +123,8 @@ class Heap {
   void* alloc_small(ThreadCache* tc, unsigned cls) noexcept;
   void* alloc_large(size_t n, size_t align, bool zero) noexcept;
   bool release_small_ref(void* p, SegmentMeta* seg) noexcept;  // true: still shared
-  // The slab of p when p is a block start below its slab's bump index (handed out at some time).
-  Slab* handed_out_block(const void* p, SegmentMeta* seg) noexcept;
+  // Whether p is a block start below its slab's bump index (handed out at some time).
+  bool handed_out_block(const void* p, SegmentMeta* seg) noexcept;
   bool live_small_block(const void* p, SegmentMeta* seg) noexcept;  // handed out and not free
   size_t clear_caches() noexcept;  // everything cached, for out-of-memory retries
   bool snapshot_impl(HeapSnapshot* out, bool try_only) noexcept;

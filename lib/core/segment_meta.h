@@ -10,7 +10,8 @@
 // Who writes: SlabSource (pages, slab records, page classes, under its lock), CentralPool (a
 // slab's free bits, bump index and `used`, under the pool lock), Heap (retained, live bits).
 // Who reads without a lock: the free fast path (pages, retained: allocator.h) and
-// Heap::handed_out_block (bump). SYNCHRONIZATION: slab_source.h.
+// Heap::handed_out_block (bump) and Heap::live_small_block (live bits, with is_live).
+// SYNCHRONIZATION: slab_source.h.
 #pragma once
 
 #include <atomic>

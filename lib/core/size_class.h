@@ -58,9 +58,12 @@ constexpr ClassLookup make_lookup() {
 inline constexpr ClassLookup kLookup = make_lookup();
 }  // namespace detail
 
-// Size to class, about 4 instructions for n <= 1 KiB. Pre: n <= kMaxSmallSize; n == 0 gives class 0.
+// Size to class by table, about 4 instructions. Pre: n <= kLookupMax; n == 0 gives class 0.
+inline unsigned class_of_small(size_t n) { return detail::kLookup.by16[(n + 15) >> 4]; }
+
+// Size to class. Pre: n <= kMaxSmallSize; n == 0 gives class 0.
 inline unsigned class_of(size_t n) {
-  if (n <= detail::kLookupMax) return detail::kLookup.by16[(n + 15) >> 4];
+  if (n <= detail::kLookupMax) return class_of_small(n);
   return class_of_slow(n);
 }
 

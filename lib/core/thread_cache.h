@@ -40,6 +40,8 @@ struct SegmentMeta;
 // a second free from another thread passes there). Blocks keep the key when a flush sends them
 // on; a block never handed out may hold a stale one (a slab reused by another class), which is
 // cleared when it is.
+// ca_retain, ca_release and ca_refcount read the key too (Heap::live_small_block): a block that
+// holds it is free, and they refuse it.
 // flush (slow path) also checks every link it follows lands on a block start of the same class,
 // so a corrupted chain never reaches the central pools. Cost: about 7 instructions on malloc
 // and 5 on free (docs/reliability.md).

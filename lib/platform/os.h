@@ -137,7 +137,7 @@ long run_capture(const char* const* argv, char* out, size_t cap) noexcept;
 [[noreturn]] void flush_and_exit(int status) noexcept;
 
 // ---- fork (Note [Fork], core/fork.cpp) ----
-// Registers fork handlers with pthread_atfork (which may allocate). Called once, by core/fork.cpp.
+// Registers fork handlers as pthread_atfork does (glibc may allocate). Called once, by core/fork.cpp.
 void register_fork_handlers(void (*prepare)(), void (*parent)(), void (*child)()) noexcept;
 
 // Threads of this process now (field 20 of /proc/self/stat), or 0 when it cannot be read.

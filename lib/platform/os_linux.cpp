@@ -36,6 +36,9 @@ extern "C" {
 [[gnu::weak]] void _IO_list_unlock(void);
 [[gnu::weak]] void _IO_list_resetlock(void);
 }
+// What pthread_atfork calls (GLIBC_2.3.2), and the handle of this library (crtbeginS.o).
+extern "C" int __register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso);
+extern "C" void* __dso_handle;
 
 namespace cachealloc::os {
 namespace {
@@ -192,12 +195,9 @@ void set_thread_value(ThreadKey key, void* value) noexcept { pthread_setspecific
 
 void yield_thread() noexcept { sched_yield(); }
 
-// pthread_atfork itself is a stub from libc_nonshared.a that calls this with the library's
+// pthread_atfork is a stub from libc_nonshared.a that calls __register_atfork with the library's
 // __dso_handle; the linker put it after all our code, where it kept the last 64 KiB of the text
 // resident in every process (Note [Cold code last] in lib/meson.build). Same call, no stub.
-extern "C" int __register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso);
-extern "C" void* __dso_handle;
-
 void register_fork_handlers(void (*prepare)(), void (*parent)(), void (*child)()) noexcept {
   __register_atfork(prepare, parent, child, __dso_handle);
 }
