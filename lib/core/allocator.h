@@ -3,11 +3,12 @@
 // preload/ forwards every exported symbol to one function here. The fast paths are inline so that
 // each exported malloc/free is a single function with no call on a thread-cache hit:
 //   malloc: sampling countdown, size -> class (table lookup), pop the bin and check its link,
-//           count.                                                       31 instructions to 1 KiB
+//           count.                                                       30 instructions to 1 KiB
 //   free:   segment table (2 loads), block-boundary test and class (the page descriptor), shared
-//           test, bin bound and double-free key, push the mangled link.    47 instructions
-// (disassembled: malloc at rev d696df5, 34 before its size tests were reordered; free at rev
-// 2d60f42. Note [Free-list hardening] in thread_cache.h says what the checks cost.)
+//           test, bin bound and double-free key, push the mangled link.    48 instructions
+// (disassembled, each with its `ret`: malloc 34 before its size tests were reordered and the link
+// test was one `test` with memory, free 49 before its shared-block test was one compare. Note
+// [Free-list hardening] in thread_cache.h says what the checks cost.)
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
 #pragma once
@@ -72,8 +73,7 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
     // Interior pointers, unused pages (they fail the boundary test) and shared blocks go to the
     // slow path, which validates; a valid block that misses the bin (full, boot cache, key match)
     // goes to the small slow path with what was found here.
-    if (__builtin_expect(seg->is_block_start(p) &&
-                         seg->retained.load(std::memory_order_relaxed) == 0, 1)) {
+    if (__builtin_expect(seg->is_block_start(p) && relaxed_is_zero(seg->retained), 1)) {
       const unsigned cls = seg->class_at(p);
       if (__builtin_expect(t_cache->try_free(p, cls), 1)) return;
       return free_small_slow(p, seg, cls, call, size, align);

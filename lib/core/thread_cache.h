@@ -110,7 +110,7 @@ class ThreadCache {
     if (__builtin_expect(p == nullptr, 0)) return nullptr;
     auto* w = static_cast<uintptr_t*>(p);
     const uintptr_t next = decode(w[0], p);
-    if (__builtin_expect((next & keys_.bad_link_bits) != 0, 0)) fatal_free_list(p);
+    if (__builtin_expect(any_bits(next, keys_.bad_link_bits), 0)) fatal_free_list(p);
     w[1] = 0;
     b.head = reinterpret_cast<void*>(next);
     owner_add_raw(&b.count, ~uint32_t{0});  // minus one: Note [Counter adds]
@@ -155,6 +155,16 @@ class ThreadCache {
   }
   [[gnu::always_inline]] uintptr_t decode(uintptr_t stored, const void* slot) const noexcept {
     return stored ^ (reinterpret_cast<uintptr_t>(slot) >> 12) ^ keys_.secret;
+  }
+  // (v & mask) != 0 as one `test` with the mask in memory, where GCC copies v and ands (two).
+  [[gnu::always_inline]] static bool any_bits(uintptr_t v, const uintptr_t& mask) noexcept {
+#if defined(__x86_64__)
+    bool any;
+    asm("testq %1, %2" : "=@ccnz"(any) : "r"(v), "m"(mask));
+    return any;
+#else
+    return (v & mask) != 0;
+#endif
   }
   // Links p in front of the bin and tags it with the key; the caller sets the count.
   [[gnu::always_inline]] void push(Bin& b, void* p) noexcept {

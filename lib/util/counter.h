@@ -48,6 +48,26 @@ template <class T>
 #endif
 }
 
+// Whether `a` is zero, read relaxed, as one compare with memory: GCC loads an atomic into a
+// register before it tests it (two instructions). The free fast path tests its segment's count
+// of shared blocks so (Note [Counter adds]: the same assembly rule, the same TSan exception).
+template <class T>
+[[gnu::always_inline]] inline bool relaxed_is_zero(const std::atomic<T>& a) noexcept {
+  static_assert(sizeof(std::atomic<T>) == sizeof(T) && std::atomic<T>::is_always_lock_free);
+#ifdef CA_COUNTER_ASM
+  static_assert(std::is_unsigned_v<T> && (sizeof(T) == 4 || sizeof(T) == 8));
+  bool zero;
+  if constexpr (sizeof(T) == 8) {
+    asm("cmpq $0, %1" : "=@cce"(zero) : "m"(a));
+  } else {
+    asm("cmpl $0, %1" : "=@cce"(zero) : "m"(a));
+  }
+  return zero;
+#else
+  return a.load(std::memory_order_relaxed) == 0;
+#endif
+}
+
 // The same for a std::atomic counter (the layout of a lock-free std::atomic<T> is T's).
 template <class T>
 [[gnu::always_inline]] inline void owner_add(std::atomic<T>& c, std::type_identity_t<T> n) noexcept {
