@@ -166,22 +166,13 @@ bool Heap::handed_out_block(const void* p, SegmentMeta* seg) noexcept {
   return off % s->stride == 0 && off / s->stride < bump;
 }
 
-namespace {
-// Word 1 of a block, which is the program's data while the block is live: another thread of the
-// program may be writing it. The value is only compared with the key, and an aligned 8-byte load
-// is never torn, so the race is harmless; TSan is told so.
-__attribute__((no_sanitize("thread"))) uintptr_t word1(const void* p) noexcept {
-  return __atomic_load_n(static_cast<const uintptr_t*>(p) + 1, __ATOMIC_RELAXED);
-}
-}  // namespace
-
 // A block handed out and not freed since: a free one holds the key wherever it waits (Note
 // [Free-list hardening]), unless a write after free wiped it; in check mode its live bit is clear
 // (Note [Live bits]). A freed p the program passes while another thread empties its slab and
 // ca_clear unmaps the segment may fault here: a use after free racing with the cache's release.
 bool Heap::live_small_block(const void* p, SegmentMeta* seg) noexcept {
   if (!handed_out_block(p, seg)) return false;
-  return config_.check ? seg->is_live(p) : word1(p) != keys_.key;
+  return config_.check ? seg->is_live(p) : !keys_.marks_live(p);
 }
 
 bool Heap::release_small_ref(void* p, SegmentMeta* seg) noexcept {

@@ -59,6 +59,12 @@ struct FreeListKeys {
   bool marks(const void* p) const noexcept { return static_cast<const uintptr_t*>(p)[1] == key; }
   void mark(void* p) const noexcept { static_cast<uintptr_t*>(p)[1] = key; }
   static void unmark(void* p) noexcept { static_cast<uintptr_t*>(p)[1] = 0; }
+  // `marks` for a block that may be live (ca_retain, ca_refcount): word 1 is then the program's
+  // data, which another of its threads may be writing. The value is only compared with the key
+  // and an aligned 8-byte load is never torn, so the race is harmless; TSan is told so.
+  __attribute__((no_sanitize("thread"))) bool marks_live(const void* p) const noexcept {
+    return __atomic_load_n(static_cast<const uintptr_t*>(p) + 1, __ATOMIC_RELAXED) == key;
+  }
 };
 
 // Stops the program: a binned block lost its key or its link decodes to no block.
