@@ -74,9 +74,8 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
     // slow path, which validates; a valid block that misses the bin (full, boot cache, key match)
     // goes to the small slow path with what was found here.
     if (__builtin_expect(seg->is_block_start(p) && relaxed_is_zero(seg->retained), 1)) {
-      const unsigned cls = seg->class_at(p);
-      if (__builtin_expect(t_cache->try_free(p, cls), 1)) return;
-      return free_small_slow(p, seg, cls, call, size, align);
+      if (__builtin_expect(t_cache->try_free_at(p, seg->bin_at(p)), 1)) return;
+      return free_small_slow(p, seg, seg->class_at(p), call, size, align);
     }
   }
   free_slow(p, call, size, align);

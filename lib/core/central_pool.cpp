@@ -144,8 +144,9 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
     }
     // Note [Slab free bits]: a boundary past the bump index was never handed out, and a block
     // whose bit is set is back already.
+    if (!seg->is_block_start(b, cls_)) fatal_pointer(call, "invalid pointer", b);
     uint32_t k = seg->block_number(b);
-    if (!seg->is_block_start(b, cls_) || k >= s->bump) fatal_pointer(call, "invalid pointer", b);
+    if (k >= s->bump) fatal_pointer(call, "invalid pointer", b);
     uint64_t* word = seg->free_words(*s) + k / 64;
     uint64_t bit = uint64_t{1} << (k % 64);
     if ((*word & bit) != 0) fatal_pointer(call, "double free", b);

@@ -49,27 +49,26 @@ struct Slab {
 };
 
 // Note [Page descriptors]
-// What free() needs to know about the 64 KiB page a pointer lies in, in one 16-byte record read
-// without a lock: the class of the slab covering it (for the bin), where that slab starts (for the
-// block-boundary test) and the class's BlockDivisor, copied here so that the test needs no second
-// table (Note [Block boundary test]). A page in no active slab has cls kNoClass and bound 0, so the
-// test refuses every pointer into it. Written under the slab source's lock with relaxed atomic
-// stores: a class is set with `bound` last and cleared with `bound` first, so a reader racing
-// with a change sees either the old slab's record or a refusal, except for a pointer into a page
-// being handed to a new slab, which no correct program frees.
-struct alignas(16) PageDesc {
+// What free() needs to know about the 64 KiB page a pointer lies in, in one 32-byte record read
+// without a lock: where the slab covering it starts and its class's divisor and bound (for the
+// block-boundary test: Note [Block boundary test]), and which thread-cache bin takes its blocks.
+// A page in no active slab has cls kNoClass and bound 0, so the test refuses every pointer into
+// it. Written under the slab source's lock with relaxed atomic stores: a class is set with `bound`
+// last and cleared with `bound` first, so a reader racing with a change sees either the old
+// slab's record or a refusal, except for a pointer into a page being handed to a new slab, which
+// no correct program frees.
+struct alignas(32) PageDesc {
+  uint64_t magic;        // the class's BlockDivisor::magic
+  uint64_t bound;        // block_bound() of the slab; 0 when the page is in no active slab
   // The low 32 bits of the covering slab's first address. Within the 4 MiB segment, p minus the
   // slab start is the same modulo 2^32 from these bits as from the full addresses, and the test
   // needs no mask of p's segment offset.
   uint32_t slab_low;
-  uint32_t inverse;
-  uint32_t bound;
-  uint8_t shift;
+  uint16_t bin;          // cls * kBinBytes: the offset of the class's bin in a ThreadCache
   uint8_t cls;           // kNoClass when the page is in no active slab
   uint8_t head;          // first page of the slab covering the page
-  uint8_t unused;
 };
-static_assert(sizeof(PageDesc) == 16);
+static_assert(sizeof(PageDesc) == 32);
 
 // Note [Slab free bits]
 // A block given back to its slab is a bit in the segment's free bits, not a link written into the
@@ -110,25 +109,27 @@ struct SegmentMeta {
   const PageDesc& page_at(const void* p) const noexcept { return pages[page_of(p)]; }
   Slab* slab_at(const void* p) noexcept { return &slabs[page_at(p).head]; }
   uint8_t class_at(const void* p) const noexcept { return page_at(p).cls; }
-  // Whether p is a block boundary of the active slab covering it (Note [Block boundary test]).
-  // 11 instructions with the descriptor's address: the offset, a multiply, a rotate, a compare.
-  bool is_block_start(const void* p) const noexcept { return block_number(p) < page_at(p).bound; }
-  // When p is a block boundary (is_block_start), the index of its block in the slab; otherwise a
-  // number at or above the descriptor's bound.
-  uint32_t block_number(const void* p) const noexcept {
+  size_t bin_at(const void* p) const noexcept { return page_at(p).bin; }  // class_at * kBinBytes
+  // Whether p is the start of a block of the active slab covering it (Note [Block boundary
+  // test]). 5 instructions with the descriptor's address: a subtract, a multiply, a compare.
+  bool is_block_start(const void* p) const noexcept {
     const PageDesc& d = page_at(p);
-    uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    uint32_t off = static_cast<uint32_t>(a) - d.slab_low;
-    return std::rotr(off * d.inverse, d.shift);
+    const uint32_t off = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) - d.slab_low;
+    return uint64_t{off} * d.magic < d.bound;
   }
   // The same, for a slab of class cls only.
   bool is_block_start(const void* p, unsigned cls) const noexcept {
     return class_at(p) == cls && is_block_start(p);
   }
+  // The index of p's block in its slab. Pre: is_block_start(p).
+  uint32_t block_number(const void* p) const noexcept {
+    const PageDesc& d = page_at(p);
+    return block_index(static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)) - d.slab_low, d.cls);
+  }
   // Page i belongs to the slab whose first page is `head` (no class yet), or, with cls, is part
   // of an active slab of that class; clear_class makes it refuse every pointer again.
   void set_page_head(unsigned i, unsigned head) noexcept;
-  void set_page_class(unsigned i, unsigned cls) noexcept;
+  void set_page_class(unsigned i, unsigned cls, uint32_t capacity) noexcept;
   void clear_page_class(unsigned i) noexcept;
 
   // Note [Live bits]

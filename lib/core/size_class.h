@@ -29,6 +29,9 @@ inline constexpr size_t kPagesPerSegment = kSegmentSize / kPageSize;  // 64
 inline constexpr size_t kMaxSmallSize = size_t{256} << 10;
 inline constexpr unsigned kNumClasses = 96;
 inline constexpr uint8_t kNoClass = 0xff;
+// The size of a thread cache's bin (ThreadCache::Bin): class c's bin is at byte c * kBinBytes,
+// which the page descriptors hold so that free() needs no multiply (Note [Page descriptors]).
+inline constexpr size_t kBinBytes = 16;
 
 constexpr size_t class_size(unsigned c) {
   if (c < 8) return 16 * (c + 1);
@@ -77,53 +80,6 @@ constexpr unsigned class_of_aligned(size_t n, size_t align) {
   return kNumClasses;
 }
 
-// Note [Block boundary test]
-// free() must refuse a pointer into the middle of a block, or the next malloc of that class would
-// hand out memory overlapping a live block. A division on the fast path costs ~25 cycles; instead
-// each class keeps the modular inverse of the odd part of its size: with size = m * 2^k (m odd),
-// off is a multiple of size iff rotr(off * inv(m) mod 2^32, k) <= (2^32 - 1) / size. That is a
-// multiply, a rotate and a compare. Offsets are below 2^22 (a segment), so 32 bits suffice.
-// The table has an entry for every uint8_t class: those past the last class (kNoClass, the class
-// of a page no slab covers) have bound 0 and refuse every offset, so free() needs no separate
-// kNoClass test. Entries are 16 bytes so that indexing is a shift.
-struct BlockDivisor {
-  uint32_t inverse;  // inverse of the odd part of the size, mod 2^32
-  uint32_t bound;    // (2^32 - 1) / size + 1: the rotated product must be below it
-  uint32_t shift;    // trailing zero bits of the size
-  uint32_t unused;
-};
-
-constexpr BlockDivisor make_block_divisor(size_t size) {
-  uint32_t shift = static_cast<uint32_t>(__builtin_ctzll(size));
-  uint32_t odd = static_cast<uint32_t>(size >> shift);
-  uint32_t inv = odd;  // Newton's iteration doubles the correct low bits each step: 3,6,12,24,48
-  for (int i = 0; i < 5; ++i) inv *= 2 - odd * inv;
-  return BlockDivisor{inv, static_cast<uint32_t>(UINT32_MAX / size + 1), shift, 0};
-}
-
-namespace detail {
-struct DivisorTable {
-  BlockDivisor d[256];  // indexed by any uint8_t class; past kNumClasses: bound 0
-};
-constexpr DivisorTable make_divisors() {
-  DivisorTable t{};
-  for (unsigned c = 0; c < kNumClasses; ++c) t.d[c] = make_block_divisor(class_size(c));
-  return t;
-}
-inline constexpr DivisorTable kDivisors = make_divisors();
-}  // namespace detail
-
-// True when `offset` (from the slab start) is a multiple of class_size(cls); always false for
-// cls >= kNumClasses (kNoClass included). About 5 instructions. Pre: cls <= 255.
-constexpr bool is_block_offset(uint32_t offset, unsigned cls) {
-  const BlockDivisor& d = detail::kDivisors.d[cls];
-  return std::rotr(offset * d.inverse, static_cast<int>(d.shift)) < d.bound;
-}
-
-static_assert(is_block_offset(0, 8) && is_block_offset(144 * 7, 8) && !is_block_offset(16, 8));
-static_assert(!is_block_offset(0, kNoClass) && !is_block_offset(0, kNumClasses));
-static_assert(is_block_offset(288 * 3, 16) && !is_block_offset(288 * 3 + 32, 16));
-
 // Pages per slab: enough for 8 blocks, a power of two, but at most 2 pages (128 KiB) unless one
 // block needs more (up to 4 pages for the biggest classes). Note [Slabs of big classes]
 // A slab stays committed while any of its blocks is out, and a thread's bin and the transfer
@@ -140,6 +96,65 @@ constexpr unsigned slab_pages(unsigned c) {
   while (p < one) p *= 2;
   return p;
 }
+
+// Note [Block boundary test]
+// free() must refuse a pointer into the middle of a block, or past a slab's last block, or the next
+// malloc of that class would hand out memory overlapping a live block or the next slab. A division
+// on the fast path costs ~25 cycles; instead each class keeps c = ceil(2^64 / size) (Lemire, Kaser
+// and Kurz, "Faster remainder by direct computation", 2019). For an offset n = k * size + r from
+// the slab start (n < 2^32, r < size) the 64-bit product n * c is
+//   k * e         when r == 0, where e = c * size - 2^64 < size: below n, so below 2^32;
+//   k * e + r * c otherwise, without wrapping, so at least c >= 2^46 (sizes are at most 2^18).
+// So `n * c < capacity * e` holds exactly for the first `capacity` blocks: one multiply and one
+// compare test the boundary and the slab's end together. A size that is a power of two has e = 0
+// and bound 1: every multiple passes, and its slabs have no tail (they are whole pages). The
+// tail a slab of another size cannot use (48-byte blocks leave 32 bytes of 128 KiB) starts at a
+// multiple of the size and is refused: the rotate-and-compare test used before (rev 4e93a87)
+// accepted it. Offsets are below 2^18 (a slab), and the page descriptor says which slab covers a
+// page, so a pointer on the page is never before the slab's start nor past its end.
+struct BlockDivisor {
+  uint64_t magic;  // ceil(2^64 / size)
+  uint64_t step;   // magic * size mod 2^64: the product of block k is k * step
+};
+
+constexpr BlockDivisor make_block_divisor(size_t size) {
+  const uint64_t magic = UINT64_MAX / size + 1;
+  return BlockDivisor{magic, magic * size};
+}
+
+// The bound of the product for a slab of `capacity` blocks (at least one).
+constexpr uint64_t block_bound(const BlockDivisor& d, uint32_t capacity) {
+  return d.step == 0 ? 1 : d.step * capacity;
+}
+
+namespace detail {
+struct DivisorTable {
+  BlockDivisor d[kNumClasses];
+};
+constexpr DivisorTable make_divisors() {
+  DivisorTable t{};
+  for (unsigned c = 0; c < kNumClasses; ++c) t.d[c] = make_block_divisor(class_size(c));
+  return t;
+}
+inline constexpr DivisorTable kDivisors = make_divisors();
+}  // namespace detail
+
+// True when `offset` (from the slab start) is the start of one of the `capacity` blocks of a slab
+// of class cls. Pre: cls < kNumClasses, offset below the slab's bytes (a whole number of pages).
+constexpr bool is_block_offset(uint32_t offset, unsigned cls, uint32_t capacity) {
+  const BlockDivisor& d = detail::kDivisors.d[cls];
+  return uint64_t{offset} * d.magic < block_bound(d, capacity);
+}
+// offset / class_size(cls), by a multiply (the high half of the 128-bit product).
+constexpr uint32_t block_index(uint32_t offset, unsigned cls) {
+  return static_cast<uint32_t>((static_cast<unsigned __int128>(offset) * detail::kDivisors.d[cls].magic) >> 64);
+}
+
+static_assert(is_block_offset(0, 8, 455) && is_block_offset(144 * 7, 8, 455) && !is_block_offset(16, 8, 455));
+static_assert(!is_block_offset(144 * 455, 8, 455) && block_index(144 * 7 + 16, 8) == 7);
+static_assert(is_block_offset(288 * 3, 16, 227) && !is_block_offset(288 * 3 + 32, 16, 227));
+static_assert(is_block_offset(64 * 1023, 3, 1024) && !is_block_offset(64 * 1023 + 16, 3, 1024));
+
 
 // Blocks moved between a thread cache and the central pool at once: at most 16 blocks and 16 KiB.
 // Note [Batch size]: a batch is also what a thread holds of a class between two refills, and what

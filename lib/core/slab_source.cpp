@@ -98,18 +98,18 @@ void SegmentMeta::set_page_head(unsigned i, unsigned head) noexcept {
   __atomic_store_n(&d.slab_low, static_cast<uint32_t>(start), __ATOMIC_RELAXED);
 }
 
-void SegmentMeta::set_page_class(unsigned i, unsigned cls) noexcept {
+void SegmentMeta::set_page_class(unsigned i, unsigned cls, uint32_t capacity) noexcept {
   PageDesc& d = pages[i];
   const BlockDivisor& div = detail::kDivisors.d[cls];
-  __atomic_store_n(&d.inverse, div.inverse, __ATOMIC_RELAXED);
-  __atomic_store_n(&d.shift, static_cast<uint8_t>(div.shift), __ATOMIC_RELAXED);
+  __atomic_store_n(&d.magic, div.magic, __ATOMIC_RELAXED);
   __atomic_store_n(&d.cls, static_cast<uint8_t>(cls), __ATOMIC_RELAXED);
-  __atomic_store_n(&d.bound, div.bound, __ATOMIC_RELEASE);
+  __atomic_store_n(&d.bin, static_cast<uint16_t>(cls * kBinBytes), __ATOMIC_RELAXED);
+  __atomic_store_n(&d.bound, block_bound(div, capacity), __ATOMIC_RELEASE);
 }
 
 void SegmentMeta::clear_page_class(unsigned i) noexcept {
   PageDesc& d = pages[i];
-  __atomic_store_n(&d.bound, 0u, __ATOMIC_RELAXED);
+  __atomic_store_n(&d.bound, uint64_t{0}, __ATOMIC_RELAXED);
   __atomic_store_n(&d.cls, kNoClass, __ATOMIC_RELAXED);
 }
 
@@ -144,7 +144,7 @@ void SlabSource::init_slab_locked(Slab* s, unsigned cls) noexcept {
   s->state = SlabState::kActive;
   s->in_partial = false;
   s->next = s->prev = nullptr;
-  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) s->seg->set_page_class(i, cls);
+  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) s->seg->set_page_class(i, cls, s->capacity);
 }
 
 Slab* SlabSource::take(unsigned cls) noexcept {

@@ -96,6 +96,7 @@ class ThreadCache {
     uint32_t max;
     void* head;
   };
+  static_assert(sizeof(Bin) == kBinBytes);
 
   constexpr ThreadCache() = default;
 
@@ -127,7 +128,11 @@ class ThreadCache {
   // False when the bin is full (or this is the boot cache) or p holds the bin key (a double free,
   // which the slow path reports): the caller takes the slow path.
   [[gnu::always_inline]] bool try_free(void* p, unsigned cls) noexcept {
-    Bin& b = bins_[cls];
+    return try_free_at(p, cls * kBinBytes);
+  }
+  // The same, with the bin's offset (cls * kBinBytes) as free() reads it from the page descriptor.
+  [[gnu::always_inline]] bool try_free_at(void* p, size_t bin_offset) noexcept {
+    Bin& b = *reinterpret_cast<Bin*>(reinterpret_cast<char*>(bins_) + bin_offset);
     const uint32_t count = b.count;
     if (__builtin_expect(count >= b.max || static_cast<uintptr_t*>(p)[1] == keys_.key, 0)) return false;
     push(b, p);

@@ -182,6 +182,23 @@ TEST_CASE("heap: misuse stops the program with one message naming cachealloc", "
     REQUIRE(d.aborted);
     REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: realloc(): double free 0x"));
   }
+  SECTION("the tail of a slab, past its last block") {
+    // A 128 KiB slab of 48-byte blocks holds 2730 of them and 32 bytes no block covers. Their
+    // start is a multiple of 48 from the slab's: a bin that took it would hand out a block that
+    // runs into the next slab.
+    DeathResult d = run_in_child([] {
+      TestHeap t;
+      void* p = t.alloc(48);
+      SegmentMeta* seg = t.heap.table().lookup(p);
+      const Slab* s = seg->slab_at(p);
+      if (s->stride != 48 || uintptr_t{s->capacity} * s->stride >= s->bytes()) _exit(3);
+      t.free(reinterpret_cast<void*>(s->start + uintptr_t{s->capacity} * s->stride));
+      _exit(0);  // no flush at exit: the free itself must refuse it
+    });
+    INFO("child status " << d.status);  // 3 << 8: the slab is not what the test expects
+    REQUIRE(d.aborted);
+    REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: free(): invalid pointer 0x"));
+  }
   SECTION("a block of a page no slab owns") {
     DeathResult d = run_in_child([] {
       TestHeap t;

@@ -50,7 +50,7 @@ TEST_CASE("segment meta: page index and class from the address alone", "[segment
       if (i % 3 == 0) {
         m.clear_page_class(i);
       } else {
-        m.set_page_class(i, 2);  // 48-byte blocks
+        m.set_page_class(i, 2, 2730);  // 48-byte blocks, 2730 in a 2-page slab
       }
     }
     for (unsigned i = 0; i < kPagesPerSegment; ++i) {
@@ -61,14 +61,18 @@ TEST_CASE("segment meta: page index and class from the address alone", "[segment
       REQUIRE(m.slab_at(p) == &m.slabs[i & ~1u]);
       // The boundary test counts from the slab's first page, and refuses every pointer into a page
       // no active slab covers.
-      for (uintptr_t off :
-           {uintptr_t{0}, uintptr_t{48}, uintptr_t{96}, uintptr_t{16}, uintptr_t{65520}}) {
+      // On an odd page, offset 65456 is the slab's last block (2729 * 48 from its start) and 65504
+      // the start of its 32-byte tail; on an even page, 65520 is block 1365.
+      for (uintptr_t off : {uintptr_t{0}, uintptr_t{48}, uintptr_t{96}, uintptr_t{16}, uintptr_t{65456},
+                            uintptr_t{65504}, uintptr_t{65520}}) {
         uintptr_t a = (uintptr_t{i} << kPageShift) + off + m.base;
-        bool block = (a - slab) % 48 == 0;
+        bool block = (a - slab) % 48 == 0 && (a - slab) / 48 < 2730;
         INFO("page " << i << " offset " << off);
         REQUIRE(m.is_block_start(reinterpret_cast<void*>(a)) == (i % 3 != 0 && block));
         REQUIRE(m.is_block_start(reinterpret_cast<void*>(a), 2) == (i % 3 != 0 && block));
         REQUIRE_FALSE(m.is_block_start(reinterpret_cast<void*>(a), 3));
+        if (i % 3 != 0 && block) REQUIRE(m.block_number(reinterpret_cast<void*>(a)) == (a - slab) / 48);
+        if (i % 3 != 0) REQUIRE(m.bin_at(reinterpret_cast<void*>(a)) == 2 * kBinBytes);
       }
     }
   }
