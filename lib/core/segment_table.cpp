@@ -1,22 +1,53 @@
 // segment_table.cpp - see segment_table.h.
 #include "core/segment_table.h"
 
-#include "core/meta_arena.h"
+#include "platform/os.h"
 
 namespace cachealloc {
 
-bool SegmentTable::set(uintptr_t base, SegmentMeta* meta) noexcept {
-  uintptr_t idx = base >> kSegmentShift;
-  if (idx >> kIndexBits) return false;
-  std::atomic<Leaf*>& slot = root_[idx >> kLeafBits];
-  Leaf* leaf = slot.load(std::memory_order_acquire);
-  if (leaf == nullptr) {
-    if (meta == nullptr) return true;
-    leaf = static_cast<Leaf*>(MetaArena::map_array(sizeof(Leaf)));
-    if (leaf == nullptr) return false;
-    slot.store(leaf, std::memory_order_release);
+bool SegmentTable::reserve(uintptr_t index) noexcept {
+  for (size_t n = kSpan; n >= (size_t{1} << 13); n >>= 4) {
+    void* p = os::reserve_zeros(n * sizeof(void*));
+    if (p == nullptr) continue;
+    uintptr_t first = 0;
+    if (n < kSpan) {  // Note [Segment table window]
+      first = index > n / 2 ? index - n / 2 : 0;
+      if (first > kSpan - n) first = kSpan - n;
+    }
+    entries_.store(static_cast<std::atomic<SegmentMeta*>*>(p), std::memory_order_relaxed);
+    first_.store(first, std::memory_order_relaxed);
+    size_.store(n, std::memory_order_release);
+    return true;
   }
-  leaf->entries[idx & ((1u << kLeafBits) - 1)].store(meta, std::memory_order_release);
+  return false;
+}
+
+bool SegmentTable::writable(size_t i) noexcept {
+  const size_t os_page = os::page_size();
+  const size_t k = i * sizeof(void*) / os_page;
+  if (writable_[k / 64] >> (k % 64) & 1) return true;
+  char* page = reinterpret_cast<char*>(entries_.load(std::memory_order_relaxed)) + k * os_page;
+  if (!os::make_writable(page, os_page)) return false;
+  writable_[k / 64] |= uint64_t{1} << (k % 64);
+  return true;
+}
+
+bool SegmentTable::set(uintptr_t base, SegmentMeta* meta) noexcept {
+  const uintptr_t index = base >> kSegmentShift;
+  if (index >= kSpan) return false;
+  if (window() == 0) {
+    if (meta == nullptr) return true;
+    if (!reserve(index)) return false;
+  }
+  const uintptr_t i = index - first_.load(std::memory_order_relaxed);
+  if (i >= window()) return meta == nullptr;
+  if (meta == nullptr) {
+    const size_t k = i * sizeof(void*) / os::page_size();
+    if ((writable_[k / 64] >> (k % 64) & 1) == 0) return true;  // never set: reads as zero
+  } else if (!writable(i)) {
+    return false;
+  }
+  entries_.load(std::memory_order_relaxed)[i].store(meta, std::memory_order_release);
   return true;
 }
 

@@ -1,53 +1,91 @@
 // segment_table.h - from any address to the metadata of the small-object segment holding it.
 //
-// Segments are kSegmentSize (4 MiB) aligned mappings. The table is a two-level radix tree over the
-// 47-bit user address space: a root of 4096 leaf pointers (32 KiB, in .bss) and leaves of 8192
-// entries mapped on demand. lookup() is two dependent loads and never takes a lock; an address
-// outside every segment gives nullptr, which is how free() tells small blocks from large or foreign
-// ones in O(1) without a per-block header.
+// Segments are kSegmentSize (4 MiB) aligned mappings. The table is one flat array with an entry
+// per segment-sized slot of the 47-bit user address space (2^25 entries, 256 MiB of address
+// space), reserved read-only on the first registration: it costs neither memory nor commit charge
+// until a registration makes the OS page holding its entry writable (4 KiB covers 2 GiB of
+// addresses). Where the OS refuses that much address space (a tight RLIMIT_AS), the table is a
+// window of 2^21 entries or fewer around the first segment (Note [Segment table window]).
+// lookup() is one load and never takes a lock; an address outside every segment gives nullptr,
+// which is how free() tells small blocks from large or foreign ones in O(1) without a per-block
+// header. The table is never unmapped (a Heap lives as long as its process).
 //
-// SYNCHRONIZATION: set() runs under the slab source's lock; lookup() races with it benignly: an
-// entry is published (release) before any block of its segment is handed out.
+// SYNCHRONIZATION: set() runs under the slab source's lock; lookup() races with it benignly: the
+// window is published (release) before any entry, and an entry before any block of its segment
+// is handed out.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "core/size_class.h"
+#include "util/counter.h"
 
 namespace cachealloc {
 
 struct SegmentMeta;
 
+// Note [Segment table window]
+// The table covers the segment indices [first_, first_ + size_): the whole 47-bit space when the
+// OS grants 256 MiB of address space, else the largest window of 2^21, 2^17 or 2^13 entries it
+// grants (8 TiB, 512 GiB, 32 GiB of addresses), centred on the first segment registered. The
+// kernel places mappings close together, so a window holds the segments of a process whose
+// address space is that tight; a segment outside it cannot be registered, and the slab source
+// gives its memory back and reports ENOMEM as for any failed mapping. One subtract and one
+// unsigned compare test both ends of the window (an index below it wraps past it); before the
+// first registration the window is empty and every lookup gives nullptr.
 class SegmentTable {
  public:
   static constexpr unsigned kAddressBits = 47;
-  static constexpr unsigned kIndexBits = kAddressBits - kSegmentShift;  // 25
-  static constexpr unsigned kLeafBits = 13;
-  static constexpr unsigned kRootBits = kIndexBits - kLeafBits;  // 12
+  static constexpr size_t kSpan = size_t{1} << (kAddressBits - kSegmentShift);  // 2^25 entries
 
   constexpr SegmentTable() = default;
 
-  // About 12 instructions: two shifts, one bound check (the root index of an address past the 47
-  // bits is past the root), two dependent loads and their null tests.
+  // 10 instructions: a shift, the window test (a load of its size, a subtract and a compare with
+  // memory), a load of the array's address, the entry's load and its null test.
   SegmentMeta* lookup(const void* p) const noexcept {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    const uintptr_t r = a >> (kSegmentShift + kLeafBits);
-    if (r >= (uintptr_t{1} << kRootBits)) return nullptr;
-    Leaf* leaf = root_[r].load(std::memory_order_acquire);
-    if (leaf == nullptr) return nullptr;
-    return leaf->entries[(a >> kSegmentShift) & ((1u << kLeafBits) - 1)].load(std::memory_order_acquire);
+    uintptr_t i = reinterpret_cast<uintptr_t>(p) >> kSegmentShift;
+    if (!rebase(i)) return nullptr;
+    return entries_.load(std::memory_order_relaxed)[i].load(std::memory_order_acquire);
   }
-
-  // Registers (or with nullptr, removes) the segment starting at `base`. False when a leaf could
-  // not be mapped.
+  // Registers (or with nullptr, removes) the segment starting at `base`. False when the table or
+  // the page of its entry could not be mapped, or base lies outside the window.
   bool set(uintptr_t base, SegmentMeta* meta) noexcept;
 
+  // Segments the table can hold (0 before the first registration): Note [Segment table window].
+  size_t window() const noexcept { return size_.load(std::memory_order_relaxed); }
+
  private:
-  struct Leaf {
-    std::atomic<SegmentMeta*> entries[1u << kLeafBits];
-  };
-  std::atomic<Leaf*> root_[1u << kRootBits] = {};
+  // i -= first_, and whether i then lies in the window. size_ is read first (acquire: it was
+  // published after first_ and entries_). GCC loads each atomic into a register before it uses it;
+  // on x86-64 the subtract and the compare take first_ and size_ from memory instead (two
+  // instructions fewer; Note [Counter adds] says why assembly, and why not under TSan), and the
+  // asm is a compiler barrier, so entries_ is read after size_.
+  [[gnu::always_inline]] bool rebase(uintptr_t& i) const noexcept {
+#ifdef CA_COUNTER_ASM
+    uintptr_t size;
+    bool inside;
+    asm volatile("mov %3, %1\n\tsub %4, %0\n\tcmp %1, %0"
+                 : "+r"(i), "=&r"(size), "=@ccb"(inside)
+                 : "m"(size_), "m"(first_)
+                 : "memory");
+    return inside;
+#else
+    const size_t size = size_.load(std::memory_order_acquire);
+    i -= first_.load(std::memory_order_relaxed);
+    return i < size;
+#endif
+  }
+  bool reserve(uintptr_t index) noexcept;
+  bool writable(size_t i) noexcept;  // makes the OS page of entry i writable
+
+  static constexpr size_t kPageBits = kSpan * sizeof(void*) / 4096;  // at most one per 4 KiB page
+
+  std::atomic<std::atomic<SegmentMeta*>*> entries_{nullptr};  // set once, before size_
+  std::atomic<uintptr_t> first_{0};                           // set once, before size_
+  std::atomic<size_t> size_{0};
+  uint64_t writable_[kPageBits / 64] = {};  // bit k: OS page k of entries_ is writable
 };
 
 }  // namespace cachealloc

@@ -29,6 +29,14 @@ void* remap(void* p, size_t old_size, size_t new_size) noexcept;
 // zero when touched again. Pre: p and size page-aligned. Returns false if the kernel refused.
 bool decommit(void* p, size_t size) noexcept;
 
+// Reserves `size` bytes of address space that read as zero and cost neither memory nor commit
+// charge (read-only, MAP_NORESERVE) until parts of it are made writable. Pre: size a multiple of
+// page_size(). Post: the range, or nullptr when refused (RLIMIT_AS, or an injected failure).
+void* reserve_zeros(size_t size) noexcept;
+// Makes a page-aligned part of a reserve_zeros range writable; its pages are committed when first
+// written. False when refused (the range stays read-only and zero).
+bool make_writable(void* p, size_t size) noexcept;
+
 // Asks for transparent huge pages in the range (madvise MADV_HUGEPAGE): page faults there may map
 // 2 MiB at a time. Pre: p and size page-aligned. Returns false if the kernel refused (THP
 // compiled out, or the range is not anonymous); the range works as before either way.
@@ -160,7 +168,8 @@ void stdio_list_lock() noexcept;
 void stdio_list_unlock() noexcept;
 void stdio_list_reset() noexcept;
 
-// Fault injection for tests: when set, map_aligned and decommit fail (map_aligned sets ENOMEM)
+// Fault injection for tests: when set, map_aligned, reserve_zeros, make_writable, remap and
+// decommit fail (map_aligned sets ENOMEM)
 // for the next `n` calls, or forever with a negative value. 0 turns it off.
 void inject_map_failures(long n) noexcept;
 

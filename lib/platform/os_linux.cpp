@@ -118,6 +118,17 @@ void* map_aligned(size_t size, size_t align) noexcept {
 
 void unmap(void* p, size_t size) noexcept { munmap(p, size); }
 
+void* reserve_zeros(size_t size) noexcept {
+  if (injected_failure()) return nullptr;
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+bool make_writable(void* p, size_t size) noexcept {
+  if (injected_failure()) return false;
+  return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
 void* remap(void* p, size_t old_size, size_t new_size) noexcept {
   if (injected_failure()) return nullptr;
   void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);

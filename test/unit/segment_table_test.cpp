@@ -5,6 +5,7 @@
 
 #include "core/segment_table.h"
 #include "core/slab_source.h"
+#include "platform/os.h"
 
 using namespace cachealloc;
 
@@ -76,4 +77,50 @@ TEST_CASE("segment meta: page index and class from the address alone", "[segment
       }
     }
   }
+}
+
+TEST_CASE("segment table: a window around the first segment where the OS refuses 256 MiB",
+          "[segment_table]") {
+  // Note [Segment table window]: the full table's reservation fails (injected), the next size, 2^21
+  // entries (16 MiB), is granted and centred on the first segment registered.
+  auto table = std::make_unique<SegmentTable>();
+  SegmentMeta a, b;
+  const uintptr_t base = uintptr_t{0x555500000000};  // 8 TiB from either end of the space
+  os::inject_map_failures(1);
+  REQUIRE(table->set(base, &a));
+  os::inject_map_failures(0);
+  const size_t window = table->window();
+  REQUIRE(window == size_t{1} << 21);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(base + 64)) == &a);
+  // Within the window, below and above the first segment.
+  const uintptr_t below = base - (window / 2 - 1) * kSegmentSize;
+  const uintptr_t above = base + (window / 2 - 1) * kSegmentSize;
+  REQUIRE(table->set(below, &b));
+  REQUIRE(table->lookup(reinterpret_cast<void*>(below + 8)) == &b);
+  REQUIRE(table->set(above, &b));
+  REQUIRE(table->lookup(reinterpret_cast<void*>(above + kSegmentSize - 1)) == &b);
+  // Outside it: not registered, and every lookup there (or far away) finds nothing.
+  const uintptr_t outside = base + (window / 2 + 1) * kSegmentSize;
+  REQUIRE_FALSE(table->set(outside, &b));
+  REQUIRE(table->set(outside, nullptr));
+  REQUIRE(table->lookup(reinterpret_cast<void*>(outside)) == nullptr);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(base - (window / 2 + 1) * kSegmentSize)) == nullptr);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(uintptr_t{4096})) == nullptr);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(~uintptr_t{0})) == nullptr);
+  REQUIRE(table->set(below, nullptr));
+  REQUIRE(table->lookup(reinterpret_cast<void*>(below + 8)) == nullptr);
+}
+
+TEST_CASE("segment table: nothing registered when no table can be mapped", "[segment_table]") {
+  auto table = std::make_unique<SegmentTable>();
+  SegmentMeta a;
+  os::inject_map_failures(-1);
+  REQUIRE_FALSE(table->set(uintptr_t{0x7f1200000000}, &a));
+  REQUIRE(table->set(uintptr_t{0x7f1200000000}, nullptr));
+  os::inject_map_failures(0);
+  REQUIRE(table->window() == 0);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(uintptr_t{0x7f1200000000})) == nullptr);
+  REQUIRE(table->set(uintptr_t{0x7f1200000000}, &a));
+  REQUIRE(table->window() == SegmentTable::kSpan);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(uintptr_t{0x7f1200000000})) == &a);
 }
