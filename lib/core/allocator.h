@@ -46,15 +46,15 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
 // tests are ordered so that the common case falls through.
 [[gnu::always_inline]] inline void* api_malloc(size_t n) noexcept {
   if (prof::count_bytes(n)) return malloc_sample_slow(n, 0, false);
-  unsigned cls;
+  size_t bin;  // the class's bin, as an offset: Note [Size lookup]
   if (__builtin_expect(n <= detail::kLookupMax, 1)) {
-    cls = class_of_small(n);
+    bin = bin_of_small(n);
   } else if (n <= kMaxSmallSize) {
-    cls = class_of_slow(n);
+    bin = class_of_slow(n) * kBinBytes;
   } else {
     return malloc_slow(n, 0, false);
   }
-  void* p = t_cache->try_alloc(cls, n);
+  void* p = t_cache->try_alloc_at(bin, n);
   if (__builtin_expect(p != nullptr, 1)) return p;
   return malloc_slow(n, 0, false);
 }

@@ -50,19 +50,29 @@ constexpr unsigned class_of_slow(size_t n) {
 
 namespace detail {
 inline constexpr size_t kLookupMax = 1024;
-struct ClassLookup {
-  uint8_t by16[kLookupMax / 16 + 1];
+// Note [Size lookup]: the bin of every size up to 1 KiB, by the size itself, not by (n + 15) / 16:
+// malloc then indexes the table with its argument (no add, no shift) and gets the offset of the
+// class's bin in a ThreadCache (no shift to scale a class). 2 KiB, where the table by 16 bytes
+// was 65; a program touches the lines of the sizes it uses. malloc's fast path: 30 -> 27
+// instructions (disassembled).
+struct BinLookup {
+  uint16_t bin[kLookupMax + 1];  // class_of_slow(n) * kBinBytes; n == 0 gives class 0
 };
-constexpr ClassLookup make_lookup() {
-  ClassLookup t{};
-  for (size_t i = 0; i <= kLookupMax / 16; ++i) t.by16[i] = static_cast<uint8_t>(class_of_slow(i == 0 ? 1 : i * 16));
+constexpr BinLookup make_lookup() {
+  BinLookup t{};
+  for (size_t n = 0; n <= kLookupMax; ++n) {
+    t.bin[n] = static_cast<uint16_t>(class_of_slow(n == 0 ? 1 : n) * kBinBytes);
+  }
   return t;
 }
-inline constexpr ClassLookup kLookup = make_lookup();
+inline constexpr BinLookup kLookup = make_lookup();
 }  // namespace detail
 
-// Size to class by table, about 4 instructions. Pre: n <= kLookupMax; n == 0 gives class 0.
-inline unsigned class_of_small(size_t n) { return detail::kLookup.by16[(n + 15) >> 4]; }
+// The offset of the bin of size n's class in a ThreadCache (class * kBinBytes): a load. Pre:
+// n <= kLookupMax.
+inline size_t bin_of_small(size_t n) { return detail::kLookup.bin[n]; }
+// Size to class by table, about 3 instructions. Pre: n <= kLookupMax; n == 0 gives class 0.
+inline unsigned class_of_small(size_t n) { return static_cast<unsigned>(bin_of_small(n) / kBinBytes); }
 
 // Size to class. Pre: n <= kMaxSmallSize; n == 0 gives class 0.
 inline unsigned class_of(size_t n) {

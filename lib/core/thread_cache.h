@@ -112,7 +112,11 @@ class ThreadCache {
   // `request` is the size asked for (0 on slow paths, which count it in Heap::alloc). Note
   // [Free-list hardening].
   [[gnu::always_inline]] void* try_alloc(unsigned cls, size_t request) noexcept {
-    Bin& b = bins_[cls];
+    return try_alloc_at(cls * kBinBytes, request);
+  }
+  // The same, with the bin's offset (cls * kBinBytes) as malloc reads it from its size table.
+  [[gnu::always_inline]] void* try_alloc_at(size_t bin_offset, size_t request) noexcept {
+    Bin& b = bin_at(bin_offset);
     void* p = b.head;
     if (__builtin_expect(p == nullptr, 0)) return nullptr;
     auto* w = static_cast<uintptr_t*>(p);
@@ -132,7 +136,7 @@ class ThreadCache {
   }
   // The same, with the bin's offset (cls * kBinBytes) as free() reads it from the page descriptor.
   [[gnu::always_inline]] bool try_free_at(void* p, size_t bin_offset) noexcept {
-    Bin& b = *reinterpret_cast<Bin*>(reinterpret_cast<char*>(bins_) + bin_offset);
+    Bin& b = bin_at(bin_offset);
     const uint32_t count = b.count;
     if (__builtin_expect(count >= b.max || static_cast<uintptr_t*>(p)[1] == keys_.key, 0)) return false;
     push(b, p);
@@ -176,6 +180,9 @@ class ThreadCache {
 #else
     return (v & mask) != 0;
 #endif
+  }
+  [[gnu::always_inline]] Bin& bin_at(size_t offset) noexcept {
+    return *reinterpret_cast<Bin*>(reinterpret_cast<char*>(bins_) + offset);
   }
   // Links p in front of the bin and tags it with the key; the caller sets the count.
   [[gnu::always_inline]] void push(Bin& b, void* p) noexcept {
