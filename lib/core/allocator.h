@@ -2,13 +2,15 @@
 //
 // preload/ forwards every exported symbol to one function here. The fast paths are inline so that
 // each exported malloc/free is a single function with no call on a thread-cache hit:
-//   malloc: sampling countdown, size -> class (table lookup), pop the bin and check its link,
-//           count.                                                       30 instructions to 1 KiB
-//   free:   segment table (2 loads), block-boundary test and class (the page descriptor), shared
-//           test, bin bound and double-free key, push the mangled link.    48 instructions
-// (disassembled, each with its `ret`: malloc 34 before its size tests were reordered and the link
-// test was one `test` with memory, free 49 before its shared-block test was one compare. Note
-// [Free-list hardening] in thread_cache.h says what the checks cost.)
+//   malloc: sampling countdown 3, size -> bin (a table by size) 4, thread cache 3, pop the bin 3,
+//           decode and check the link 7, clear the key, new head, counts 5, return 2.
+//                                                                         27 instructions to 1 KiB
+//   free:   segment table 10, page descriptor 5, block-boundary test 4, shared test 2, bin and
+//           thread cache 4, bin bound 3, double-free key 3, mangled push and count 8, return 1.
+//                                                                         40 instructions
+// (disassembled, each with its `ret`; malloc 30 and free 48 before Note [Size lookup], the flat
+// segment table and the one-multiply boundary test. Note [Free-list hardening] in
+// thread_cache.h says what the checks cost.)
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
 #pragma once

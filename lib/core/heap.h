@@ -129,7 +129,7 @@ class Heap {
   size_t clear_caches() noexcept;  // everything cached, for out-of-memory retries
   bool snapshot_impl(HeapSnapshot* out, bool try_only) noexcept;
 
-  // First: free() then finds the table's root at g_heap's own address, with no offset to add.
+  // First: the free fast path reads three of its words (the window and the array's address).
   SegmentTable table_;
   // Note [Zero until init]: every member is zero until init() (no default of HeapConfig or
   // FreeListKeys applies here), so that g_heap lands in .bss, where only the pages the process

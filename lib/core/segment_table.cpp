@@ -1,14 +1,23 @@
 // segment_table.cpp - see segment_table.h.
 #include "core/segment_table.h"
 
+#include <cerrno>
+
 #include "platform/os.h"
 
 namespace cachealloc {
 
 bool SegmentTable::reserve(uintptr_t index) noexcept {
-  for (size_t n = kSpan; n >= (size_t{1} << 13); n >>= 4) {
+  // Note [Segment table window]: the whole table only where it takes at most 1/16 of the
+  // address-space limit. A refused size leaves ENOMEM in errno; the allocation that goes on
+  // with a smaller one succeeds, and must not change errno.
+  const int saved_errno = errno;
+  size_t n = kSpan;
+  while (n > kMinWindow && n * sizeof(void*) > os::address_space_limit() / 16) n >>= 4;
+  for (; n >= kMinWindow; n >>= 4) {
     void* p = os::reserve_zeros(n * sizeof(void*));
     if (p == nullptr) continue;
+    errno = saved_errno;
     uintptr_t first = 0;
     if (n < kSpan) {  // Note [Segment table window]
       first = index > n / 2 ? index - n / 2 : 0;
@@ -25,10 +34,10 @@ bool SegmentTable::reserve(uintptr_t index) noexcept {
 bool SegmentTable::writable(size_t i) noexcept {
   const size_t os_page = os::page_size();
   const size_t k = i * sizeof(void*) / os_page;
-  if (writable_[k / 64] >> (k % 64) & 1) return true;
+  if (writable_pages_[k / 64] >> (k % 64) & 1) return true;
   char* page = reinterpret_cast<char*>(entries_.load(std::memory_order_relaxed)) + k * os_page;
   if (!os::make_writable(page, os_page)) return false;
-  writable_[k / 64] |= uint64_t{1} << (k % 64);
+  writable_pages_[k / 64] |= uint64_t{1} << (k % 64);
   return true;
 }
 
@@ -43,7 +52,7 @@ bool SegmentTable::set(uintptr_t base, SegmentMeta* meta) noexcept {
   if (i >= window()) return meta == nullptr;
   if (meta == nullptr) {
     const size_t k = i * sizeof(void*) / os::page_size();
-    if ((writable_[k / 64] >> (k % 64) & 1) == 0) return true;  // never set: reads as zero
+    if ((writable_pages_[k / 64] >> (k % 64) & 1) == 0) return true;  // never set: reads as zero
   } else if (!writable(i)) {
     return false;
   }

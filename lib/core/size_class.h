@@ -14,7 +14,6 @@
 // k * size(c') is a multiple of A. The cost is bounded waste, which any aligned request pays anyway.
 #pragma once
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -32,6 +31,8 @@ inline constexpr uint8_t kNoClass = 0xff;
 // The size of a thread cache's bin (ThreadCache::Bin): class c's bin is at byte c * kBinBytes,
 // which the page descriptors hold so that free() needs no multiply (Note [Page descriptors]).
 inline constexpr size_t kBinBytes = 16;
+// Page descriptors and the size table hold bin offsets in 16 bits.
+static_assert(kNumClasses * kBinBytes <= UINT16_MAX);
 
 constexpr size_t class_size(unsigned c) {
   if (c < 8) return 16 * (c + 1);
@@ -72,7 +73,9 @@ inline constexpr BinLookup kLookup = make_lookup();
 // n <= kLookupMax.
 inline size_t bin_of_small(size_t n) { return detail::kLookup.bin[n]; }
 // Size to class by table, about 3 instructions. Pre: n <= kLookupMax; n == 0 gives class 0.
-inline unsigned class_of_small(size_t n) { return static_cast<unsigned>(bin_of_small(n) / kBinBytes); }
+inline unsigned class_of_small(size_t n) {
+  return static_cast<unsigned>(bin_of_small(n) / kBinBytes);
+}
 
 // Size to class. Pre: n <= kMaxSmallSize; n == 0 gives class 0.
 inline unsigned class_of(size_t n) {
@@ -108,8 +111,9 @@ constexpr unsigned slab_pages(unsigned c) {
 }
 
 // Note [Block boundary test]
-// free() must refuse a pointer into the middle of a block, or past a slab's last block, or the next
-// malloc of that class would hand out memory overlapping a live block or the next slab. A division
+// free() must refuse a pointer into the middle of a block, or past a slab's last block, or the
+// next malloc of that class would hand out memory overlapping a live block or the next slab. A
+// division
 // on the fast path costs ~25 cycles; instead each class keeps c = ceil(2^64 / size) (Lemire, Kaser
 // and Kurz, "Faster remainder by direct computation", 2019). For an offset n = k * size + r from
 // the slab start (n < 2^32, r < size) the 64-bit product n * c is
@@ -117,11 +121,12 @@ constexpr unsigned slab_pages(unsigned c) {
 //   k * e + r * c otherwise, without wrapping, so at least c >= 2^46 (sizes are at most 2^18).
 // So `n * c < capacity * e` holds exactly for the first `capacity` blocks: one multiply and one
 // compare test the boundary and the slab's end together. A size that is a power of two has e = 0
-// and bound 1: every multiple passes, and its slabs have no tail (they are whole pages). The
-// tail a slab of another size cannot use (48-byte blocks leave 32 bytes of 128 KiB) starts at a
-// multiple of the size and is refused: the rotate-and-compare test used before (rev 4e93a87)
-// accepted it. Offsets are below 2^18 (a slab), and the page descriptor says which slab covers a
-// page, so a pointer on the page is never before the slab's start nor past its end.
+// and bound 1: every multiple passes, and its slabs have no tail (they are whole pages: checked
+// below). The tail a slab of another size cannot use (48-byte blocks leave 16 bytes of a 64 KiB
+// slab) starts at a multiple of the size and is refused, which a test of divisibility alone (the
+// one used before, a multiply and a rotate) accepted. Offsets are below 2^18 (a slab), and the
+// page descriptor says which slab covers a page, so a pointer on the page is never before the
+// slab's start nor past its end.
 struct BlockDivisor {
   uint64_t magic;  // ceil(2^64 / size)
   uint64_t step;   // magic * size mod 2^64: the product of block k is k * step
@@ -155,16 +160,27 @@ constexpr bool is_block_offset(uint32_t offset, unsigned cls, uint32_t capacity)
   const BlockDivisor& d = detail::kDivisors.d[cls];
   return uint64_t{offset} * d.magic < block_bound(d, capacity);
 }
-// offset / class_size(cls), by a multiply (the high half of the 128-bit product).
+// offset / class_size(cls), by a multiply (the high half of the 128-bit product). Pre: cls <
+// kNumClasses.
 constexpr uint32_t block_index(uint32_t offset, unsigned cls) {
-  return static_cast<uint32_t>((static_cast<unsigned __int128>(offset) * detail::kDivisors.d[cls].magic) >> 64);
+  const uint64_t magic = detail::kDivisors.d[cls].magic;
+  return static_cast<uint32_t>((static_cast<unsigned __int128>(offset) * magic) >> 64);
 }
 
-static_assert(is_block_offset(0, 8, 455) && is_block_offset(144 * 7, 8, 455) && !is_block_offset(16, 8, 455));
-static_assert(!is_block_offset(144 * 455, 8, 455) && block_index(144 * 7 + 16, 8) == 7);
+// The bound 1 of a power-of-two size relies on its slabs holding no tail.
+constexpr bool powers_of_two_fill_their_slabs() {
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    const size_t size = class_size(c);
+    if ((size & (size - 1)) == 0 && slab_pages(c) * kPageSize % size != 0) return false;
+  }
+  return true;
+}
+static_assert(powers_of_two_fill_their_slabs());
+static_assert(is_block_offset(0, 8, 455) && is_block_offset(144 * 7, 8, 455));
+static_assert(!is_block_offset(16, 8, 455) && !is_block_offset(144 * 455, 8, 455));
+static_assert(block_index(144 * 7 + 16, 8) == 7);
 static_assert(is_block_offset(288 * 3, 16, 227) && !is_block_offset(288 * 3 + 32, 16, 227));
 static_assert(is_block_offset(64 * 1023, 3, 1024) && !is_block_offset(64 * 1023 + 16, 3, 1024));
-
 
 // Blocks moved between a thread cache and the central pool at once: at most 16 blocks and 16 KiB.
 // Note [Batch size]: a batch is also what a thread holds of a class between two refills, and what

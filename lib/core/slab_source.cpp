@@ -144,7 +144,9 @@ void SlabSource::init_slab_locked(Slab* s, unsigned cls) noexcept {
   s->state = SlabState::kActive;
   s->in_partial = false;
   s->next = s->prev = nullptr;
-  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) s->seg->set_page_class(i, cls, s->capacity);
+  for (unsigned i = s->first_page; i < s->first_page + s->npages; ++i) {
+    s->seg->set_page_class(i, cls, s->capacity);
+  }
 }
 
 Slab* SlabSource::take(unsigned cls) noexcept {

@@ -43,6 +43,8 @@ bool make_writable(void* p, size_t size) noexcept;
 bool advise_huge_pages(void* p, size_t size) noexcept;
 
 size_t page_size() noexcept;
+// The process's address-space limit in bytes (RLIMIT_AS, soft), or UINT64_MAX when unlimited.
+uint64_t address_space_limit() noexcept;
 // Bytes of physical memory (sysconf), or 0 when unknown.
 uint64_t physical_memory() noexcept;
 

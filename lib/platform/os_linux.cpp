@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <type_traits>
@@ -73,6 +74,12 @@ void stdio_list_reset() noexcept {
 }
 
 void inject_map_failures(long n) noexcept { g_map_failures.store(n, std::memory_order_relaxed); }
+
+uint64_t address_space_limit() noexcept {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+  return static_cast<uint64_t>(r.rlim_cur);
+}
 
 uint64_t physical_memory() noexcept {
   long pages = sysconf(_SC_PHYS_PAGES);

@@ -20,7 +20,7 @@
 
 namespace cachealloc::test {
 
-// One allocator instance over fakes. The Heap is big (segment table root, 96 pools), so it lives on
+// One allocator instance over fakes. The Heap is big (segment table, 96 pools), so it lives on
 // the heap of the test process (glibc malloc: the core under test does not export malloc).
 struct TestHeap {
   FakeSegmentSource pages;

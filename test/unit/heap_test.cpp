@@ -183,7 +183,7 @@ TEST_CASE("heap: misuse stops the program with one message naming cachealloc", "
     REQUIRE_THAT(d.stderr_text, Catch::Contains("cachealloc: realloc(): double free 0x"));
   }
   SECTION("the tail of a slab, past its last block") {
-    // A 128 KiB slab of 48-byte blocks holds 2730 of them and 32 bytes no block covers. Their
+    // A 64 KiB slab of 48-byte blocks holds 1365 of them and 16 bytes no block covers. Their
     // start is a multiple of 48 from the slab's: a bin that took it would hand out a block that
     // runs into the next slab.
     DeathResult d = run_in_child([] {

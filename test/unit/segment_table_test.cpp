@@ -14,7 +14,7 @@ TEST_CASE("segment table: lookup covers exactly the registered segments", "[segm
   SegmentMeta a, b;
   uintptr_t base_a = uintptr_t{0x7f1200000000};
   uintptr_t base_b = base_a + 5 * kSegmentSize;
-  uintptr_t far = (uintptr_t{1} << 46) + 17 * kSegmentSize;  // another root entry
+  uintptr_t far = (uintptr_t{1} << 46) + 17 * kSegmentSize;  // far from the first
   SegmentMeta c;
 
   REQUIRE(table->lookup(reinterpret_cast<void*>(base_a)) == nullptr);
@@ -64,15 +64,17 @@ TEST_CASE("segment meta: page index and class from the address alone", "[segment
       // no active slab covers.
       // On an odd page, offset 65456 is the slab's last block (2729 * 48 from its start) and 65504
       // the start of its 32-byte tail; on an even page, 65520 is block 1365.
-      for (uintptr_t off : {uintptr_t{0}, uintptr_t{48}, uintptr_t{96}, uintptr_t{16}, uintptr_t{65456},
-                            uintptr_t{65504}, uintptr_t{65520}}) {
+      for (uintptr_t off : {uintptr_t{0}, uintptr_t{48}, uintptr_t{96}, uintptr_t{16},
+                            uintptr_t{65456}, uintptr_t{65504}, uintptr_t{65520}}) {
         uintptr_t a = (uintptr_t{i} << kPageShift) + off + m.base;
         bool block = (a - slab) % 48 == 0 && (a - slab) / 48 < 2730;
         INFO("page " << i << " offset " << off);
         REQUIRE(m.is_block_start(reinterpret_cast<void*>(a)) == (i % 3 != 0 && block));
         REQUIRE(m.is_block_start(reinterpret_cast<void*>(a), 2) == (i % 3 != 0 && block));
         REQUIRE_FALSE(m.is_block_start(reinterpret_cast<void*>(a), 3));
-        if (i % 3 != 0 && block) REQUIRE(m.block_number(reinterpret_cast<void*>(a)) == (a - slab) / 48);
+        if (i % 3 != 0 && block) {
+          REQUIRE(m.block_number(reinterpret_cast<void*>(a)) == (a - slab) / 48);
+        }
         if (i % 3 != 0) REQUIRE(m.bin_at(reinterpret_cast<void*>(a)) == 2 * kBinBytes);
       }
     }
@@ -85,7 +87,8 @@ TEST_CASE("segment table: a window around the first segment where the OS refuses
   // entries (16 MiB), is granted and centred on the first segment registered.
   auto table = std::make_unique<SegmentTable>();
   SegmentMeta a, b;
-  const uintptr_t base = uintptr_t{0x555500000000};  // 8 TiB from either end of the space
+  // More than half a window (4 TiB) from either end of the space: the window is not clamped.
+  const uintptr_t base = uintptr_t{0x555500000000};
   os::inject_map_failures(1);
   REQUIRE(table->set(base, &a));
   os::inject_map_failures(0);
@@ -104,7 +107,8 @@ TEST_CASE("segment table: a window around the first segment where the OS refuses
   REQUIRE_FALSE(table->set(outside, &b));
   REQUIRE(table->set(outside, nullptr));
   REQUIRE(table->lookup(reinterpret_cast<void*>(outside)) == nullptr);
-  REQUIRE(table->lookup(reinterpret_cast<void*>(base - (window / 2 + 1) * kSegmentSize)) == nullptr);
+  const uintptr_t outside_below = base - (window / 2 + 1) * kSegmentSize;
+  REQUIRE(table->lookup(reinterpret_cast<void*>(outside_below)) == nullptr);
   REQUIRE(table->lookup(reinterpret_cast<void*>(uintptr_t{4096})) == nullptr);
   REQUIRE(table->lookup(reinterpret_cast<void*>(~uintptr_t{0})) == nullptr);
   REQUIRE(table->set(below, nullptr));
@@ -123,4 +127,38 @@ TEST_CASE("segment table: nothing registered when no table can be mapped", "[seg
   REQUIRE(table->set(uintptr_t{0x7f1200000000}, &a));
   REQUIRE(table->window() == SegmentTable::kSpan);
   REQUIRE(table->lookup(reinterpret_cast<void*>(uintptr_t{0x7f1200000000})) == &a);
+}
+
+TEST_CASE("segment table: an entry whose page cannot be made writable is not registered",
+          "[segment_table]") {
+  auto table = std::make_unique<SegmentTable>();
+  SegmentMeta a, b;
+  const uintptr_t first = uintptr_t{0x7f1200000000};
+  const uintptr_t other = first + (uintptr_t{8} << 30);  // another OS page of the table
+  REQUIRE(table->set(first, &a));
+  REQUIRE(table->set(other, nullptr));  // its page was never written: nothing to clear
+  os::inject_map_failures(1);
+  REQUIRE_FALSE(table->set(other, &b));
+  os::inject_map_failures(0);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(other)) == nullptr);
+  REQUIRE(table->lookup(reinterpret_cast<void*>(first)) == &a);
+  REQUIRE(table->set(other, &b));
+  REQUIRE(table->lookup(reinterpret_cast<void*>(other + 1)) == &b);
+}
+
+TEST_CASE("segment table: the window fits an address-space limit", "[segment_table]") {
+  // Under the limit of the stress test (`ulimit -v 600000`), 1/16 of it holds 2^21 entries
+  // (16 MiB) but not the whole table.
+  const uint64_t limit = os::address_space_limit();
+  if (limit != UINT64_MAX && limit < (uint64_t{4} << 30)) {
+    auto table = std::make_unique<SegmentTable>();
+    SegmentMeta a;
+    REQUIRE(table->set(uintptr_t{0x555500000000}, &a));
+    REQUIRE(table->window() * sizeof(void*) <= limit / 16);
+  } else {
+    auto table = std::make_unique<SegmentTable>();
+    SegmentMeta a;
+    REQUIRE(table->set(uintptr_t{0x555500000000}, &a));
+    REQUIRE(table->window() == SegmentTable::kSpan);
+  }
 }
