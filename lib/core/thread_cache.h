@@ -88,11 +88,20 @@ struct ThreadCounters {
 
 class ThreadCache {
  public:
-  // count first and bins_ first in the class: &bins_[cls].count is then the bin's own address,
-  // which the fast paths already hold. GCC recomputes the address of an atomic access from
-  // scratch otherwise (three more instructions on each of malloc and free).
+  // Note [Bin slack]
+  // A bin keeps `slack` = count - max (mod 2^32), not its count: free's bound test is then one
+  // compare of slack with zero in memory (is the bin full?), where count < max loaded one of the
+  // two into a register first (one instruction more). malloc subtracts one from it, free adds
+  // one, as they did to the count. The count is slack + max (count()); a change of max keeps the
+  // count (set_max). Stats read the two fields without a lock: a reader racing with a change of
+  // max may be off by that change, as it may be off by a batch anyway (Note [Derived free count]).
+  // A bin over its max (an outbox bin cut back to a batch, Note [Outbox bins]) has a small
+  // positive slack and is full as well. slack first and bins_ first in the class:
+  // &bins_[cls].slack is then the bin's own address, which the fast paths already hold. GCC
+  // recomputes the address of an atomic access from scratch otherwise (three more instructions on
+  // each of malloc and free).
   struct Bin {
-    uint32_t count;
+    uint32_t slack;
     uint32_t max;
     void* head;
   };
@@ -124,7 +133,7 @@ class ThreadCache {
     if (__builtin_expect(any_bits(next, keys_.bad_link_bits), 0)) fatal_free_list(p);
     w[1] = 0;
     b.head = reinterpret_cast<void*>(next);
-    owner_add_raw(&b.count, ~uint32_t{0});  // minus one: Note [Counter adds]
+    owner_add_raw(&b.slack, ~uint32_t{0});  // minus one: Note [Counter adds], Note [Bin slack]
     owner_add(counters_.allocs, 1);
     owner_add(counters_.bytes_requested, request);
     return p;
@@ -137,10 +146,9 @@ class ThreadCache {
   // The same, with the bin's offset (cls * kBinBytes) as free() reads it from the page descriptor.
   [[gnu::always_inline]] bool try_free_at(void* p, size_t bin_offset) noexcept {
     Bin& b = bin_at(bin_offset);
-    const uint32_t count = b.count;
-    if (__builtin_expect(count >= b.max || static_cast<uintptr_t*>(p)[1] == keys_.key, 0)) return false;
+    if (__builtin_expect(!has_room(b) || static_cast<uintptr_t*>(p)[1] == keys_.key, 0)) return false;
     push(b, p);
-    owner_add_raw(&b.count, uint32_t{1});  // no counter: Note [Derived free count]
+    owner_add_raw(&b.slack, uint32_t{1});  // no counter: Note [Derived free count]
     return true;
   }
 
@@ -155,10 +163,19 @@ class ThreadCache {
   const ThreadCounters& counters() const noexcept { return counters_; }
   // Blocks freed by this thread (Note [Derived free count]); callable from any thread.
   uint64_t frees() const noexcept;
-  uint32_t bin_count(unsigned cls) const noexcept {
-    return __atomic_load_n(&bins_[cls].count, __ATOMIC_RELAXED);
+  uint32_t bin_count(unsigned cls) const noexcept { return count(bins_[cls]); }
+  // Note [Bin slack]: a bin's count and bound, for the slow paths and the stats.
+  static uint32_t count(const Bin& b) noexcept {
+    return __atomic_load_n(&b.slack, __ATOMIC_RELAXED) + __atomic_load_n(&b.max, __ATOMIC_RELAXED);
   }
-  static void set_count(Bin& b, uint32_t v) noexcept { __atomic_store_n(&b.count, v, __ATOMIC_RELAXED); }
+  static void set_count(Bin& b, uint32_t v) noexcept {
+    __atomic_store_n(&b.slack, v - b.max, __ATOMIC_RELAXED);
+  }
+  static void set_max(Bin& b, uint32_t m) noexcept {
+    const uint32_t n = count(b);
+    __atomic_store_n(&b.max, m, __ATOMIC_RELAXED);
+    set_count(b, n);
+  }
 
   ThreadCache* next = nullptr;  // Heap's registry, under its registry lock
   ThreadCache* prev = nullptr;
@@ -181,6 +198,8 @@ class ThreadCache {
     return (v & mask) != 0;
 #endif
   }
+  // Whether the bin is below its max: the sign of slack, tested in memory (Note [Bin slack]).
+  [[gnu::always_inline]] static bool has_room(const Bin& b) noexcept { return sign_bit_set(b.slack); }
   [[gnu::always_inline]] Bin& bin_at(size_t offset) noexcept {
     return *reinterpret_cast<Bin*>(reinterpret_cast<char*>(bins_) + offset);
   }
