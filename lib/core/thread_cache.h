@@ -146,7 +146,9 @@ class ThreadCache {
   // The same, with the bin's offset (cls * kBinBytes) as free() reads it from the page descriptor.
   [[gnu::always_inline]] bool try_free_at(void* p, size_t bin_offset) noexcept {
     Bin& b = bin_at(bin_offset);
-    if (__builtin_expect(!has_room(b) || static_cast<uintptr_t*>(p)[1] == keys_.key, 0)) return false;
+    if (__builtin_expect(!has_room(b) || static_cast<uintptr_t*>(p)[1] == keys_.key, 0)) {
+      return false;
+    }
     push(b, p);
     owner_add_raw(&b.slack, uint32_t{1});  // no counter: Note [Derived free count]
     return true;
@@ -199,7 +201,9 @@ class ThreadCache {
 #endif
   }
   // Whether the bin is below its max: the sign of slack, tested in memory (Note [Bin slack]).
-  [[gnu::always_inline]] static bool has_room(const Bin& b) noexcept { return sign_bit_set(b.slack); }
+  [[gnu::always_inline]] static bool has_room(const Bin& b) noexcept {
+    return sign_bit_set(b.slack);
+  }
   [[gnu::always_inline]] Bin& bin_at(size_t offset) noexcept {
     return *reinterpret_cast<Bin*>(reinterpret_cast<char*>(bins_) + offset);
   }
