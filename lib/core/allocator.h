@@ -5,12 +5,12 @@
 //   malloc: sampling countdown 3, size -> bin (a table by size) 4, thread cache 3, pop the bin 3,
 //           decode and check the link 7, clear the key, new head, counts 5, return 2.
 //                                                                         27 instructions to 1 KiB
-//   free:   segment table 10, page descriptor 5, block-boundary test 4, shared test 2, bin and
-//           thread cache 4, bin bound 2, double-free key 3, mangled push and count 8, return 1.
-//                                                                         39 instructions
+//   free:   segment table 10, page descriptor 5, block-boundary test 4, bin and thread cache 4,
+//           bin bound 2, double-free key 3, mangled push and count 8, return 1.
+//                                                                         37 instructions
 // (disassembled, each with its `ret`; malloc 30 and free 48 before Note [Size lookup], the flat
-// segment table, the one-multiply boundary test and Note [Bin slack]. Note [Free-list
-// hardening] in thread_cache.h says what the checks cost.)
+// segment table, the one-multiply boundary test, Note [Bin slack] and Note [Shared pages].
+// Note [Free-list hardening] in thread_cache.h says what the checks cost.)
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
 #pragma once
@@ -75,10 +75,10 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
                                             size_t align = 0) noexcept {
   SegmentMeta* seg = g_heap.table().lookup(p);
   if (__builtin_expect(seg != nullptr, 1)) {
-    // Interior pointers, unused pages (they fail the boundary test) and shared blocks go to the
-    // slow path, which validates; a valid block that misses the bin (full, boot cache, key match)
-    // goes to the small slow path with what was found here.
-    if (__builtin_expect(seg->is_block_start(p) && relaxed_is_zero(seg->retained), 1)) {
+    // Interior pointers and unused pages (they fail the boundary test) go to the slow path, which
+    // validates; a valid block that misses the bin (full, boot cache, key match, or a shared
+    // block: Note [Shared pages]) goes to the small slow path with what was found here.
+    if (__builtin_expect(seg->is_block_start(p), 1)) {
       if (__builtin_expect(t_cache->try_free_at(p, seg->bin_at(p)), 1)) return;
       return free_small_slow(p, seg, seg->class_at(p), call, size, align);
     }

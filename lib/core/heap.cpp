@@ -179,7 +179,7 @@ bool Heap::release_small_ref(void* p, SegmentMeta* seg) noexcept {
   bool erased = false;
   uint32_t left = refs_.release(p, &erased);
   if (left == 0) return false;  // count was 1: the caller frees the block
-  if (erased) seg->retained.fetch_sub(1, std::memory_order_relaxed);
+  if (erased) seg->add_shared(p, -1);  // Note [Shared pages]
   return true;
 }
 
@@ -187,7 +187,7 @@ void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, 
   // Frees that skipped the fast path (shared blocks, a full bin, no thread cache) were not checked
   // yet. A slab's pages and class never change while any of its blocks is live: no lock needed.
   if (!seg->is_block_start(p, cls)) fatal_pointer(call, "invalid pointer", p);
-  if (seg->retained.load(std::memory_order_relaxed) != 0 && release_small_ref(p, seg)) return;
+  if (seg->page_shared(p) && release_small_ref(p, seg)) return;
   if (config_.check) {
     if (!handed_out_block(p, seg)) fatal_pointer(call, "invalid pointer", p);
     if (!seg->clear_live(p)) fatal_pointer(call, "double free", p);  // Note [Live bits]
@@ -278,11 +278,12 @@ int Heap::retain(void* p) noexcept {
   SegmentMeta* seg = table_.lookup(p);
   if (seg == nullptr) return large_.retain(p) ? 0 : EINVAL;
   if (!live_small_block(p, seg)) return EINVAL;
-  // Raise the segment's flag before the entry exists, so a concurrent free never misses it.
-  seg->retained.fetch_add(1, std::memory_order_relaxed);
+  // Share the page before the entry exists, so a concurrent free never misses it (Note [Shared
+  // pages]).
+  seg->add_shared(p, 1);
   bool inserted = false;
   uint32_t count = refs_.retain(p, &inserted);
-  if (!inserted) seg->retained.fetch_sub(1, std::memory_order_relaxed);
+  if (!inserted) seg->add_shared(p, -1);
   return count == 0 ? ENOMEM : 0;
 }
 

@@ -1,10 +1,10 @@
 // refcount_table.h - reference counts of shared small blocks.
 //
 // Every block starts with count 1, and that 1 is never stored: the table holds only blocks that
-// were retained (count >= 2). free() learns whether it must look here from its segment's
-// `retained` counter (SegmentMeta::retained, incremented when an entry is added), so blocks of
-// segments that never saw ca_retain pay one load of a line free() reads anyway. Large blocks keep
-// their count in their LargeBlock record instead (large_cache.h).
+// were retained (count >= 2). free() learns whether it must look here from the page the block
+// starts on: while the page counts blocks with entries, its bin is one that is always full, so
+// their frees take the slow path (Note [Shared pages], segment_meta.h), and other blocks pay
+// nothing. Large blocks keep their count in their LargeBlock record instead (large_cache.h).
 //
 // Data structures: kShards chained hash indexes keyed by address (core/chained_index.h), nodes
 // from a MetaPool.

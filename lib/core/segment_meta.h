@@ -8,8 +8,9 @@
 //                a bump index for blocks never handed out, and the count of blocks handed out (`used`).
 //
 // Who writes: SlabSource (pages, slab records, page classes, under its lock), CentralPool (a
-// slab's free bits, bump index and `used`, under the pool lock), Heap (retained, live bits).
-// Who reads without a lock: the free fast path (pages, retained: allocator.h) and
+// slab's free bits, bump index and `used`, under the pool lock), Heap (a page's retained count
+// and bin by compare-and-swap: Note [Shared pages]; live bits).
+// Who reads without a lock: the free fast path (pages: allocator.h) and
 // Heap::handed_out_block (bump) and Heap::live_small_block (live bits, with is_live).
 // SYNCHRONIZATION: slab_source.h.
 #pragma once
@@ -55,7 +56,8 @@ struct Slab {
 // it. Written under the slab source's lock with relaxed atomic stores: a class is set with `bound`
 // last and cleared with `bound` first, so a reader racing with a change sees either the old
 // slab's record or a refusal, except for a pointer into a page being handed to a new slab, which
-// no correct program frees.
+// no correct program frees. `bin` and `retained` also change outside that lock: Note [Shared
+// pages].
 struct alignas(32) PageDesc {
   uint64_t magic;        // the class's BlockDivisor::magic
   uint64_t bound;        // block_bound() of the slab; 0 when the page is in no active slab
@@ -63,11 +65,32 @@ struct alignas(32) PageDesc {
   // slab start is the same modulo 2^32 from these bits as from the full addresses, and the test
   // needs no mask of p's segment offset.
   uint32_t slab_low;
-  uint16_t bin;          // cls * kBinBytes: the offset of the class's bin in a ThreadCache
   uint8_t cls;           // kNoClass when the page is in no active slab
   uint8_t head;          // first page of the slab covering the page
+  uint16_t unused;
+  // One 8-byte word (Note [Shared pages]): the bin free() pushes this page's blocks to (cls *
+  // kBinBytes: its offset in a ThreadCache), or kSharedBin while `retained` is not zero.
+  uint16_t bin;
+  uint16_t unused2;
+  uint32_t retained;     // blocks starting on this page that have a refcount-table entry
 };
 static_assert(sizeof(PageDesc) == 32);
+static_assert(offsetof(PageDesc, bin) % 8 == 0);
+static_assert(offsetof(PageDesc, retained) == offsetof(PageDesc, bin) + 4);
+
+// Note [Shared pages]
+// A block with a refcount-table entry (ca_retain) must not be freed by the fast path: its free
+// drops a count instead (Heap::free_small). The page the block starts on counts such blocks
+// (`retained`), and while it counts any, its `bin` is kSharedBin: a bin past the classes' that
+// every ThreadCache has and that is always full (max 0), so free's bin test sends the block to
+// the slow path, which consults the table. The fast path thus tests nothing for shared blocks;
+// before, it tested a per-segment count (2 instructions and a cache line). retain and release
+// change the count and the bin together, with one compare-and-swap of the 8-byte word that holds
+// both, so two transitions on one page (one block retained while another's last entry goes)
+// cannot leave the bin and the count disagreeing. The bin changes before the entry exists
+// (retain) and after it is gone (release), so a free that races with neither misses nothing. A
+// slab's pages get their class's bin when it becomes active, when no block of it is live, so
+// none is retained.
 
 // Note [Slab free bits]
 // A block given back to its slab is a bit in the segment's free bits, not a link written into the
@@ -86,7 +109,6 @@ static_assert(sizeof(PageDesc) == 32);
 // the words that slabs use are ever written, so its pages are committed in proportion to blocks.
 struct SegmentMeta {
   uintptr_t base = 0;
-  std::atomic<uint32_t> retained{0};       // blocks here with a refcount-table entry
   PageDesc pages[kPagesPerSegment];        // Note [Page descriptors]
   uint64_t free_pages = ~uint64_t{0};      // bit i: page i belongs to no slab
   SegmentMeta* next = nullptr;
@@ -108,7 +130,14 @@ struct SegmentMeta {
   const PageDesc& page_at(const void* p) const noexcept { return pages[page_of(p)]; }
   Slab* slab_at(const void* p) noexcept { return &slabs[page_at(p).head]; }
   uint8_t class_at(const void* p) const noexcept { return page_at(p).cls; }
-  size_t bin_at(const void* p) const noexcept { return page_at(p).bin; }  // class_at * kBinBytes
+  // class_at * kBinBytes, or kSharedBin: Note [Shared pages].
+  size_t bin_at(const void* p) const noexcept { return page_at(p).bin; }
+  // Note [Shared pages]: whether blocks starting on p's page have refcount-table entries, and a
+  // change of their count by +1 or -1 (the page's bin with it).
+  bool page_shared(const void* p) const noexcept {
+    return __atomic_load_n(&page_at(p).retained, __ATOMIC_RELAXED) != 0;
+  }
+  void add_shared(const void* p, int delta) noexcept;
   // Whether p is the start of a block of the active slab covering it (Note [Block boundary
   // test]). 5 instructions with the descriptor's address: a subtract, a multiply, a compare.
   bool is_block_start(const void* p) const noexcept {

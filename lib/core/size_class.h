@@ -31,8 +31,10 @@ inline constexpr uint8_t kNoClass = 0xff;
 // The size of a thread cache's bin (ThreadCache::Bin): class c's bin is at byte c * kBinBytes,
 // which the page descriptors hold so that free() needs no multiply (Note [Page descriptors]).
 inline constexpr size_t kBinBytes = 16;
+// The bin of blocks with a refcount-table entry (Note [Shared pages]): one past the classes'.
+inline constexpr size_t kSharedBin = kNumClasses * kBinBytes;
 // Page descriptors and the size table hold bin offsets in 16 bits.
-static_assert(kNumClasses * kBinBytes <= UINT16_MAX);
+static_assert(kSharedBin <= UINT16_MAX);
 
 constexpr size_t class_size(unsigned c) {
   if (c < 8) return 16 * (c + 1);

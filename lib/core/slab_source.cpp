@@ -107,6 +107,21 @@ void SegmentMeta::set_page_class(unsigned i, unsigned cls, uint32_t capacity) no
   __atomic_store_n(&d.bound, block_bound(div, capacity), __ATOMIC_RELEASE);
 }
 
+// Note [Shared pages]: the count (high half) and the bin (low 16 bits) of one 8-byte word.
+void SegmentMeta::add_shared(const void* p, int delta) noexcept {
+  using Word = uint64_t __attribute__((may_alias));
+  PageDesc& d = pages[page_of(p)];
+  Word* word = reinterpret_cast<Word*>(&d.bin);
+  const uint64_t class_bin = uint64_t{d.cls} * kBinBytes;
+  uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
+  uint64_t next;
+  do {
+    const uint32_t count = static_cast<uint32_t>(old >> 32) + static_cast<uint32_t>(delta);
+    next = uint64_t{count} << 32 | (count != 0 ? kSharedBin : class_bin);
+  } while (!__atomic_compare_exchange_n(word, &old, next, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED));
+}
+
 void SegmentMeta::clear_page_class(unsigned i) noexcept {
   PageDesc& d = pages[i];
   __atomic_store_n(&d.bound, uint64_t{0}, __ATOMIC_RELAXED);

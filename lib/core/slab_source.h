@@ -9,9 +9,9 @@
 //                emptied slab (madvise) and returns its pages to the segment.
 //
 // Who calls: CentralPool (take/give under its own lock, then ours), Heap (budget, clear).
-// SYNCHRONIZATION: lock_ protects everything here except SegmentMeta::pages and ::retained, which
-// are written under lock_ (pages, Note [Page descriptors]) or atomically (retained) and read
-// without it.
+// SYNCHRONIZATION: lock_ protects everything here except SegmentMeta::pages, which are written
+// under lock_ (Note [Page descriptors]), or by compare-and-swap for a page's retained count and
+// bin (Note [Shared pages]), and read without it.
 // Lock order: CentralPool::lock_ -> SlabSource::lock_ -> MetaArena::lock_.
 #pragma once
 

@@ -28,6 +28,7 @@ void ThreadCache::attach(Heap* heap, bool checking) noexcept {
     refill_want_[c] = static_cast<uint16_t>(batch < kFirstRefill ? batch : kFirstRefill);
     flushed_since_refill_[c] = false;
   }
+  bins_[kNumClasses] = Bin{};  // Note [Shared pages]: never pushed, never popped
   clear_epoch = heap->clear_epoch();
 }
 

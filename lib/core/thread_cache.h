@@ -110,7 +110,9 @@ class ThreadCache {
   constexpr ThreadCache() = default;
 
  private:
-  Bin bins_[kNumClasses] = {};  // the first member (see Bin)
+  // The first member (see Bin). One more than the classes: the bin at kSharedBin, always full
+  // (max 0, slack 0), which sends shared blocks to the slow path (Note [Shared pages]).
+  Bin bins_[kNumClasses + 1] = {};
   FreeListKeys keys_;           // Note [Free-list hardening]; set by attach
 
  public:

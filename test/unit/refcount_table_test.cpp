@@ -126,3 +126,34 @@ TEST_CASE("heap: a freed small block cannot be retained, released or counted", "
   t.free(q);
   t.free(q);
 }
+
+TEST_CASE("heap: a page with retained blocks sends every free of its blocks to the slow path",
+          "[refcount]") {
+  // Note [Shared pages]: the free fast path pushes to the bin its page descriptor names; while
+  // blocks starting on the page have entries, that is the always-full shared bin.
+  TestHeap t;
+  char* a = static_cast<char*>(t.alloc(64));
+  char* b = static_cast<char*>(t.alloc(64));
+  SegmentMeta* seg = t.heap.table().lookup(a);
+  REQUIRE(SegmentMeta::page_of(a) == SegmentMeta::page_of(b));
+  const size_t class_bin = class_of(64) * kBinBytes;
+  REQUIRE(seg->bin_at(a) == class_bin);
+  REQUIRE_FALSE(seg->page_shared(a));
+  REQUIRE(t.heap.retain(a) == 0);
+  REQUIRE(t.heap.retain(b) == 0);
+  REQUIRE(t.heap.retain(b) == 0);  // b's second retain adds no entry, so no count
+  REQUIRE(seg->page_shared(b));
+  REQUIRE(seg->bin_at(b) == kSharedBin);
+  t.free(a);  // a's entry goes (count 2 -> 1); b's keeps the page shared
+  REQUIRE(seg->bin_at(a) == kSharedBin);
+  t.free(b);  // 3 -> 2
+  REQUIRE(t.heap.release(t.tc, b) == 0);  // 2 -> 1: the entry goes, the page is not shared now
+  REQUIRE_FALSE(seg->page_shared(a));
+  REQUIRE(seg->bin_at(a) == class_bin);
+  REQUIRE(t.heap.refs().entries() == 0);
+  t.free(a);
+  t.free(b);
+  // A retain that cannot add an entry (refused: a freed block) leaves the page as it was.
+  REQUIRE(t.heap.retain(a) == EINVAL);
+  REQUIRE(seg->bin_at(a) == class_bin);
+}
