@@ -25,7 +25,9 @@ extern "C" {
 /* ---- Reference counting --------------------------------------------------------------------
  * A block's count is 1 when malloc (or any allocation function) returns it. free(p) and
  * ca_release(p) take one away; the block is recycled when the count reaches 0. Blocks that are
- * never retained pay nothing for the table on the malloc/free fast path. p must be the start of a
+ * never retained pay nothing for the table on the malloc/free fast path, unless another block
+ * starting on the same 64 KiB page is retained: their frees then take a slower path that looks
+ * in the table too. p must be the start of a
  * live block returned by cachealloc (or adopted); anything else gets EINVAL. */
 
 /* Adds one owner. 0, or EINVAL when p is NULL or not a live cachealloc block. */

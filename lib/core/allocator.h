@@ -38,7 +38,8 @@ extern constinit thread_local ThreadCache* t_cache;
 void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
 // `size`, `align`: what a sized free was given (0, 0: none); Note [Sized frees].
 [[gnu::noinline]] void free_slow(void* p, const char* call, size_t size, size_t align) noexcept;
-// A block start of seg of class cls, not shared, that the thread's bin did not take.
+// A block start of seg of class cls that the thread's bin did not take (full, the boot cache, a
+// second free, or a block of a page with shared blocks: Note [Shared pages]).
 [[gnu::noinline]] void free_small_slow(void* p, SegmentMeta* seg, unsigned cls, const char* call,
                                        size_t size, size_t align) noexcept;
 

@@ -16,10 +16,12 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
 #include "core/size_class.h"
+#include "util/counter.h"
 
 namespace cachealloc {
 
@@ -71,11 +73,11 @@ struct alignas(32) PageDesc {
   // One 8-byte word (Note [Shared pages]): the bin free() pushes this page's blocks to (cls *
   // kBinBytes: its offset in a ThreadCache), or kSharedBin while `retained` is not zero.
   uint16_t bin;
-  uint16_t unused2;
+  uint16_t unused2;      // zero: the compare-and-swap of the word writes it so
   uint32_t retained;     // blocks starting on this page that have a refcount-table entry
 };
 static_assert(sizeof(PageDesc) == 32);
-static_assert(offsetof(PageDesc, bin) % 8 == 0);
+static_assert(offsetof(PageDesc, bin) % 8 == 0 && std::endian::native == std::endian::little);
 static_assert(offsetof(PageDesc, retained) == offsetof(PageDesc, bin) + 4);
 
 // Note [Shared pages]
@@ -90,7 +92,8 @@ static_assert(offsetof(PageDesc, retained) == offsetof(PageDesc, bin) + 4);
 // cannot leave the bin and the count disagreeing. The bin changes before the entry exists
 // (retain) and after it is gone (release), so a free that races with neither misses nothing. A
 // slab's pages get their class's bin when it becomes active, when no block of it is live, so
-// none is retained.
+// none is retained. The free fast path reads the bin while another thread's retain or release of
+// another block of the page may write it: a relaxed 16-bit load (relaxed_load16).
 
 // Note [Slab free bits]
 // A block given back to its slab is a bit in the segment's free bits, not a link written into the
@@ -108,8 +111,10 @@ static_assert(offsetof(PageDesc, retained) == offsetof(PageDesc, bin) + 4);
 // The 32 KiB array is mapped with the segment's record and kept when the record is recycled; only
 // the words that slabs use are ever written, so its pages are committed in proportion to blocks.
 struct SegmentMeta {
+  // Note [Page descriptors]. First: a descriptor's address is then the segment's record plus the
+  // page index times 32, the base of every field free() reads from it, bin's asm load included.
+  PageDesc pages[kPagesPerSegment];
   uintptr_t base = 0;
-  PageDesc pages[kPagesPerSegment];        // Note [Page descriptors]
   uint64_t free_pages = ~uint64_t{0};      // bit i: page i belongs to no slab
   SegmentMeta* next = nullptr;
   // CACHEALLOC_CHECK only (Note [Live bits]): one bit per 16-byte granule, set while the block
@@ -131,7 +136,9 @@ struct SegmentMeta {
   Slab* slab_at(const void* p) noexcept { return &slabs[page_at(p).head]; }
   uint8_t class_at(const void* p) const noexcept { return page_at(p).cls; }
   // class_at * kBinBytes, or kSharedBin: Note [Shared pages].
-  size_t bin_at(const void* p) const noexcept { return page_at(p).bin; }
+  size_t bin_at(const void* p) const noexcept {
+    return relaxed_load16_at<offsetof(PageDesc, bin)>(page_at(p));
+  }
   // Note [Shared pages]: whether blocks starting on p's page have refcount-table entries, and a
   // change of their count by +1 or -1 (the page's bin with it).
   bool page_shared(const void* p) const noexcept {

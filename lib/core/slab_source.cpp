@@ -98,28 +98,46 @@ void SegmentMeta::set_page_head(unsigned i, unsigned head) noexcept {
   __atomic_store_n(&d.slab_low, static_cast<uint32_t>(start), __ATOMIC_RELAXED);
 }
 
+// Note [Shared pages]: the count (high half) and the bin (low 16 bits) of one 8-byte word. `bin`
+// is what the page's blocks should go to for `count`.
+namespace {
+using PageWord = uint64_t __attribute__((may_alias));
+uint64_t shared_word(uint32_t count, uint64_t class_bin) {
+  return uint64_t{count} << 32 | (count != 0 ? kSharedBin : class_bin);
+}
+}  // namespace
+
+void SegmentMeta::add_shared(const void* p, int delta) noexcept {
+  PageDesc& d = pages[page_of(p)];
+  PageWord* word = reinterpret_cast<PageWord*>(&d.bin);
+  // A page in no active slab keeps the bin it has (only a program's misuse, a retain racing the
+  // block's last free, lets a count outlive its slab); the count is kept exact either way.
+  const uint8_t cls = __atomic_load_n(&d.cls, __ATOMIC_RELAXED);
+  uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
+  uint64_t next;
+  do {
+    const uint32_t count = static_cast<uint32_t>(old >> 32) + static_cast<uint32_t>(delta);
+    next = cls < kNumClasses ? shared_word(count, uint64_t{cls} * kBinBytes)
+                             : (uint64_t{count} << 32 | (old & 0xffff));
+  } while (!__atomic_compare_exchange_n(word, &old, next, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED));
+}
+
 void SegmentMeta::set_page_class(unsigned i, unsigned cls, uint32_t capacity) noexcept {
   PageDesc& d = pages[i];
   const BlockDivisor& div = detail::kDivisors.d[cls];
   __atomic_store_n(&d.magic, div.magic, __ATOMIC_RELAXED);
   __atomic_store_n(&d.cls, static_cast<uint8_t>(cls), __ATOMIC_RELAXED);
-  __atomic_store_n(&d.bin, static_cast<uint16_t>(cls * kBinBytes), __ATOMIC_RELAXED);
-  __atomic_store_n(&d.bound, block_bound(div, capacity), __ATOMIC_RELEASE);
-}
-
-// Note [Shared pages]: the count (high half) and the bin (low 16 bits) of one 8-byte word.
-void SegmentMeta::add_shared(const void* p, int delta) noexcept {
-  using Word = uint64_t __attribute__((may_alias));
-  PageDesc& d = pages[page_of(p)];
-  Word* word = reinterpret_cast<Word*>(&d.bin);
-  const uint64_t class_bin = uint64_t{d.cls} * kBinBytes;
+  // The bin with the page's count of shared blocks, which is 0 for a correct program (no block of
+  // the slab is live yet): Note [Shared pages].
+  PageWord* word = reinterpret_cast<PageWord*>(&d.bin);
   uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
   uint64_t next;
   do {
-    const uint32_t count = static_cast<uint32_t>(old >> 32) + static_cast<uint32_t>(delta);
-    next = uint64_t{count} << 32 | (count != 0 ? kSharedBin : class_bin);
-  } while (!__atomic_compare_exchange_n(word, &old, next, false, __ATOMIC_ACQ_REL,
+    next = shared_word(static_cast<uint32_t>(old >> 32), cls * kBinBytes);
+  } while (!__atomic_compare_exchange_n(word, &old, next, false, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED));
+  __atomic_store_n(&d.bound, block_bound(div, capacity), __ATOMIC_RELEASE);
 }
 
 void SegmentMeta::clear_page_class(unsigned i) noexcept {

@@ -106,9 +106,10 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
     // its bin only as an outbox: what it keeps there serves nobody, and the allocating side
     // carves that much more memory. So a bin holds one batch until the thread's first refill of
     // the class, and again once it fills up twice with no refill between; a refill gives it the
-    // full bin (up to 256 blocks, 64 KiB). Slow paths only: the fast paths read `max` as
-    // before. bench-prodcons peak RSS: 5.46 -> 4.80 MiB (medians of 4 alternating runs); callgrind
-    // instructions per op unchanged on churn, threads, prodcons, thread_churn, +1% on mixed.
+    // full bin (up to 256 blocks, 64 KiB). Slow paths only: the fast paths read the bin's slack
+    // as before (Note [Bin slack]). bench-prodcons peak RSS: 5.46 -> 4.80 MiB (medians of 4
+    // alternating runs); callgrind instructions per op unchanged on churn, threads, prodcons,
+    // thread_churn, +1% on mixed.
     if (flushed_since_refill_[cls]) set_max(b, batch_size(cls));
     flushed_since_refill_[cls] = true;
     flush(cls, batch_size(cls), call);  // or fewer, as the bin holds
@@ -118,7 +119,8 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
     owner_add_raw(&b.slack, uint32_t{1});  // counted through the bin: Note [Derived free count]
     return;
   }
-  // max == 0: this class is not cached per thread; hand the block straight back, with the key.
+  // max == 0 (this class is not cached per thread), or a bin still over a max just cut to a
+  // batch: hand the block straight back, with the key.
   keys_.mark(p);
   *static_cast<void**>(p) = nullptr;
   owner_add(counters_.frees, 1);

@@ -167,7 +167,12 @@ class ThreadCache {
   const ThreadCounters& counters() const noexcept { return counters_; }
   // Blocks freed by this thread (Note [Derived free count]); callable from any thread.
   uint64_t frees() const noexcept;
-  uint32_t bin_count(unsigned cls) const noexcept { return count(bins_[cls]); }
+  // From any thread (stats): slack and max are two loads, and a reader on a weakly ordered CPU may
+  // pair a new slack with an old max; a sum below zero reads as an empty bin.
+  uint32_t bin_count(unsigned cls) const noexcept {
+    const int32_t n = static_cast<int32_t>(count(bins_[cls]));
+    return n < 0 ? 0 : static_cast<uint32_t>(n);
+  }
   // Note [Bin slack]: a bin's count and bound, for the slow paths and the stats.
   static uint32_t count(const Bin& b) noexcept {
     return __atomic_load_n(&b.slack, __ATOMIC_RELAXED) + __atomic_load_n(&b.max, __ATOMIC_RELAXED);

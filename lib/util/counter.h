@@ -48,31 +48,29 @@ template <class T>
 #endif
 }
 
-// Whether `a` is zero, read relaxed, as one compare with memory: GCC loads an atomic into a
-// register before it tests it (two instructions). The free fast path tests its segment's count
-// of shared blocks so (Note [Counter adds]: the same assembly rule, the same TSan exception).
-template <class T>
-[[gnu::always_inline]] inline bool relaxed_is_zero(const std::atomic<T>& a) noexcept {
-  static_assert(sizeof(std::atomic<T>) == sizeof(T) && std::atomic<T>::is_always_lock_free);
-#ifdef CA_COUNTER_ASM
-  static_assert(std::is_unsigned_v<T> && (sizeof(T) == 4 || sizeof(T) == 8));
-  bool zero;
-  if constexpr (sizeof(T) == 8) {
-    asm("cmpq $0, %1" : "=@cce"(zero) : "m"(a));
-  } else {
-    asm("cmpl $0, %1" : "=@cce"(zero) : "m"(a));
-  }
-  return zero;
-#else
-  return a.load(std::memory_order_relaxed) == 0;
-#endif
-}
-
 // The same for a std::atomic counter (the layout of a lock-free std::atomic<T> is T's).
 template <class T>
 [[gnu::always_inline]] inline void owner_add(std::atomic<T>& c, std::type_identity_t<T> n) noexcept {
   static_assert(sizeof(std::atomic<T>) == sizeof(T) && std::atomic<T>::is_always_lock_free);
   owner_add_raw(reinterpret_cast<T*>(&c), n);
+}
+
+// The 16-bit field at `offset` in the object at `base`, which another thread may write (with an
+// atomic store or compare-and-swap), read relaxed as one `movzwl` from the object's address:
+// GCC's atomic load recomputes the field's address from scratch, and an asm given the field
+// itself as a memory operand did the same (four more instructions on free, which reads a page's
+// bin so: Note [Shared pages]). The same assembly rule and TSan exception as Note [Counter adds].
+template <size_t offset, class T>
+[[gnu::always_inline]] inline uint64_t relaxed_load16_at(const T& base) noexcept {
+  const char* bytes = reinterpret_cast<const char*>(&base);
+  const auto* field = reinterpret_cast<const uint16_t*>(bytes + offset);
+#ifdef CA_COUNTER_ASM
+  uint64_t out;
+  asm("movzwl %c2(%1), %k0" : "=r"(out) : "r"(&base), "i"(offset), "m"(*field));
+  return out;
+#else
+  return __atomic_load_n(field, __ATOMIC_RELAXED);
+#endif
 }
 
 // Whether the 32-bit `v` has its sign bit set, as one compare with memory (GCC loads it and tests

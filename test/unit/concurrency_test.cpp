@@ -143,6 +143,37 @@ TEST_CASE("concurrency: retain/release races on shared blocks", "[concurrency][r
   REQUIRE(t.heap.refs().entries() == 0);
 }
 
+TEST_CASE("concurrency: retains and releases of different blocks of one page keep its bin right",
+          "[concurrency][refcount]") {
+  // Note [Shared pages]: every thread shares and unshares the same page through blocks of its
+  // own; the page's count and bin change together by compare-and-swap, so when all is released
+  // the page names its class's bin again, and while any block is retained it names the shared one.
+  TestHeap t;
+  constexpr int kPerThread = 8;
+  constexpr int kRounds = 5000;
+  std::vector<void*> blocks;
+  for (int i = 0; i < kThreads * kPerThread; ++i) blocks.push_back(t.alloc(48));
+  SegmentMeta* seg = t.heap.table().lookup(blocks[0]);
+  for (void* p : blocks) REQUIRE(SegmentMeta::page_of(p) == SegmentMeta::page_of(blocks[0]));
+  std::atomic<int> bad{0};
+  auto worker = [&](int id) {
+    for (int r = 0; r < kRounds; ++r) {
+      void* p = blocks[id * kPerThread + r % kPerThread];
+      if (t.heap.retain(p) != 0) bad.fetch_add(1);
+      if (seg->bin_at(p) != kSharedBin) bad.fetch_add(1);
+      if (t.heap.release(nullptr, p) != 0) bad.fetch_add(1);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) threads.emplace_back(worker, i);
+  for (auto& th : threads) th.join();
+  REQUIRE(bad == 0);
+  REQUIRE_FALSE(seg->page_shared(blocks[0]));
+  REQUIRE(seg->bin_at(blocks[0]) == class_of(48) * kBinBytes);
+  REQUIRE(t.heap.refs().entries() == 0);
+  for (void* p : blocks) t.free(p);
+}
+
 TEST_CASE("concurrency: an owner writes a shared block while others retain and count it",
           "[concurrency][refcount]") {
   // retain and refcount read word 1 of the block (its key, Note [Free-list hardening]) while the
