@@ -61,20 +61,22 @@ struct Slab {
 // no correct program frees. `bin` and `retained` also change outside that lock: Note [Shared
 // pages].
 struct alignas(32) PageDesc {
-  uint64_t magic;        // the class's BlockDivisor::magic
-  uint64_t bound;        // block_bound() of the slab; 0 when the page is in no active slab
+  // Zero however the record is made (the count of shared blocks above all: set_page_class keeps
+  // it).
+  uint64_t magic = 0;    // the class's BlockDivisor::magic
+  uint64_t bound = 0;    // block_bound() of the slab; 0 when the page is in no active slab
   // The low 32 bits of the covering slab's first address. Within the 4 MiB segment, p minus the
   // slab start is the same modulo 2^32 from these bits as from the full addresses, and the test
   // needs no mask of p's segment offset.
-  uint32_t slab_low;
-  uint8_t cls;           // kNoClass when the page is in no active slab
-  uint8_t head;          // first page of the slab covering the page
-  uint16_t unused;
+  uint32_t slab_low = 0;
+  uint8_t cls = 0;       // kNoClass when the page is in no active slab
+  uint8_t head = 0;      // first page of the slab covering the page
+  uint16_t unused = 0;
   // One 8-byte word (Note [Shared pages]): the bin free() pushes this page's blocks to (cls *
   // kBinBytes: its offset in a ThreadCache), or kSharedBin while `retained` is not zero.
-  uint16_t bin;
-  uint16_t unused2;      // zero: the compare-and-swap of the word writes it so
-  uint32_t retained;     // blocks starting on this page that have a refcount-table entry
+  uint16_t bin = 0;
+  uint16_t unused2 = 0;  // zero: the compare-and-swap of the word writes it so
+  uint32_t retained = 0; // blocks starting on this page that have a refcount-table entry
 };
 static_assert(sizeof(PageDesc) == 32);
 static_assert(offsetof(PageDesc, bin) % 8 == 0 && std::endian::native == std::endian::little);
