@@ -31,10 +31,15 @@ bool SegmentTable::reserve(uintptr_t index) noexcept {
   return false;
 }
 
+bool SegmentTable::page_writable(size_t i) const noexcept {
+  const size_t k = i * sizeof(void*) / os::page_size();
+  return (writable_pages_[k / 64] >> (k % 64) & 1) != 0;
+}
+
 bool SegmentTable::writable(size_t i) noexcept {
+  if (page_writable(i)) return true;
   const size_t os_page = os::page_size();
   const size_t k = i * sizeof(void*) / os_page;
-  if (writable_pages_[k / 64] >> (k % 64) & 1) return true;
   char* page = reinterpret_cast<char*>(entries_.load(std::memory_order_relaxed)) + k * os_page;
   if (!os::make_writable(page, os_page)) return false;
   writable_pages_[k / 64] |= uint64_t{1} << (k % 64);
@@ -51,8 +56,7 @@ bool SegmentTable::set(uintptr_t base, SegmentMeta* meta) noexcept {
   const uintptr_t i = index - first_.load(std::memory_order_relaxed);
   if (i >= window()) return meta == nullptr;
   if (meta == nullptr) {
-    const size_t k = i * sizeof(void*) / os::page_size();
-    if ((writable_pages_[k / 64] >> (k % 64) & 1) == 0) return true;  // never set: reads as zero
+    if (!page_writable(i)) return true;  // never set: reads as zero
   } else if (!writable(i)) {
     return false;
   }

@@ -81,7 +81,8 @@ class SegmentTable {
 #endif
   }
   bool reserve(uintptr_t index) noexcept;
-  bool writable(size_t i) noexcept;  // makes the OS page of entry i writable
+  bool page_writable(size_t i) const noexcept;  // whether the OS page of entry i is writable
+  bool writable(size_t i) noexcept;             // makes the OS page of entry i writable
 
   static constexpr size_t kMinWindow = size_t{1} << 13;
   // One bit per OS page of the table: at most its size over 4 KiB.

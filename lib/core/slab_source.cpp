@@ -101,7 +101,17 @@ void SegmentMeta::set_page_head(unsigned i, unsigned head) noexcept {
 // Note [Shared pages]: the count (high half) and the bin (low 16 bits) of one 8-byte word. `bin`
 // is what the page's blocks should go to for `count`.
 namespace {
-using PageWord = uint64_t __attribute__((may_alias));
+// Sets d's word to what `next` makes of it, by compare-and-swap.
+template <class Next>
+void update_shared_word(PageDesc& d, Next next) {
+  using Word = uint64_t __attribute__((may_alias));
+  Word* word = reinterpret_cast<Word*>(&d.bin);
+  uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
+  while (!__atomic_compare_exchange_n(word, &old, next(old), false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_RELAXED)) {
+  }
+}
+uint32_t shared_count(uint64_t word) { return static_cast<uint32_t>(word >> 32); }
 uint64_t shared_word(uint32_t count, uint64_t class_bin) {
   return uint64_t{count} << 32 | (count != 0 ? kSharedBin : class_bin);
 }
@@ -109,18 +119,14 @@ uint64_t shared_word(uint32_t count, uint64_t class_bin) {
 
 void SegmentMeta::add_shared(const void* p, int delta) noexcept {
   PageDesc& d = pages[page_of(p)];
-  PageWord* word = reinterpret_cast<PageWord*>(&d.bin);
   // A page in no active slab keeps the bin it has (only a program's misuse, a retain racing the
   // block's last free, lets a count outlive its slab); the count is kept exact either way.
   const uint8_t cls = __atomic_load_n(&d.cls, __ATOMIC_RELAXED);
-  uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
-  uint64_t next;
-  do {
-    const uint32_t count = static_cast<uint32_t>(old >> 32) + static_cast<uint32_t>(delta);
-    next = cls < kNumClasses ? shared_word(count, uint64_t{cls} * kBinBytes)
+  update_shared_word(d, [&](uint64_t old) {
+    const uint32_t count = shared_count(old) + static_cast<uint32_t>(delta);
+    return cls < kNumClasses ? shared_word(count, uint64_t{cls} * kBinBytes)
                              : (uint64_t{count} << 32 | (old & 0xffff));
-  } while (!__atomic_compare_exchange_n(word, &old, next, false, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_RELAXED));
+  });
 }
 
 void SegmentMeta::set_page_class(unsigned i, unsigned cls, uint32_t capacity) noexcept {
@@ -130,13 +136,9 @@ void SegmentMeta::set_page_class(unsigned i, unsigned cls, uint32_t capacity) no
   __atomic_store_n(&d.cls, static_cast<uint8_t>(cls), __ATOMIC_RELAXED);
   // The bin with the page's count of shared blocks, which is 0 for a correct program (no block of
   // the slab is live yet): Note [Shared pages].
-  PageWord* word = reinterpret_cast<PageWord*>(&d.bin);
-  uint64_t old = __atomic_load_n(word, __ATOMIC_RELAXED);
-  uint64_t next;
-  do {
-    next = shared_word(static_cast<uint32_t>(old >> 32), cls * kBinBytes);
-  } while (!__atomic_compare_exchange_n(word, &old, next, false, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED));
+  update_shared_word(d, [&](uint64_t old) {
+    return shared_word(shared_count(old), cls * kBinBytes);
+  });
   __atomic_store_n(&d.bound, block_bound(div, capacity), __ATOMIC_RELEASE);
 }
 

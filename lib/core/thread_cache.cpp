@@ -59,12 +59,11 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   Bin& b = bins_[cls];
   // Note [Outbox bins]: this thread does allocate this class, so it gets its full bin.
   flushed_since_refill_[cls] = false;
-  // The bin is empty (that is why we refill): its count is set below.
   if (b.max != 0) __atomic_store_n(&b.max, thread_cache_max(cls), __ATOMIC_RELAXED);
   void* p = chain;
-  // The bin was empty (that is why we refill), so the rest of the chain becomes the bin, its
-  // links encoded and its blocks tagged (Note [Free-list hardening]); pushing in chain order
-  // reverses it, which no one relies on.
+  // The bin was empty (that is why we refill; its count is set below, from the new max), so the
+  // rest of the chain becomes the bin, its links encoded and its blocks tagged (Note [Free-list
+  // hardening]); pushing in chain order reverses it, which no one relies on.
   void* rest = *static_cast<void**>(p);
   for (uint32_t i = 1; i < n; ++i) {
     void* q = rest;
