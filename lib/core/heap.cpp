@@ -114,7 +114,7 @@ void* Heap::alloc_small(ThreadCache* tc, unsigned cls) noexcept {
   return nullptr;
 }
 
-void* Heap::alloc_large(size_t n, size_t align, bool zero) noexcept {
+void* Heap::alloc_large(size_t n, size_t align, bool zero, bool reuse) noexcept {
   size_t a = align < kMinAlign ? kMinAlign : align;
   size_t usable = large_round(n);
   if (usable == 0 || usable > kMaxRequest) return fail_enomem();
@@ -123,9 +123,8 @@ void* Heap::alloc_large(size_t n, size_t align, bool zero) noexcept {
     if (zero) memset(p, 0, n);
     return p;
   }
-  large_.make_room(usable);  // Note [A miss makes room]
-  p = large_.alloc_upstream(usable, a, zero);
-  if (p == nullptr && clear_caches() != 0) p = large_.alloc_upstream(usable, a, zero);
+  p = large_.alloc_upstream(usable, a, zero, reuse);  // Note [A miss reuses cached pages]
+  if (p == nullptr && clear_caches() != 0) p = large_.alloc_upstream(usable, a, zero, reuse);
   if (p == nullptr) return fail_enomem();
   if (over_budget()) enforce_budget();  // Note [Cache below the peak]
   return p;
@@ -251,8 +250,14 @@ void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexce
     if (grown > n) want = grown;
   }
   int saved = errno;
-  void* q = alloc_uncounted(tc, want, 0, false);
-  if (q == nullptr && want != n) q = alloc_uncounted(tc, n, 0, false);
+  // A large block made here is fresh, not pieced from cached pages, so that it can be resized
+  // later (Note [A miss reuses cached pages]).
+  auto alloc = [&](size_t size) noexcept {
+    return size > config_.large_threshold ? alloc_large(size, 0, false, /*reuse=*/false)
+                                          : alloc_uncounted(tc, size, 0, false);
+  };
+  void* q = alloc(want);
+  if (q == nullptr && want != n) q = alloc(n);
   if (q == nullptr) return nullptr;  // errno is ENOMEM; the old block is untouched
   errno = saved;
   count_request(tc, n);

@@ -121,7 +121,7 @@ class Heap {
   void* alloc_uncounted(ThreadCache* tc, size_t n, size_t align, bool zero) noexcept;
   void count_request(ThreadCache* tc, size_t n) noexcept;
   void* alloc_small(ThreadCache* tc, unsigned cls) noexcept;
-  void* alloc_large(size_t n, size_t align, bool zero) noexcept;
+  void* alloc_large(size_t n, size_t align, bool zero, bool reuse = true) noexcept;
   bool release_small_ref(void* p, SegmentMeta* seg) noexcept;  // true: still shared
   // Whether p is a block start below its slab's bump index (handed out at some time).
   bool handed_out_block(const void* p, SegmentMeta* seg) noexcept;

@@ -1,6 +1,8 @@
 // large_cache.cpp - see large_cache.h.
 #include "core/large_cache.h"
 
+#include <cstring>
+
 #include "core/lru_clock.h"
 #include "util/counter.h"
 
@@ -140,7 +142,6 @@ void* LargeCache::take_cached(size_t usable_size, size_t align) noexcept {
   }
   if (found != nullptr) {
     found->refcount = 1;
-    found->reused = true;
     ++live_;
     live_bytes_.fetch_add(found->size, std::memory_order_relaxed);
     if (peak_ != nullptr) peak_->add(found->size);
@@ -192,13 +193,13 @@ void LargeCache::split_locked(LargeBlock* b, size_t usable_size) noexcept {
   rest->size = b->size - usable_size;
   rest->align = kOsPage;
   rest->refcount = 0;
-  rest->reused = b->reused;
   rest->upstream_free = nullptr;
   rest->upstream_ctx = nullptr;
   if (!insert_ptr_locked(rest)) {
     records_.put(rest);
     return;
   }
+  split_seams(b, rest, usable_size);
   b->size = usable_size;
   rest->piece_prev = b;
   rest->piece_next = b->piece_next;
@@ -212,8 +213,8 @@ void LargeCache::absorb_next_locked(LargeBlock* keep) noexcept {
   LargeBlock* gone = keep->piece_next;
   if (gone->cached) uncache_locked(gone);
   erase_ptr_locked(gone);
+  join_seams(keep, gone);
   keep->size += gone->size;
-  keep->reused = keep->reused || gone->reused;
   keep->piece_next = gone->piece_next;
   if (gone->piece_next != nullptr) gone->piece_next->piece_prev = keep;
   gone->piece_prev = gone->piece_next = nullptr;
@@ -237,7 +238,7 @@ void LargeCache::detach_piece(LargeBlock* b) noexcept {
   b->piece_prev = b->piece_next = nullptr;
 }
 
-void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero) noexcept {
+void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero, bool reuse) noexcept {
   LargeBlock* rec = records_.get();
   if (rec == nullptr) return nullptr;
   void* p = source_->alloc(usable_size, align, zero);
@@ -245,9 +246,14 @@ void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero) no
     records_.put(rec);
     return nullptr;
   }
+  clear_seams(rec);
+  if (reuse && usable_size >= split_min_ && !reuse_cached_pages(p, usable_size, zero, rec)) {
+    source_->free(p, usable_size, align);
+    records_.put(rec);
+    return nullptr;
+  }
   upstream_allocs.fetch_add(1, std::memory_order_relaxed);
   rec->p = p;
-  rec->reused = false;
   rec->size = usable_size;
   rec->align = align;
   rec->refcount = 1;
@@ -310,6 +316,7 @@ void* LargeCache::resize(void* p, size_t usable_size) noexcept {
     LockGuard g(lock_);
     b = find_locked(p);
     if (b == nullptr || b->cached || b->refcount != 1 || b->upstream_free != nullptr) return nullptr;
+    if (b->patched) return nullptr;  // several mappings: mremap moves one (Note [A miss reuses cached pages])
     old_size = b->size;
     // Out of the index while the source moves it: the caller owns the only reference, and any
     // other use of p meanwhile would be a use of a block being reallocated. Moved, it is no
@@ -370,7 +377,7 @@ int LargeCache::adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn
   rec->size = size;
   rec->align = align;
   rec->refcount = 1;
-  rec->reused = false;
+  clear_seams(rec);
   rec->upstream_free = fn;
   rec->upstream_ctx = ctx;
   LockGuard g(lock_);
@@ -427,41 +434,146 @@ size_t LargeCache::evict_oldest(bool aged) noexcept {
   return bytes;
 }
 
-// Note [A miss makes room]: with a contiguous heap (glibc, jemalloc) the memory of a freed block is
-// reused by the next request of any size once it coalesces with its neighbours; a growing buffer
-// (1, 2, 4, ... MiB, each freed after the copy into the next) keeps reusing the same pages. Our
-// big blocks are mappings of their own and a cached one serves only requests it can hold, so the
-// buffer's intermediate sizes stay cached beside the new one: the process holds the buffer plus
-// everything it outgrew (bench-growth: 16 MiB of outgrown vector sizes at its peak). So a miss that
-// maps a new block first gives back as many bytes of cached extents whose memory never served a
-// request from the cache (`reused`: set by a hit, kept by the parts of a split and by a merge),
-// oldest first: in RSS the new block then takes their place, as in a coalescing heap, and the new
-// mapping's page faults were due anyway. Memory that has been reused stays: random recurring sizes
-// (mimalloc-bench malloc-large, 5-25 MiB: 96.0% hits, 97.2% without this rule). A first version
-// that judged by the layout's credit (Note [Reuse evidence]) doubled malloc-large's misses (94.5%
-// hits, 110 mappings against 55): extents serve requests of other layouts, which earn their own
-// layout no credit.
-size_t LargeCache::make_room(size_t usable_size) noexcept {
-  if (usable_size < split_min_) return 0;  // it will come from mimalloc, not a mapping of its own
-  size_t given = 0;
-  while (given < usable_size) {
-    LargeBlock* victim = nullptr;
-    {
-      LockGuard g(lock_);
-      for (LargeBlock* b = extents_.front(); b != nullptr; b = extents_.next(b)) {
-        if (b->reused) continue;
-        if (victim == nullptr || b->stamp < victim->stamp) victim = b;
-      }
-      if (victim == nullptr) return given;
-      uncache_locked(victim);
-      erase_ptr_locked(victim);
-      detach_piece(victim);
-    }
-    given += victim->size;
-    evictions.fetch_add(1, std::memory_order_relaxed);
-    give_upstream(victim);
+// Note [A miss reuses cached pages]: with a contiguous heap (glibc, jemalloc) the memory of a
+// freed block is reused by the next request of any size once it coalesces with its neighbours; a
+// growing buffer (1, 2, 4, ... MiB, each freed after the copy into the next) keeps reusing the
+// same pages. Our big blocks are mappings of their own and a cached one serves only requests it
+// can hold (splitting it: Note [Splitting mapped blocks]), so on a miss the cached extents are all
+// smaller than the request. Mapping a new block beside them would hold both in RSS, and giving
+// them back first (what this cache did before) makes the new block fault in every page again: 37k
+// minor faults in bench-growth, whose later rounds need the same sizes again. Instead the new block
+// takes their pages: the kernel moves each cached extent that fits, oldest first, into the fresh
+// mapping (mremap with MREMAP_FIXED: page-table entries move, nothing is copied or faulted), and
+// only the rest of the block is fresh. The process then holds what it held, as in a coalescing
+// heap, and the block's moved part is resident already.
+// The kernel keeps each moved range a mapping (VMA) of its own, and mremap moves or grows only a
+// range inside one mapping. So a block records its seams (where mappings meet inside it); a split
+// divides them, a merge joins them (with a seam at the junction once either part was patched,
+// which costs at most one needless move), and an extent with seams moves one mapping at a time.
+// A block with more than kMaxSeams is never moved again; a patched block is not resized by realloc
+// (it is copied once), and realloc's own new blocks are fresh, so a buffer that realloc keeps
+// growing keeps growing with mremap. A move the kernel refuses (out of mappings:
+// vm.max_map_count) gives that extent back instead; if the kernel had already unmapped the
+// destination and it cannot be mapped again, the new block is given back whole and the miss
+// fails like a failed mapping (the caller empties the caches and tries again).
+// Zeroed requests (calloc) clear the moved pages. At most kMaxMoved extents move per miss.
+namespace {
+constexpr int kMaxMoved = 6;
+constexpr uint32_t kOsPageShift = 12;
+static_assert(kOsPage == uint32_t{1} << kOsPageShift);
+
+void add_seam(LargeBlock* b, size_t offset) noexcept {
+  if (offset == 0 || offset >= b->size) return;  // an edge, not a seam
+  const uint32_t page = static_cast<uint32_t>(offset >> kOsPageShift);
+  b->patched = true;
+  int i = 0;
+  while (i < b->nseams && b->seams[i] < page) ++i;
+  if (b->unmovable || (i < b->nseams && b->seams[i] == page)) return;
+  if (b->nseams == LargeBlock::kMaxSeams) {
+    b->unmovable = true;
+    return;
   }
-  return given;
+  for (int k = b->nseams; k > i; --k) b->seams[k] = b->seams[k - 1];
+  b->seams[i] = page;
+  ++b->nseams;
+}
+}  // namespace
+
+void LargeCache::clear_seams(LargeBlock* b) noexcept {
+  b->nseams = 0;
+  b->patched = false;
+  b->unmovable = false;
+}
+
+void LargeCache::split_seams(LargeBlock* b, LargeBlock* rest, size_t at) noexcept {
+  clear_seams(rest);
+  rest->patched = b->patched;
+  rest->unmovable = b->unmovable;
+  const uint32_t page = static_cast<uint32_t>(at >> kOsPageShift);
+  int keep = 0;
+  for (int i = 0; i < b->nseams; ++i) {
+    if (b->seams[i] < page) {
+      b->seams[keep++] = b->seams[i];
+    } else if (b->seams[i] > page) {
+      rest->seams[rest->nseams++] = b->seams[i] - page;
+    }
+  }
+  b->nseams = static_cast<uint8_t>(keep);
+}
+
+void LargeCache::join_seams(LargeBlock* keep, LargeBlock* gone) noexcept {
+  const size_t junction = keep->size;
+  const bool patched = keep->patched || gone->patched;
+  keep->unmovable = keep->unmovable || gone->unmovable;
+  keep->size += gone->size;  // so that add_seam takes offsets up to the joined end
+  if (patched) add_seam(keep, junction);
+  for (int i = 0; i < gone->nseams; ++i) {
+    add_seam(keep, junction + (size_t{gone->seams[i]} << kOsPageShift));
+  }
+  keep->size -= gone->size;
+  keep->patched = patched;
+}
+
+bool LargeCache::move_extent(LargeBlock* v, char* to, LargeBlock* rec, size_t at,
+                             bool zero) noexcept {
+  char* from = static_cast<char*>(v->p);
+  bool intact = true;
+  size_t start = 0;
+  for (int i = 0; i <= v->nseams; ++i) {
+    size_t end = i < v->nseams ? size_t{v->seams[i]} << kOsPageShift : v->size;
+    LargeSource::Move m = intact ? source_->move(from + start, end - start, to + start)
+                                 : LargeSource::Move::kRefused;
+    add_seam(rec, at + start);  // a refused move maps `to` again: a mapping of its own too
+    add_seam(rec, at + end);
+    if (m == LargeSource::Move::kMoved) {
+      page_moves.fetch_add(1, std::memory_order_relaxed);
+      if (zero) memset(to + start, 0, end - start);
+    } else {
+      if (m == LargeSource::Move::kLost) intact = false;
+      source_->free_part(from + start, end - start);
+    }
+    start = end;
+  }
+  return intact;
+}
+
+bool LargeCache::reuse_cached_pages(void* p, size_t size, bool zero, LargeBlock* rec) noexcept {
+  LargeBlock* victims[kMaxMoved];
+  int n = 0;
+  {
+    LockGuard g(lock_);
+    size_t want = size;
+    while (n < kMaxMoved && want >= split_min_) {
+      LargeBlock* oldest = nullptr;
+      for (LargeBlock* e = extents_.front(); e != nullptr; e = extents_.next(e)) {
+        if (e->unmovable || e->size > want) continue;
+        if (oldest == nullptr || e->stamp < oldest->stamp) oldest = e;
+      }
+      if (oldest == nullptr) break;
+      uncache_locked(oldest);
+      erase_ptr_locked(oldest);
+      detach_piece(oldest);
+      victims[n++] = oldest;
+      want -= oldest->size;
+    }
+  }
+  // Outside the lock: the victims are in no index, so nothing else can reach them.
+  rec->size = size;  // add_seam takes offsets inside it
+  bool intact = true;
+  size_t at = 0;
+  for (int i = 0; i < n; ++i) {
+    LargeBlock* v = victims[i];
+    if (intact) {
+      intact = move_extent(v, static_cast<char*>(p) + at, rec, at, zero);
+      at += v->size;
+      moved_blocks.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      source_->free_part(v->p, v->size);
+      evictions.fetch_add(1, std::memory_order_relaxed);
+    }
+    records_.put(v);
+  }
+  return intact;
 }
 
 size_t LargeCache::clear() noexcept {

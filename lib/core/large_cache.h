@@ -83,7 +83,15 @@ struct LargeBlock {
   size_t align = 0;
   uint32_t refcount = 0;
   bool cached = false;
-  bool reused = false;  // its memory served a request from the cache (Note [A miss makes room])
+  // Note [A miss reuses cached pages]: where the kernel's mappings meet inside the block (OS-page
+  // offsets, ascending) once pages of other blocks were moved into it. `patched`: it ever had
+  // such a seam (a junction with a merged neighbour may be one too); `unmovable`: more seams than
+  // fit, so its pages are never moved again.
+  static constexpr int kMaxSeams = 8;
+  uint8_t nseams = 0;
+  bool patched = false;
+  bool unmovable = false;
+  uint32_t seams[kMaxSeams] = {};
   ca_upstream_free_fn upstream_free = nullptr;  // adopted blocks only
   void* upstream_ctx = nullptr;
   uint64_t stamp = 0;
@@ -114,8 +122,10 @@ class LargeCache {
 
   // A cached block of the layout, or nullptr on a miss. *usable gets the block's size.
   void* take_cached(size_t usable_size, size_t align) noexcept;
-  // Allocates from upstream and registers the block. nullptr when upstream fails.
-  void* alloc_upstream(size_t usable_size, size_t align, bool zero) noexcept;
+  // Allocates from upstream and registers the block. nullptr when upstream fails. With `reuse`,
+  // a block of the source's split_min() or more takes the pages of cached extents that fit in it
+  // (Note [A miss reuses cached pages]); realloc asks for fresh pages, which it can resize later.
+  void* alloc_upstream(size_t usable_size, size_t align, bool zero, bool reuse = true) noexcept;
 
   // The program frees p: drops one reference; at zero the block is cached, or given upstream when
   // it may not be cached: bigger than `limit`, an adopted block below the large threshold, or a
@@ -135,11 +145,6 @@ class LargeCache {
   // Bytes given back upstream (0: nothing cached). `aged`: it aged out (Note [Decay]), rather
   // than being pushed out by the budget.
   size_t evict_oldest(bool aged = false) noexcept;
-  // A miss of `usable_size` is about to get new memory from the source; when that is a mapping of
-  // its own (at least the source's split_min()), gives back cached extents whose memory never
-  // served a request from the cache, oldest first, until that many bytes went back (Note [A miss
-  // makes room]). Returns the bytes given back.
-  size_t make_room(size_t usable_size) noexcept;
   // Blocks a layout may keep cached now (Note [Reuse evidence]); for tests and statistics.
   size_t allowed_blocks(size_t usable_size) noexcept;
   size_t clear() noexcept;
@@ -148,8 +153,11 @@ class LargeCache {
   size_t live_bytes() const noexcept { return live_bytes_.load(std::memory_order_relaxed); }
 
   // Counters (relaxed, read by stats).
-  // evictions: given back by the budget or make_room().
+  // evictions: given back by the budget, or by a miss that could not move their pages.
   std::atomic<uint64_t> hits{0}, misses{0}, evictions{0}, upstream_allocs{0}, upstream_frees{0}, frees{0};
+  // Note [A miss reuses cached pages]: cached blocks whose pages moved into a new block, and the
+  // moves (one per mapping inside them).
+  std::atomic<uint64_t> moved_blocks{0}, page_moves{0};
   std::atomic<uint64_t> adopts{0}, retains{0}, shared_releases{0};  // shared: count was >= 2
   // declined: freed blocks given back because their layout had no reuse to show for more;
   // decayed: cached blocks given back because they aged out; resizes: reallocs without a copy.
@@ -190,6 +198,15 @@ class LargeCache {
   LargeBlock* merge_locked(LargeBlock* b) noexcept;  // b, or the cached part before it, grown
   void absorb_next_locked(LargeBlock* keep) noexcept;  // keep grows over the part after it
   static void detach_piece(LargeBlock* b) noexcept;   // b stops being adjacent to anything
+  // Note [A miss reuses cached pages]: moves cached extents' pages into the new block at p; false
+  // when the block lost pages on the way and must be given back.
+  bool reuse_cached_pages(void* p, size_t size, bool zero, LargeBlock* rec) noexcept;
+  // Moves v's pages (one kernel mapping at a time) to `to`, recording the seams in rec at offset
+  // `at`; gives back what did not move. False: the block at `to` lost pages.
+  bool move_extent(LargeBlock* v, char* to, LargeBlock* rec, size_t at, bool zero) noexcept;
+  static void clear_seams(LargeBlock* b) noexcept;
+  static void split_seams(LargeBlock* b, LargeBlock* rest, size_t at) noexcept;  // rest starts at `at`
+  static void join_seams(LargeBlock* keep, LargeBlock* gone) noexcept;  // gone follows keep
   std::atomic<size_t> cached_{0};
   LargeLayoutCounters layouts_[kLargeLayouts];
   // Note [Reuse evidence], under lock_: a layout may keep base + credit_ blocks cached; ghosts_

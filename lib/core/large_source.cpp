@@ -52,6 +52,15 @@ void* SystemLargeSource::resize(void* p, size_t old_size, size_t new_size, size_
   return q;
 }
 
+LargeSource::Move SystemLargeSource::move(void* from, size_t size, void* to) noexcept {
+  switch (os::move_pages(from, size, to)) {
+    case os::MoveResult::kMoved: return Move::kMoved;
+    case os::MoveResult::kRefused: return Move::kRefused;
+    case os::MoveResult::kLost: break;
+  }
+  return Move::kLost;
+}
+
 size_t SystemLargeSource::retained_bytes() noexcept {
   size_t elapsed, user, sys, rss, peak_rss, commit, peak_commit, faults;
   mi_process_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);

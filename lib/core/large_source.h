@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "platform/os.h"
+
 namespace cachealloc {
 
 class LargeSource {
@@ -20,6 +22,18 @@ class LargeSource {
   virtual void* resize(void* p, size_t old_size, size_t new_size, size_t align) noexcept {
     (void)p, (void)old_size, (void)new_size, (void)align;
     return nullptr;
+  }
+  // Moves the pages of part of a block of split_min() or more (one the kernel sees as one mapping)
+  // onto part of another such block without copying them: `to` then holds what `from` held, and
+  // `from` is no longer ours (Note [A miss reuses cached pages], large_cache.cpp). kRefused: both
+  // as they were (`to` fresh); kLost: `from` as it was, but `to`'s pages are gone, so the block
+  // around `to` must be given back whole.
+  enum class Move { kMoved, kRefused, kLost };
+  // Gives back an OS-page-aligned part, of any size, of a block of split_min() or more.
+  virtual void free_part(void* p, size_t size) noexcept = 0;
+  virtual Move move(void* from, size_t size, void* to) noexcept {
+    (void)from, (void)size, (void)to;
+    return Move::kRefused;
   }
   // Bytes the upstream holds in memory for us beyond the blocks it has handed out and not been
   // given back (its own free lists and caches): part of what the process holds because of us.
@@ -56,6 +70,8 @@ class SystemLargeSource final : public LargeSource {
   void* alloc(size_t size, size_t align, bool zero) noexcept override;
   void free(void* p, size_t size, size_t align) noexcept override;
   void* resize(void* p, size_t old_size, size_t new_size, size_t align) noexcept override;
+  Move move(void* from, size_t size, void* to) noexcept override;
+  void free_part(void* p, size_t size) noexcept override { os::unmap(p, size); }
   size_t retained_bytes() noexcept override;
   size_t split_min() const noexcept override { return kDirectMapMin; }
 

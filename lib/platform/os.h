@@ -25,6 +25,16 @@ void unmap(void* p, size_t size) noexcept;
 // alignment is not kept), or nullptr with the old mapping untouched.
 void* remap(void* p, size_t old_size, size_t new_size) noexcept;
 
+// Moves the pages of [from, from + size) onto [to, to + size) without copying them (mremap with
+// MREMAP_FIXED): `to` then holds what `from` held, and `from` is unmapped. Pre: all page-aligned,
+// the two ranges apart, each inside one mapping (one kernel VMA: not a range that earlier moves
+// pieced together), `to` made by map_aligned. The kernel may unmap `to` before it finds it cannot
+// move, so a failure maps fresh pages there again. kMoved; kRefused: `from` as it was, `to`
+// fresh zero pages; kLost: `from` as it was, `to` not mapped (could not be mapped again).
+// errno is kept.
+enum class MoveResult { kMoved, kRefused, kLost };
+MoveResult move_pages(void* from, size_t size, void* to) noexcept;
+
 // Tells the kernel the pages are no longer needed: RSS drops, the range stays mapped and reads as
 // zero when touched again. Pre: p and size page-aligned. Returns false if the kernel refused.
 bool decommit(void* p, size_t size) noexcept;
@@ -170,8 +180,8 @@ void stdio_list_lock() noexcept;
 void stdio_list_unlock() noexcept;
 void stdio_list_reset() noexcept;
 
-// Fault injection for tests: when set, map_aligned, reserve_zeros, make_writable, remap and
-// decommit fail (map_aligned sets ENOMEM)
+// Fault injection for tests: when set, map_aligned, reserve_zeros, make_writable, remap,
+// move_pages (kRefused, nothing changed) and decommit fail (map_aligned sets ENOMEM)
 // for the next `n` calls, or forever with a negative value. 0 turns it off.
 void inject_map_failures(long n) noexcept;
 

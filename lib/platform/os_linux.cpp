@@ -142,6 +142,19 @@ void* remap(void* p, size_t old_size, size_t new_size) noexcept {
   return q == MAP_FAILED ? nullptr : q;
 }
 
+MoveResult move_pages(void* from, size_t size, void* to) noexcept {
+  if (injected_failure()) return MoveResult::kRefused;
+  int saved = errno;
+  MoveResult r = MoveResult::kMoved;
+  if (mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to) {
+    const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED;
+    void* again = mmap(to, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+    r = again == to ? MoveResult::kRefused : MoveResult::kLost;
+  }
+  errno = saved;
+  return r;
+}
+
 bool decommit(void* p, size_t size) noexcept {
   if (injected_failure()) return false;
   return madvise(p, size, MADV_DONTNEED) == 0;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include <sys/mman.h>
@@ -35,6 +36,10 @@ class FakeLargeSource final : public LargeSource {
       void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) return nullptr;
       (void)zero;  // fresh mappings read as zero
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        erase_seams(reinterpret_cast<uintptr_t>(p), size);
+      }
       allocs.fetch_add(1);
       live_bytes.fetch_add(size);
       mapped_bytes.fetch_add(size);
@@ -91,6 +96,55 @@ class FakeLargeSource final : public LargeSource {
     resizes.fetch_add(1);
     return q;
   }
+  // Moves pages with the kernel (its big blocks are real mappings), or refuses or loses them as
+  // told: `refuse_moves` leaves both ranges as they were, `lose_moves` says the destination lost
+  // its pages (it stays mapped here, so that the accounting holds). Like kernels before 6.17 it
+  // refuses a range that spans two mappings (it remembers where moves made them meet), which
+  // newer kernels would move.
+  Move move(void* from, size_t size, void* to) noexcept override {
+    move_calls.fetch_add(1);
+    const auto a = reinterpret_cast<uintptr_t>(from), b = reinterpret_cast<uintptr_t>(to);
+    if (a % 4096 != 0 || size % 4096 != 0) bad_frees.fetch_add(1);
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      auto seam = seams_.upper_bound(a);
+      if (seam != seams_.end() && *seam < a + size) {
+        move_failed.fetch_add(1);
+        return Move::kRefused;
+      }
+    }
+    if (refuse_moves > 0) {
+      --refuse_moves;
+      return Move::kRefused;
+    }
+    if (lose_moves > 0) {
+      --lose_moves;
+      return Move::kLost;
+    }
+    void* q = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    if (q != to) {
+      move_failed.fetch_add(1);
+      void* again = mmap(to, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      return again == to ? Move::kRefused : Move::kLost;
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      erase_seams(b, size);
+      seams_.insert(b);
+      seams_.insert(b + size);
+    }
+    moved_bytes.fetch_add(size);
+    live_bytes.fetch_sub(size);
+    mapped_bytes.fetch_sub(size);
+    return Move::kMoved;
+  }
+  void free_part(void* p, size_t size) noexcept override {
+    part_frees.fetch_add(1);
+    if (reinterpret_cast<uintptr_t>(p) % 4096 != 0 || size % 4096 != 0) bad_frees.fetch_add(1);
+    munmap(p, size);
+    live_bytes.fetch_sub(size);
+    mapped_bytes.fetch_sub(size);
+  }
   size_t retained_bytes() noexcept override { return retained; }
   size_t split_min() const noexcept override { return split_min_bytes; }
 
@@ -117,6 +171,9 @@ class FakeLargeSource final : public LargeSource {
   // Blocks of at least this size are mmapped and may be freed in page-aligned parts.
   size_t split_min_bytes = SIZE_MAX;
   std::atomic<size_t> mapped_bytes{0};
+  std::atomic<uint64_t> move_calls{0}, move_failed{0}, part_frees{0};
+  std::atomic<size_t> moved_bytes{0};
+  int refuse_moves = 0, lose_moves = 0;  // the next moves to refuse or lose
   std::vector<Call> alloc_log, free_log;
 
  private:
@@ -126,8 +183,12 @@ class FakeLargeSource final : public LargeSource {
     }
     return n != 0;
   }
+  void erase_seams(uintptr_t start, size_t size) {  // under mu_: those inside the range
+    seams_.erase(seams_.upper_bound(start), seams_.lower_bound(start + size));
+  }
   std::atomic<long> failures_{0};
   std::mutex mu_;
+  std::set<uintptr_t> seams_;  // where moved mappings meet others
   std::map<void*, Call> live_;
 };
 

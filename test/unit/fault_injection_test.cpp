@@ -219,3 +219,34 @@ TEST_CASE("enomem: metadata mapping fails (thread cache records)", "[enomem][os]
   t.heap.free(nullptr, p, "free");
   for (ThreadCache* c : made) t.heap.destroy_thread_cache(c);
 }
+
+TEST_CASE("os: move_pages moves pages without a copy; a refused move keeps both sides usable",
+          "[os][room]") {
+  // Note [A miss reuses cached pages] relies on both: what mremap moves, and that a refusal
+  // leaves the source as it was and the destination mapped and fresh.
+  const size_t page = os::page_size();
+  auto* from = static_cast<unsigned char*>(os::map_aligned(4 * page, page));
+  auto* to = static_cast<unsigned char*>(os::map_aligned(8 * page, page));
+  REQUIRE((from != nullptr && to != nullptr));
+  memset(from, 0x5a, 4 * page);
+  memset(to, 0x11, 8 * page);
+  REQUIRE(os::move_pages(from + 2 * page, 2 * page, to + page) == os::MoveResult::kMoved);
+  CHECK(to[page] == 0x5a);
+  CHECK(to[3 * page - 1] == 0x5a);
+  CHECK(to[0] == 0x11);
+  CHECK(to[3 * page] == 0x11);
+  // Pages that are not mapped (those just moved away) cannot move; the kernel may have unmapped
+  // the destination first, and then it is mapped again, fresh.
+  int saved = errno = 1234;
+  CHECK(os::move_pages(from + 2 * page, 2 * page, to + 4 * page) == os::MoveResult::kRefused);
+  CHECK(errno == saved);
+  CHECK(from[2 * page - 1] == 0x5a);  // the rest of the source as it was
+  CHECK((to[4 * page] == 0 || to[4 * page] == 0x11));
+  memset(to + 4 * page, 1, 4 * page);  // the destination mapped
+  os::inject_map_failures(1);
+  CHECK(os::move_pages(from, page, to) == os::MoveResult::kRefused);
+  CHECK(from[0] == 0x5a);
+  CHECK(to[0] == 0x11);
+  os::unmap(from, 4 * page);
+  os::unmap(to, 8 * page);
+}

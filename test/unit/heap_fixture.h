@@ -29,7 +29,9 @@ struct TestHeap {
   Heap& heap = *heap_ptr;
   ThreadCache* tc = nullptr;
 
-  explicit TestHeap(HeapConfig config = {}, bool with_cache = true) {
+  // split_min: large blocks of that size and more are mappings of their own (FakeLargeSource).
+  explicit TestHeap(HeapConfig config = {}, bool with_cache = true, size_t split_min = SIZE_MAX) {
+    large.split_min_bytes = split_min;
     heap.init(&pages, &large, config);
     if (with_cache) tc = heap.create_thread_cache();
   }

@@ -333,6 +333,32 @@ TEST_CASE("heap: realloc of a large block takes a cached block first, else resiz
   t.free(bigger);
 }
 
+TEST_CASE("heap: realloc copies a pieced block once, into fresh pages it can resize later",
+          "[large_cache][resize][room]") {
+  // Note [A miss reuses cached pages]
+  TestHeap t(config_with(size_t{1} << 30, false, 64 << 10), true, 1 << 20);
+  t.large.resizable = true;
+  void* one = t.alloc(1 << 20);
+  void* two = t.alloc(2 << 20);
+  t.free(one);
+  t.free(two);
+  auto* p = static_cast<unsigned char*>(t.alloc(4 << 20));  // the two cached blocks' pages
+  REQUIRE(t.heap.large().page_moves == 2);
+  REQUIRE(t.heap.large().cached_bytes() == 0);
+  memset(p, 7, 4 << 20);
+  void* cached = t.alloc(1 << 20);  // cached, to be taken by nothing: realloc wants fresh pages
+  t.free(cached);
+  auto* q = static_cast<unsigned char*>(t.heap.realloc(t.tc, p, 8 << 20, "realloc"));
+  CHECK(t.large.resize_calls == 0);  // pieced: copied, not resized
+  CHECK(t.heap.large().page_moves == 2);
+  CHECK(t.heap.large().cached_bytes() == (1 << 20) + (4 << 20));
+  CHECK((q[0] == 7 && q[(4 << 20) - 1] == 7));
+  auto* r = static_cast<unsigned char*>(t.heap.realloc(t.tc, q, 16 << 20, "realloc"));
+  CHECK(t.large.resizes == 1);  // the copy was fresh: it resizes
+  CHECK((r[0] == 7 && r[(4 << 20) - 1] == 7));
+  t.free(r);
+}
+
 // Note [Decay] (core/lru_clock.h).
 TEST_CASE("heap: cached memory older than the decay goes back, newer memory stays",
           "[large_cache][decay]") {
@@ -468,43 +494,137 @@ TEST_CASE("large cache: the best fitting extent is split, a small leftover is no
   REQUIRE(r.source.bad_frees == 0);
 }
 
-TEST_CASE("large cache: a miss makes room by giving back extents that never served a request",
-          "[large_cache][room]") {
-  // Note [A miss makes room]: a buffer doubling 1, 2, 4 MiB, each freed after the copy.
-  Rig r(1 << 20);
-  constexpr size_t kMiB = size_t{1} << 20;
-  void* one = r.cache.alloc_upstream(kMiB, 16, false);
-  void* two = r.cache.alloc_upstream(2 * kMiB, 16, false);
-  r.cache.free(one, kNoLimit, kThreshold);
-  REQUIRE(r.cache.cached_bytes() == kMiB);
-  REQUIRE(r.cache.take_cached(4 * kMiB, 16) == nullptr);  // a miss: nothing cached is big enough
-  REQUIRE(r.cache.make_room(4 * kMiB) == kMiB);          // all there is to give
-  REQUIRE(r.cache.cached_bytes() == 0);
-  REQUIRE(r.source.mapped_bytes == 2 * kMiB);
-  // It leaves no ghost: the layout's next miss earns it no credit (the base allowance is 4 MiB).
-  REQUIRE(r.cache.allowed_blocks(kMiB) == 4);
-  REQUIRE(r.cache.take_cached(kMiB, 16) == nullptr);
-  REQUIRE(r.cache.allowed_blocks(kMiB) == 4);
-  void* four = r.cache.alloc_upstream(4 * kMiB, 16, false);
-  r.cache.free(two, kNoLimit, kThreshold);
+namespace {
+constexpr size_t kMiB = size_t{1} << 20;
+bool all_bytes(const void* p, size_t n, unsigned char v) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; i += 512) {
+    if (b[i] != v) return false;
+  }
+  return b[n - 1] == v;
+}
+// A block of `size` from upstream (fresh pages), filled with `v`, freed into the cache.
+void* cached_block(Rig& r, size_t size, unsigned char v) {
+  void* p = r.cache.alloc_upstream(size, 16, false, /*reuse=*/false);
+  REQUIRE(p != nullptr);
+  memset(p, v, size);
+  r.cache.free(p, kNoLimit, kThreshold);
+  return p;
+}
+}  // namespace
 
-  // An 8 MiB block that was reused once has shown reuse: it stays, the 2 MiB one goes.
-  void* eight = r.cache.alloc_upstream(8 * kMiB, 16, false);
-  r.cache.free(eight, kNoLimit, kThreshold);
-  REQUIRE(r.cache.take_cached(8 * kMiB, 16) == eight);
-  r.cache.free(eight, kNoLimit, kThreshold);
-  REQUIRE(r.cache.cached_bytes() == 10 * kMiB);
-  uint64_t evictions = r.cache.evictions;
-  // A request below split_min comes from mimalloc's heap, not a mapping: it makes no room.
-  REQUIRE(r.cache.make_room(512 << 10) == 0);
-  REQUIRE(r.cache.cached_bytes() == 10 * kMiB);
-  REQUIRE(r.cache.make_room(16 * kMiB) == 2 * kMiB);
-  REQUIRE(r.cache.cached_bytes() == 8 * kMiB);
-  REQUIRE(r.cache.evictions == evictions + 1);
+TEST_CASE("large cache: a miss takes the pages of cached extents that fit and maps only the rest",
+          "[large_cache][room]") {
+  // Note [A miss reuses cached pages]: a buffer doubling 1, 2, 4 MiB, each freed after the copy.
+  Rig r(kMiB);
+  cached_block(r, kMiB, 0x11);
+  cached_block(r, 2 * kMiB, 0x22);
+  REQUIRE(r.cache.cached_bytes() == 3 * kMiB);
+  REQUIRE(r.cache.take_cached(4 * kMiB, 16) == nullptr);  // a miss: nothing cached is big enough
+  char* four = static_cast<char*>(r.cache.alloc_upstream(4 * kMiB, 16, false));
+  REQUIRE(four != nullptr);
+  CHECK(r.cache.cached_bytes() == 0);
+  CHECK(r.source.mapped_bytes == 4 * kMiB);  // the process holds the new block only
+  CHECK(r.cache.moved_blocks == 2);
+  CHECK(r.cache.page_moves == 2);
+  // Oldest first, in order, moved rather than copied; the rest is fresh.
+  CHECK(all_bytes(four, kMiB, 0x11));
+  CHECK(all_bytes(four + kMiB, 2 * kMiB, 0x22));
+  CHECK(all_bytes(four + 3 * kMiB, kMiB, 0));
+  // The pieced block is not resized by the source (mremap moves one mapping): realloc copies it.
+  r.source.resizable = true;
+  CHECK(r.cache.resize(four, 8 * kMiB) == nullptr);
+  CHECK(r.source.resize_calls == 0);
   r.cache.free(four, kNoLimit, kThreshold);
+
+  // Cached again, it moves one mapping at a time (its seams at 1 and 3 MiB: three moves).
+  char* eight = static_cast<char*>(r.cache.alloc_upstream(8 * kMiB, 16, false));
+  REQUIRE(eight != nullptr);
+  CHECK(r.cache.page_moves == 5);
+  CHECK(r.source.move_failed == 0);
+  CHECK(all_bytes(eight, kMiB, 0x11));
+  CHECK(all_bytes(eight + kMiB, 2 * kMiB, 0x22));
+  CHECK(r.source.mapped_bytes == 8 * kMiB);
+  r.cache.free(eight, kNoLimit, kThreshold);
+
+  // A zeroed request clears what it takes; realloc's fresh request and a block below split_min
+  // take nothing.
+  char* zeroed = static_cast<char*>(r.cache.alloc_upstream(16 * kMiB, 16, true));
+  REQUIRE(zeroed != nullptr);
+  CHECK(all_bytes(zeroed, 16 * kMiB, 0));
+  CHECK(r.source.mapped_bytes == 16 * kMiB);
+  memset(zeroed, 0x33, 16 * kMiB);
+  r.cache.free(zeroed, kNoLimit, kThreshold);
+  uint64_t moves = r.cache.page_moves;
+  void* fresh = r.cache.alloc_upstream(32 * kMiB, 16, false, /*reuse=*/false);
+  void* small = r.cache.alloc_upstream(512 << 10, 16, false);
+  CHECK(r.cache.page_moves == moves);
+  CHECK(r.cache.cached_bytes() == 16 * kMiB);
+  r.cache.free(fresh, kNoLimit, kThreshold);
+  r.cache.free(small, kNoLimit, kThreshold);
   r.cache.clear();
-  REQUIRE(r.source.mapped_bytes == 0);
-  REQUIRE(r.source.bad_frees == 0);
+  CHECK(r.source.mapped_bytes == 0);
+  CHECK(r.source.live_bytes == 0);
+  CHECK(r.source.bad_frees == 0);
+}
+
+TEST_CASE("large cache: seams survive a split and a merge", "[large_cache][room]") {
+  Rig r(kMiB);
+  cached_block(r, kMiB, 0x11);
+  cached_block(r, 2 * kMiB, 0x22);
+  void* four = r.cache.alloc_upstream(4 * kMiB, 16, false);  // seams at 1 and 3 MiB
+  r.cache.free(four, kNoLimit, kThreshold);
+  // A 1 MiB request splits it at its first seam, which neither part keeps; the parts merge when
+  // freed, and the junction is a seam again.
+  char* head = static_cast<char*>(r.cache.take_cached(kMiB, 16));
+  REQUIRE(head == four);
+  memset(head, 0x44, kMiB);
+  r.cache.free(head, kNoLimit, kThreshold);
+  REQUIRE(r.cache.merges == 1);
+  REQUIRE(r.cache.cached_bytes() == 4 * kMiB);
+  // Moved one mapping at a time: 0-1, 1-3 and 3-4 MiB. The fake, like kernels before 6.17,
+  // refuses a range across two mappings, so a lost seam shows as a failed move.
+  uint64_t moves = r.cache.page_moves;
+  char* eight = static_cast<char*>(r.cache.alloc_upstream(8 * kMiB, 16, false));
+  REQUIRE(eight != nullptr);
+  CHECK(r.cache.page_moves == moves + 3);
+  CHECK(r.source.move_failed == 0);
+  CHECK(all_bytes(eight, kMiB, 0x44));
+  CHECK(all_bytes(eight + kMiB, 2 * kMiB, 0x22));
+  CHECK(r.source.mapped_bytes == 8 * kMiB);
+  r.cache.free(eight, kNoLimit, kThreshold);
+  r.cache.clear();
+  CHECK(r.source.mapped_bytes == 0);
+  CHECK(r.source.bad_frees == 0);
+}
+
+TEST_CASE("large cache: a refused move gives the extent back; lost pages give the block back",
+          "[large_cache][room]") {
+  Rig r(kMiB);
+  cached_block(r, kMiB, 0x11);
+  cached_block(r, 2 * kMiB, 0x22);
+  r.source.refuse_moves = 1;  // the 1 MiB extent's
+  char* four = static_cast<char*>(r.cache.alloc_upstream(4 * kMiB, 16, false));
+  REQUIRE(four != nullptr);
+  CHECK(r.source.part_frees == 1);
+  CHECK(r.cache.cached_bytes() == 0);
+  CHECK(r.source.mapped_bytes == 4 * kMiB);
+  CHECK(all_bytes(four, kMiB, 0));  // fresh where the refused extent would have gone
+  CHECK(all_bytes(four + kMiB, 2 * kMiB, 0x22));
+  r.cache.free(four, kNoLimit, kThreshold);
+  cached_block(r, 2 * kMiB, 0x55);
+
+  // The kernel unmapped the destination and could not map it again: nothing the miss touched
+  // stays, and the miss fails (the heap then empties the caches and maps afresh).
+  r.source.lose_moves = 1;
+  uint64_t allocs = r.cache.upstream_allocs;
+  CHECK(r.cache.alloc_upstream(8 * kMiB, 16, false) == nullptr);
+  CHECK(r.cache.upstream_allocs == allocs);
+  CHECK(r.cache.cached_bytes() == 0);
+  CHECK(r.source.mapped_bytes == 0);
+  CHECK(r.source.live_bytes == 0);
+  CHECK(r.source.bad_frees == 0);
+  CHECK(r.cache.live_blocks() == 0);
 }
 
 TEST_CASE("heap: each pool keeps its own exact peak, and the process's is their sum's",
