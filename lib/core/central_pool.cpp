@@ -8,8 +8,10 @@
 
 namespace cachealloc {
 
-void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table, LivePeak* peak) noexcept {
+void CentralPool::init(unsigned cls, SlabSource* slabs, SegmentTable* table, LivePeak* peak,
+                       const FreeListKeys* keys) noexcept {
   cls_ = cls;
+  keys_ = keys;
   peak_ = peak;
   batch_ = batch_size(cls);
   size_t per_batch = size_t{batch_} * class_size(cls);
@@ -71,7 +73,8 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
       void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->bump} * s->stride);
       // Relaxed atomic: Heap::handed_out_block reads bump without this lock (retain, refcount).
       __atomic_store_n(&s->bump, s->bump + 1, __ATOMIC_RELAXED);
-      *static_cast<void**>(b) = chain;
+      set_link(b, chain);
+      if (keys_ != nullptr) keys_->mark(b);  // a fresh block: the key every free block holds
       chain = b;
       ++got;
       ++s->used;
@@ -97,7 +100,7 @@ uint32_t CentralPool::take_free_locked(Slab* s, uint32_t want, void** chain) noe
     while (bits != 0 && got < want) {
       uintptr_t b = s->start + uintptr_t{w * 64 + static_cast<uint32_t>(std::countr_zero(bits))} * s->stride;
       bits &= bits - 1;
-      *reinterpret_cast<uintptr_t*>(b) = head;
+      set_link(reinterpret_cast<void*>(b), reinterpret_cast<void*>(head));
       head = b;
       ++got;
     }
@@ -134,7 +137,7 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
   Slab* s = nullptr;
   for (uint32_t i = 0; i < count; ++i) {
     CA_CHECK(b != nullptr, "thread cache chain shorter than its count");
-    void* next = *static_cast<void**>(b);
+    void* next = link(b);
     if (s == nullptr || reinterpret_cast<uintptr_t>(b) - s->start >= s->bytes()) {
       seg = table_->lookup(b);
       s = seg != nullptr ? seg->slab_at(b) : nullptr;

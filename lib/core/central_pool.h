@@ -1,5 +1,14 @@
 // central_pool.h - the per-size-class pool that thread caches refill from and flush to.
 //
+// Note [Encoded batches]: the chains that pass between the thread caches and the pools are in
+// the bins' own form (Note [Free-list hardening], free_list_keys.h): each link encoded with the
+// block's address and the secret, each block holding the key. A flush cuts a batch off its bin
+// without rewriting it, and a refill makes the chain it gets its bin at once, where both used to
+// rewrite every block: on a producer/consumer pair the refill walked the batch one cache miss
+// after another (each block last written by the other core), and the links were plain while the
+// batch waited in a transfer slot, so a write after free could plant an address there that the
+// next refill handed out. Pools made without keys (their unit tests) use plain links.
+//
 // Data structures:
 //   transfer slots  up to kMaxSlots whole batches (linked chains of exactly batch_size(cls) blocks),
 //                   moved in O(1): a producer thread's flush and a consumer thread's refill meet
@@ -19,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/free_list_keys.h"
 #include "core/live_peak.h"
 #include "core/slab_source.h"
 #include "platform/spin_lock.h"
@@ -41,11 +51,13 @@ class CentralPool {
   static constexpr unsigned kShards = 4;
 
   constexpr CentralPool() = default;
-  // `peak` (may be null): counts the blocks that leave and return (Note [Live peak]).
-  void init(unsigned cls, SlabSource* slabs, SegmentTable* table, LivePeak* peak = nullptr) noexcept;
+  // `peak` (may be null): counts the blocks that leave and return (Note [Live peak]). `keys`
+  // (null: plain links): the form of the chains (Note [Encoded batches]).
+  void init(unsigned cls, SlabSource* slabs, SegmentTable* table, LivePeak* peak = nullptr,
+            const FreeListKeys* keys = nullptr) noexcept;
 
-  // Up to `want` blocks as a chain (next pointer in each block's first word, last one nullptr).
-  // Returns how many; 0 means out of memory.
+  // Up to `want` blocks as a chain (each block's first word links the next, the last none), every
+  // block holding the key. Returns how many; 0 means out of memory.
   uint32_t take(uint32_t want, void** head, unsigned shard = 0) noexcept;
   // A chain of `count` blocks of this class. `call` names the API for error messages.
   void give(void* head, uint32_t count, const char* call, unsigned shard = 0) noexcept;
@@ -71,6 +83,17 @@ class CentralPool {
   // Up to `want` of s's blocks that are back, pushed onto *chain; how many (s->free_count != 0).
   uint32_t take_free_locked(Slab* s, uint32_t want, void** chain) noexcept;
   void give_to_slabs_locked(void* head, uint32_t count, const char* call) noexcept;
+  void set_link(void* b, const void* next) const noexcept {
+    if (keys_ != nullptr) {
+      keys_->set_link(b, next);
+    } else {
+      *static_cast<const void**>(b) = next;
+    }
+  }
+  void* link(const void* b) const noexcept {
+    return reinterpret_cast<void*>(keys_ != nullptr ? keys_->link(b)
+                                                    : *static_cast<const uintptr_t*>(b));
+  }
   void unlink_partial_locked(Slab* s) noexcept;
   void push_partial_locked(Slab* s) noexcept;
 
@@ -84,6 +107,7 @@ class CentralPool {
   SlabSource* slabs_ = nullptr;
   LivePeak* peak_ = nullptr;
   SegmentTable* table_ = nullptr;
+  const FreeListKeys* keys_ = nullptr;
   Counters counters_;
 };
 

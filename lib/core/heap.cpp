@@ -45,7 +45,7 @@ void Heap::init(SegmentSource* pages, LargeSource* large, const HeapConfig& conf
   cache_limit_.store(config.cache_limit, std::memory_order_relaxed);
   slabs_.init(pages, &table_);
   slabs_.set_live_tracking(config.check);
-  for (unsigned c = 0; c < kNumClasses; ++c) pools_[c].init(c, &slabs_, &table_, &small_peak_);
+  for (unsigned c = 0; c < kNumClasses; ++c) pools_[c].init(c, &slabs_, &table_, &small_peak_, &keys_);
   large_.init(large);
   large_.set_live_peak(&large_peak_);
   large_source_ = large;
@@ -200,7 +200,7 @@ void Heap::free_small(ThreadCache* tc, void* p, SegmentMeta* seg, unsigned cls, 
     if (keys_.marks(p)) fatal_pointer(call, "double free", p);
     keys_.mark(p);
   }
-  *static_cast<void**>(p) = nullptr;
+  keys_.set_link(p, nullptr);  // a chain of one (Note [Encoded batches])
   direct_frees_.fetch_add(1, std::memory_order_relaxed);
   pools_[cls].give(p, 1, call);
   if (over_budget()) enforce_budget();

@@ -60,16 +60,12 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   // Note [Outbox bins]: this thread does allocate this class, so it gets its full bin.
   flushed_since_refill_[cls] = false;
   if (b.max != 0) __atomic_store_n(&b.max, thread_cache_max(cls), __ATOMIC_RELAXED);
+  // The bin was empty (that is why we refill; its count is set below, from the new max), and the
+  // chain is in the bin's form (Note [Encoded batches]): the rest of it becomes the bin as it is.
   void* p = chain;
-  // The bin was empty (that is why we refill; its count is set below, from the new max), so the
-  // rest of the chain becomes the bin, its links encoded and its blocks tagged (Note [Free-list
-  // hardening]); pushing in chain order reverses it, which no one relies on.
-  void* rest = *static_cast<void**>(p);
-  for (uint32_t i = 1; i < n; ++i) {
-    void* q = rest;
-    rest = *static_cast<void**>(q);
-    push(b, q);
-  }
+  const uintptr_t rest = n > 1 ? decode(*static_cast<uintptr_t*>(p), p) : 0;
+  if (any_bits(rest, keys_.bad_link_bits)) fatal_free_list(p);
+  b.head = reinterpret_cast<void*>(rest);
   set_count(b, n - 1);
   FreeListKeys::unmark(p);
   return p;
@@ -121,7 +117,7 @@ void ThreadCache::free_slow(void* p, unsigned cls, const char* call) noexcept {
   // max == 0 (this class is not cached per thread), or a bin still over a max just cut to a
   // batch: hand the block straight back, with the key.
   keys_.mark(p);
-  *static_cast<void**>(p) = nullptr;
+  keys_.set_link(p, nullptr);  // a chain of one (Note [Encoded batches])
   owner_add(counters_.frees, 1);
   heap_->pool(cls).give(p, 1, call);
   heap_->enforce_budget();
@@ -131,21 +127,19 @@ void ThreadCache::flush(unsigned cls, uint32_t n, const char* call) noexcept {
   Bin& b = bins_[cls];
   if (n > count(b)) n = count(b);
   if (n == 0) return;
-  // Decode the first n links into a plain chain for the central pool, checking each. The blocks
-  // keep their key (Note [Free-list hardening]): a second free of one that waits in a transfer
-  // slot or its slab is caught by it.
+  // The first n blocks go to the central pool as they are (Note [Encoded batches]), each link
+  // checked on the way; the n-th ends the chain. The blocks keep their key (Note [Free-list
+  // hardening]): a second free of one that waits in a transfer slot or its slab is caught by it.
   void* head = b.head;
   void* tail = head;
   SegmentMeta* seg = nullptr;
   for (uint32_t i = 1;; ++i) {
     void* next = next_in_bin(cls, tail, &seg);
-    auto* w = static_cast<uintptr_t*>(tail);
     if (i == n) {
       b.head = next;
-      w[0] = 0;
+      keys_.set_link(tail, nullptr);
       break;
     }
-    w[0] = reinterpret_cast<uintptr_t>(next);
     tail = next;
   }
   owner_add_raw(&b.slack, uint32_t{0} - n);

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/free_list_keys.h"
 #include "core/size_class.h"
 #include "util/counter.h"
 
@@ -22,50 +23,6 @@ namespace cachealloc {
 
 class Heap;
 struct SegmentMeta;
-
-// Note [Free-list hardening]
-// A block in a bin is free memory the program may still write through a dangling pointer. Two
-// classic attacks go through that write: freeing a block twice (it is then handed out twice) and
-// planting an address in its first word (tcache poisoning: a later malloc returns the planted
-// address). Every binned block therefore carries, with default settings:
-//   word 0: the link to the next block, stored as  next ^ (block >> 12) ^ secret
-//   word 1: `key`, a per-process random value; malloc clears it when it hands the block out.
-// malloc decodes the link of the block it pops and stops the program unless the decoded link is
-// a plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
-// decodes to a random address, which passes that test with probability 2^-21 (glibc's alignment
-// test: 1/16); a forged link would need the secret. free stops on a block whose word 1 holds the
-// key: only free blocks hold it (every path that hands a block out clears it: malloc, refill, the
-// heap's direct take), so that block is in a thread's bin, a transfer slot or its slab, a second
-// free wherever it waits (glibc's tcache key idea; glibc confirms it against its own bin only, so
-// a second free from another thread passes there). Blocks keep the key when a flush sends them
-// on; a block never handed out may hold a stale one (a slab reused by another class), which is
-// cleared when it is.
-// ca_retain, ca_release and ca_refcount read the key too (Heap::live_small_block): a block that
-// holds it is free, and they refuse it.
-// flush (slow path) also checks every link it follows lands on a block start of the same class,
-// so a corrupted chain never reaches the central pools. Cost: about 7 instructions on malloc
-// and 5 on free (docs/reliability.md).
-struct FreeListKeys {
-  uintptr_t secret = 0;
-  uintptr_t key = 0;
-  // Bits a decoded link may not have: below 16-byte alignment or above the 47-bit address space.
-  // A member rather than a constant: `test` takes it from memory, where a 64-bit immediate
-  // would need a `movabs` first.
-  uintptr_t bad_link_bits = kBadLinkBits;
-  static constexpr uintptr_t kBadLinkBits = ~((uintptr_t{1} << 47) - 1) | 15;
-
-  // Word 1 of a block, for the slow paths (the fast paths inline the same tests): whether it holds
-  // the key (a free block), set it (the block is freed), clear it (the block is handed out).
-  bool marks(const void* p) const noexcept { return static_cast<const uintptr_t*>(p)[1] == key; }
-  void mark(void* p) const noexcept { static_cast<uintptr_t*>(p)[1] = key; }
-  static void unmark(void* p) noexcept { static_cast<uintptr_t*>(p)[1] = 0; }
-  // `marks` for a block that may be live (ca_retain, ca_refcount): word 1 is then the program's
-  // data, which another of its threads may be writing. The value is only compared with the key
-  // and an aligned 8-byte load is never torn, so the race is harmless; TSan is told so.
-  __attribute__((no_sanitize("thread"))) bool marks_live(const void* p) const noexcept {
-    return __atomic_load_n(static_cast<const uintptr_t*>(p) + 1, __ATOMIC_RELAXED) == key;
-  }
-};
 
 // Stops the program: a binned block lost its key or its link decodes to no block.
 [[noreturn, gnu::cold, gnu::noinline]] void fatal_free_list(void* block) noexcept;

@@ -215,6 +215,41 @@ TEST_CASE("thread cache: a forged link at every position never hands out its add
   }
 }
 
+// The same write after free while the block waits in a transfer slot, between one thread's flush
+// and another's refill: the batch keeps its encoded links there (Note [Encoded batches]), so the
+// planted address decodes to garbage when the refill or malloc follows it.
+TEST_CASE("thread cache: a link planted in a transfer slot's batch is never handed out",
+          "[thread_cache][death]") {
+  const unsigned cls = class_of(48);
+  const uint32_t batch = batch_size(cls);
+  for (uint32_t pos = 0; pos < batch; ++pos) {
+    DeathResult d = run_in_child([pos, batch, cls] {
+      TestHeap t;
+      std::vector<void*> blocks;
+      for (uint32_t i = 0; i < batch; ++i) blocks.push_back(t.alloc(48));
+      void* live = t.alloc(48);  // a block of the class the attacker wants handed out twice
+      for (void* b : blocks) t.free(b);
+      t.tc->flush(cls, batch, "free");  // the whole bin, to a transfer slot
+      if (t.heap.pool(cls).counters().slot_blocks != batch) _exit(5);
+      memcpy(blocks[pos], &live, sizeof live);
+      while (t.tc->try_alloc(cls, 0) != nullptr) {
+      }
+      // Its refills have doubled up to a batch by now (Note [Refill slow start]): this one takes
+      // the batch from the slot.
+      void* p = t.tc->refill(cls);
+      if (t.heap.pool(cls).counters().slot_blocks != 0) _exit(6);
+      for (uint32_t i = 0; i < batch + 1 && p != nullptr; ++i) {
+        if (p == live) _exit(3);  // handed out while live
+        p = t.tc->try_alloc(cls, 0);
+      }
+      _exit(4);  // the corruption went unnoticed
+    });
+    INFO("position " << pos << ", exit status " << (d.status >> 8));
+    REQUIRE(d.aborted);
+    REQUIRE_THAT(d.stderr_text, Catch::Contains("write after free: corrupted free-list link in 0x"));
+  }
+}
+
 TEST_CASE("thread cache: a link forged with the secret still must land on a block of its class", "[thread_cache][death]") {
   // An attacker who learnt the secret can encode any address; flush checks the target.
   DeathResult d = run_in_child([] {
