@@ -101,6 +101,9 @@ uint32_t CentralPool::take_free_locked(Slab* s, uint32_t want, void** chain) noe
       uintptr_t b = s->start + uintptr_t{w * 64 + static_cast<uint32_t>(std::countr_zero(bits))} * s->stride;
       bits &= bits - 1;
       set_link(reinterpret_cast<void*>(b), reinterpret_cast<void*>(head));
+      // A free block keeps the key, unless a write after free wiped it: the bin it goes to
+      // catches a second free only by the key (Note [Encoded batches]).
+      if (keys_ != nullptr) keys_->mark(reinterpret_cast<void*>(b));
       head = b;
       ++got;
     }
@@ -137,7 +140,6 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
   Slab* s = nullptr;
   for (uint32_t i = 0; i < count; ++i) {
     CA_CHECK(b != nullptr, "thread cache chain shorter than its count");
-    void* next = link(b);
     if (s == nullptr || reinterpret_cast<uintptr_t>(b) - s->start >= s->bytes()) {
       seg = table_->lookup(b);
       s = seg != nullptr ? seg->slab_at(b) : nullptr;
@@ -150,6 +152,9 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
     if (!seg->is_block_start(b, cls_)) fatal_pointer(call, "invalid pointer", b);
     uint32_t k = seg->block_number(b);
     if (k >= s->bump) fatal_pointer(call, "invalid pointer", b);
+    // Followed only now that b is known to be a block (a planted link decodes to any address),
+    // and before its slab may be given back below.
+    void* next = link(b);
     uint64_t* word = seg->free_words(*s) + k / 64;
     uint64_t bit = uint64_t{1} << (k % 64);
     if ((*word & bit) != 0) fatal_pointer(call, "double free", b);

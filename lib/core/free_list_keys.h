@@ -56,7 +56,7 @@ struct FreeListKeys {
   uintptr_t link(const void* p) const noexcept {
     return static_cast<const uintptr_t*>(p)[0] ^ mask(p);
   }
-  uintptr_t mask(const void* p) const noexcept {
+  [[gnu::always_inline]] uintptr_t mask(const void* p) const noexcept {
     return (reinterpret_cast<uintptr_t>(p) >> 12) ^ secret;
   }
 };

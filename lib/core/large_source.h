@@ -78,10 +78,10 @@ class SystemLargeSource final : public LargeSource {
   // Note [Huge pages]: with CACHEALLOC_THP=1, a block of kHugePage or more mapped from the OS is
   // aligned to kHugePage and advised MADV_HUGEPAGE, so that the kernel (THP "madvise" or
   // "always") may back it with 2 MiB pages: one fault per 2 MiB instead of per 4 KiB. mimalloc 3
-  // does this by default for its arenas; bench-growth took 36,940 minor faults with 4 KiB pages
-  // against mimalloc 3.4's 294, and page faults were half its time (perf). With the option: 4,748
-  // faults, growth 0.187 -> 0.079 s, large 0.377 -> 0.266 s, peak RSS the same (run.py, medians
-  // of 3; those workloads write every byte they allocate). Off by default: a
+  // does this by default for its arenas; bench-growth took 15,926 minor faults with 4 KiB pages
+  // (36,940 before a miss reused cached pages) against mimalloc 3.4's 294. With the option: 4,173
+  // faults, growth 0.27 -> 0.12 s, large 0.28 -> 0.12 s, peak RSS the same (three alternating
+  // runs; those workloads write every byte they allocate). Off by default: a
   // block the program touches sparsely then holds up to 2 MiB per touch, and after fork() a write
   // copies 2 MiB (docs/configuration.md). The cache's accounting is unchanged: a block never holds
   // more than its mapping. A block that realloc grows past kHugePage (mremap) is advised too;

@@ -149,10 +149,10 @@ class ThreadCache {
 
  private:
   [[gnu::always_inline]] uintptr_t encode(const void* next, const void* slot) const noexcept {
-    return reinterpret_cast<uintptr_t>(next) ^ (reinterpret_cast<uintptr_t>(slot) >> 12) ^ keys_.secret;
+    return reinterpret_cast<uintptr_t>(next) ^ keys_.mask(slot);
   }
   [[gnu::always_inline]] uintptr_t decode(uintptr_t stored, const void* slot) const noexcept {
-    return stored ^ (reinterpret_cast<uintptr_t>(slot) >> 12) ^ keys_.secret;
+    return stored ^ keys_.mask(slot);
   }
   // (v & mask) != 0 as one `test` with the mask in memory, where GCC copies v and ands (two).
   [[gnu::always_inline]] static bool any_bits(uintptr_t v, const uintptr_t& mask) noexcept {

@@ -250,6 +250,45 @@ TEST_CASE("thread cache: a link planted in a transfer slot's batch is never hand
   }
 }
 
+// The same batch drained to its slabs (ca_clear) instead: the planted link is refused as a
+// pointer, where following it first read an arbitrary address.
+TEST_CASE("thread cache: a link planted in a transfer slot's batch is refused when it is drained",
+          "[thread_cache][death]") {
+  DeathResult d = run_in_child([] {
+    TestHeap t;
+    const unsigned cls = class_of(48);
+    const uint32_t batch = batch_size(cls);
+    std::vector<void*> blocks;
+    for (uint32_t i = 0; i < batch; ++i) blocks.push_back(t.alloc(48));
+    for (void* b : blocks) t.free(b);
+    t.tc->flush(cls, batch, "free");
+    uintptr_t planted = 0x123456789ab0;
+    memcpy(blocks[batch / 2], &planted, sizeof planted);
+    t.heap.clear(nullptr);
+    _exit(4);
+  });
+  REQUIRE(d.aborted);
+  REQUIRE_THAT(d.stderr_text, Catch::Contains("invalid pointer 0x"));
+}
+
+// A write after free wiped the key of a block waiting in its slab; a refill hands the block to a
+// bin with the key again (Note [Encoded batches]), so a second free of it is still caught there.
+TEST_CASE("thread cache: a block refilled from its slab holds the key again", "[thread_cache][death]") {
+  require_double_free([] {
+    TestHeap t;
+    const unsigned cls = class_of(48);
+    void* a = t.alloc(48);
+    t.heap.free(nullptr, a, "free");  // no thread cache: straight back to its slab
+    memset(a, 0, 16);                 // the write after free
+    while (t.tc->try_alloc(cls, 0) != nullptr) {
+    }
+    void* first = t.tc->refill(cls);  // a (the slab's only free block) and fresh ones
+    if (first == a) _exit(5);
+    t.free(a);
+    _exit(4);  // the second free went unnoticed
+  });
+}
+
 TEST_CASE("thread cache: a link forged with the secret still must land on a block of its class", "[thread_cache][death]") {
   // An attacker who learnt the secret can encode any address; flush checks the target.
   DeathResult d = run_in_child([] {
