@@ -10,7 +10,7 @@
 //                                                                         37 instructions
 // (disassembled, each with its `ret`; malloc 30 and free 48 before Note [Size lookup], the flat
 // segment table, the one-multiply boundary test, Note [Bin slack] and Note [Shared pages].
-// Note [Free-list hardening] in thread_cache.h says what the checks cost.)
+// Note [Free-list hardening] in free_list_keys.h says what the checks cost.)
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
 #pragma once

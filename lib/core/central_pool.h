@@ -7,7 +7,8 @@
 // rewrite every block: on a producer/consumer pair the refill walked the batch one cache miss
 // after another (each block last written by the other core), and the links were plain while the
 // batch waited in a transfer slot, so a write after free could plant an address there that the
-// next refill handed out. Pools made without keys (their unit tests) use plain links.
+// next refill handed out. A chain of one block ends with an encoded null like any other (a direct
+// free's give). Pools made without keys (their unit tests) use plain links.
 //
 // Data structures:
 //   transfer slots  up to kMaxSlots whole batches (linked chains of exactly batch_size(cls) blocks),

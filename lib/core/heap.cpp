@@ -231,7 +231,8 @@ void* Heap::realloc(ThreadCache* tc, void* p, size_t n, const char* call) noexce
   // programs that double their buffers gain nothing from it.
   // Note [Large realloc]: a large block that stays large moves to a cached block of the new size
   // when there is one (its pages are resident: copying is cheaper than faulting pages in), else
-  // the source resizes it (mremap: no copy, no second block alive meanwhile), else it is copied.
+  // the source resizes it (mremap: no copy, no second block alive meanwhile), else it is copied
+  // (a block pieced from cached pages, once: Note [A miss reuses cached pages]).
   if (size_t usable = large_round(n); seg == nullptr && n > config_.large_threshold && usable != 0) {
     if (void* q = large_.take_cached(usable, kMinAlign)) {
       count_request(tc, n);

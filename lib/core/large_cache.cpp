@@ -29,6 +29,10 @@ constexpr size_t kUnprovenBytes = size_t{4} << 20;
 constexpr size_t kOsPage = 4096;  // split parts start on an OS page (mremap's unit)
 constexpr int32_t kMaxCredit = int32_t{1} << 24;
 constexpr uint16_t kMaxGhosts = 4096;
+// The seams a block adds to seams_held_ (an unmovable block has more than it records).
+int64_t counted_seams(const LargeBlock* b) noexcept {
+  return b->unmovable ? LargeBlock::kMaxSeams + 1 : b->nseams;
+}
 }  // namespace
 
 unsigned LargeCache::layout_of(size_t size) noexcept {
@@ -247,10 +251,19 @@ void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero, bo
     return nullptr;
   }
   clear_seams(rec);
-  if (reuse && usable_size >= split_min_ && !reuse_cached_pages(p, usable_size, zero, rec)) {
-    source_->free(p, usable_size, align);
-    records_.put(rec);
-    return nullptr;
+  // Note [A miss reuses cached pages]. Not for zeroed requests: fresh pages read as zero without
+  // being touched, where moved ones would have to be cleared (a sparse calloc would make them all
+  // resident).
+  if (reuse && !zero && usable_size >= split_min_ && usable_size <= kMaxPieced) {
+    Hole lost;
+    if (!reuse_cached_pages(p, usable_size, rec, &lost)) {
+      // Not a byte of the hole is ours any more: another thread may have mapped it.
+      if (lost.offset != 0) source_->free_part(p, lost.offset);
+      const size_t end = lost.offset + lost.size;
+      if (end < usable_size) source_->free_part(static_cast<char*>(p) + end, usable_size - end);
+      records_.put(rec);
+      return nullptr;
+    }
   }
   upstream_allocs.fetch_add(1, std::memory_order_relaxed);
   rec->p = p;
@@ -260,6 +273,7 @@ void* LargeCache::alloc_upstream(size_t usable_size, size_t align, bool zero, bo
   {
     LockGuard g(lock_);
     if (insert_ptr_locked(rec)) {
+      seams_held_ += counted_seams(rec);
       ++live_;
       live_bytes_.fetch_add(rec->size, std::memory_order_relaxed);
       if (peak_ != nullptr) peak_->add(rec->size);
@@ -398,6 +412,7 @@ int LargeCache::adopt(void* p, size_t size, size_t align, ca_upstream_free_fn fn
 }
 
 void LargeCache::give_upstream(LargeBlock* b) noexcept {
+  drop_seams(b);
   if (b->upstream_free != nullptr) {
     b->upstream_free(b->upstream_ctx, b->p, b->size);
   } else {
@@ -450,15 +465,19 @@ size_t LargeCache::evict_oldest(bool aged) noexcept {
 // range inside one mapping. So a block records its seams (where mappings meet inside it); a split
 // divides them, a merge joins them (with a seam at the junction once either part was patched,
 // which costs at most one needless move), and an extent with seams moves one mapping at a time.
-// A block with more than kMaxSeams is never moved again; a patched block is not resized by realloc
-// (it is copied once), and realloc's own new blocks are fresh, so a buffer that realloc keeps
-// growing keeps growing with mremap. A move the kernel refuses (out of mappings:
-// vm.max_map_count) gives that extent back instead; if the kernel had already unmapped the
-// destination and it cannot be mapped again, the new block is given back whole and the miss
-// fails like a failed mapping (the caller empties the caches and tries again).
-// Zeroed requests (calloc) clear the moved pages. At most kMaxMoved extents move per miss.
+// A block with more than kMaxSeams is never moved again; a patched block is not resized by
+// mremap (realloc copies it once, into a fresh block, which it can resize from then on). Each
+// moved mapping is a VMA of the process's vm.max_map_count (65530 by default), so no block moves
+// while the blocks we hold have kSeamBudget seams.
+// A move the kernel refuses (out of mappings, or a range the program split with mprotect or
+// madvise) gives that extent back instead. The kernel may have unmapped the destination before
+// refusing; it is mapped again only where nothing else took the hole meanwhile
+// (MAP_FIXED_NOREPLACE), else the new block is given back around the hole and the miss fails
+// like a failed mapping (the caller empties the caches and tries again). At most kMaxMoved
+// extents move per miss, and none for zeroed requests.
 namespace {
 constexpr int kMaxMoved = 6;
+constexpr int64_t kSeamBudget = 4096;
 constexpr uint32_t kOsPageShift = 12;
 static_assert(kOsPage == uint32_t{1} << kOsPageShift);
 
@@ -485,7 +504,13 @@ void LargeCache::clear_seams(LargeBlock* b) noexcept {
   b->unmovable = false;
 }
 
+void LargeCache::drop_seams(LargeBlock* b) noexcept {
+  seams_held_ -= counted_seams(b);
+  clear_seams(b);
+}
+
 void LargeCache::split_seams(LargeBlock* b, LargeBlock* rest, size_t at) noexcept {
+  const int64_t before = counted_seams(b);
   clear_seams(rest);
   rest->patched = b->patched;
   rest->unmovable = b->unmovable;
@@ -499,9 +524,11 @@ void LargeCache::split_seams(LargeBlock* b, LargeBlock* rest, size_t at) noexcep
     }
   }
   b->nseams = static_cast<uint8_t>(keep);
+  seams_held_ += counted_seams(b) + counted_seams(rest) - before;
 }
 
 void LargeCache::join_seams(LargeBlock* keep, LargeBlock* gone) noexcept {
+  const int64_t before = counted_seams(keep) + counted_seams(gone);
   const size_t junction = keep->size;
   const bool patched = keep->patched || gone->patched;
   keep->unmovable = keep->unmovable || gone->unmovable;
@@ -512,12 +539,14 @@ void LargeCache::join_seams(LargeBlock* keep, LargeBlock* gone) noexcept {
   }
   keep->size -= gone->size;
   keep->patched = patched;
+  clear_seams(gone);
+  seams_held_ += counted_seams(keep) - before;
 }
 
 bool LargeCache::move_extent(LargeBlock* v, char* to, LargeBlock* rec, size_t at,
-                             bool zero) noexcept {
+                             Hole* lost) noexcept {
   char* from = static_cast<char*>(v->p);
-  bool intact = true;
+  bool intact = true, moved = false;
   size_t start = 0;
   for (int i = 0; i <= v->nseams; ++i) {
     size_t end = i < v->nseams ? size_t{v->seams[i]} << kOsPageShift : v->size;
@@ -527,23 +556,27 @@ bool LargeCache::move_extent(LargeBlock* v, char* to, LargeBlock* rec, size_t at
     add_seam(rec, at + end);
     if (m == LargeSource::Move::kMoved) {
       page_moves.fetch_add(1, std::memory_order_relaxed);
-      if (zero) memset(to + start, 0, end - start);
+      moved = true;
     } else {
-      if (m == LargeSource::Move::kLost) intact = false;
+      if (m == LargeSource::Move::kLost && intact) {
+        intact = false;
+        *lost = Hole{at + start, end - start};
+      }
       source_->free_part(from + start, end - start);
     }
     start = end;
   }
+  (moved ? moved_blocks : evictions).fetch_add(1, std::memory_order_relaxed);
   return intact;
 }
 
-bool LargeCache::reuse_cached_pages(void* p, size_t size, bool zero, LargeBlock* rec) noexcept {
+bool LargeCache::reuse_cached_pages(void* p, size_t size, LargeBlock* rec, Hole* lost) noexcept {
   LargeBlock* victims[kMaxMoved];
   int n = 0;
   {
     LockGuard g(lock_);
     size_t want = size;
-    while (n < kMaxMoved && want >= split_min_) {
+    while (n < kMaxMoved && want >= split_min_ && seams_held_ < kSeamBudget) {
       LargeBlock* oldest = nullptr;
       for (LargeBlock* e = extents_.front(); e != nullptr; e = extents_.next(e)) {
         if (e->unmovable || e->size > want) continue;
@@ -564,13 +597,13 @@ bool LargeCache::reuse_cached_pages(void* p, size_t size, bool zero, LargeBlock*
   for (int i = 0; i < n; ++i) {
     LargeBlock* v = victims[i];
     if (intact) {
-      intact = move_extent(v, static_cast<char*>(p) + at, rec, at, zero);
+      intact = move_extent(v, static_cast<char*>(p) + at, rec, at, lost);
       at += v->size;
-      moved_blocks.fetch_add(1, std::memory_order_relaxed);
     } else {
       source_->free_part(v->p, v->size);
       evictions.fetch_add(1, std::memory_order_relaxed);
     }
+    drop_seams(v);
     records_.put(v);
   }
   return intact;

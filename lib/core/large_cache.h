@@ -14,7 +14,10 @@
 //                take the best fit among them, split off what they do not need, and a freed part
 //                merges with its cached neighbours (Note [Splitting mapped blocks]).
 //   credit_, ghosts_  per layout: how many blocks it may keep cached (Note [Reuse evidence]).
-// Upstream calls (LargeSource::alloc/free, adopted blocks' upstream_free) run outside the lock.
+//   seams        per record: where the kernel mappings that pages were moved from meet inside
+//                the block (Note [A miss reuses cached pages]); seams_held_ counts them all.
+// Upstream calls (LargeSource::alloc/free/move/free_part, adopted blocks' upstream_free) run
+// outside the lock.
 //
 // Who calls: Heap. SYNCHRONIZATION: lock_, a leaf except for MetaArena/MetaPool locks under it.
 #pragma once
@@ -149,6 +152,7 @@ class LargeCache {
   size_t allowed_blocks(size_t usable_size) noexcept;
   size_t clear() noexcept;
   size_t cached_bytes() const noexcept { return cached_.load(std::memory_order_relaxed); }
+  int64_t seams_held() const noexcept { return seams_held_.load(std::memory_order_relaxed); }
   size_t live_blocks() const noexcept { return live_; }
   size_t live_bytes() const noexcept { return live_bytes_.load(std::memory_order_relaxed); }
 
@@ -156,7 +160,8 @@ class LargeCache {
   // evictions: given back by the budget, or by a miss that could not move their pages.
   std::atomic<uint64_t> hits{0}, misses{0}, evictions{0}, upstream_allocs{0}, upstream_frees{0}, frees{0};
   // Note [A miss reuses cached pages]: cached blocks whose pages moved into a new block, and the
-  // moves (one per mapping inside them).
+  // moves (one per mapping inside them). A cached block that could not move at all counts as an
+  // eviction.
   std::atomic<uint64_t> moved_blocks{0}, page_moves{0};
   std::atomic<uint64_t> adopts{0}, retains{0}, shared_releases{0};  // shared: count was >= 2
   // declined: freed blocks given back because their layout had no reuse to show for more;
@@ -199,14 +204,23 @@ class LargeCache {
   void absorb_next_locked(LargeBlock* keep) noexcept;  // keep grows over the part after it
   static void detach_piece(LargeBlock* b) noexcept;   // b stops being adjacent to anything
   // Note [A miss reuses cached pages]: moves cached extents' pages into the new block at p; false
-  // when the block lost pages on the way and must be given back.
-  bool reuse_cached_pages(void* p, size_t size, bool zero, LargeBlock* rec) noexcept;
+  // when the block lost the pages of `lost` on the way (not ours any more) and must be given back
+  // around them.
+  struct Hole {
+    size_t offset = 0, size = 0;
+  };
+  static constexpr size_t kMaxPieced = size_t{1} << 43;  // seams are 32-bit page numbers
+  bool reuse_cached_pages(void* p, size_t size, LargeBlock* rec, Hole* lost) noexcept;
   // Moves v's pages (one kernel mapping at a time) to `to`, recording the seams in rec at offset
-  // `at`; gives back what did not move. False: the block at `to` lost pages.
-  bool move_extent(LargeBlock* v, char* to, LargeBlock* rec, size_t at, bool zero) noexcept;
+  // `at`; gives back what did not move. False: the block lost the pages of *lost.
+  bool move_extent(LargeBlock* v, char* to, LargeBlock* rec, size_t at, Hole* lost) noexcept;
   static void clear_seams(LargeBlock* b) noexcept;
-  static void split_seams(LargeBlock* b, LargeBlock* rest, size_t at) noexcept;  // rest starts at `at`
-  static void join_seams(LargeBlock* keep, LargeBlock* gone) noexcept;  // gone follows keep
+  void drop_seams(LargeBlock* b) noexcept;  // b's seams leave seams_held_
+  void split_seams(LargeBlock* b, LargeBlock* rest, size_t at) noexcept;  // rest starts at `at`
+  void join_seams(LargeBlock* keep, LargeBlock* gone) noexcept;  // gone follows keep
+  // Seams of all the blocks we hold: moved mappings, each a VMA (Note [A miss reuses cached
+  // pages]). Under lock_, except give_upstream's, which is atomic.
+  std::atomic<int64_t> seams_held_{0};
   std::atomic<size_t> cached_{0};
   LargeLayoutCounters layouts_[kLargeLayouts];
   // Note [Reuse evidence], under lock_: a layout may keep base + credit_ blocks cached; ghosts_

@@ -102,7 +102,7 @@ constexpr unsigned class_of_aligned(size_t n, size_t align) {
 // slab, a program that passes through the big classes once (strings grown by realloc,
 // bench-growth) left two 512 KiB-1 MiB slabs of each pinned by those blocks: 10 MiB of RSS for
 // 3 MiB of strings. At 128 KiB a pinned slab holds 2-3 big blocks (growth: 79.7 -> 66 MiB peak
-// RSS, with Note [A miss makes room]); the tail a slab cannot use is never touched.
+// RSS, with Note [A miss reuses cached pages]); the tail a slab cannot use is never touched.
 constexpr unsigned slab_pages(unsigned c) {
   size_t want = (8 * class_size(c) + kPageSize - 1) / kPageSize;
   size_t one = (class_size(c) + kPageSize - 1) / kPageSize;

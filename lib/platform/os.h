@@ -28,9 +28,10 @@ void* remap(void* p, size_t old_size, size_t new_size) noexcept;
 // Moves the pages of [from, from + size) onto [to, to + size) without copying them (mremap with
 // MREMAP_FIXED): `to` then holds what `from` held, and `from` is unmapped. Pre: all page-aligned,
 // the two ranges apart, each inside one mapping (one kernel VMA: not a range that earlier moves
-// pieced together), `to` made by map_aligned. The kernel may unmap `to` before it finds it cannot
-// move, so a failure maps fresh pages there again. kMoved; kRefused: `from` as it was, `to`
-// fresh zero pages; kLost: `from` as it was, `to` not mapped (could not be mapped again).
+// pieced together), `to` made by map_aligned. An older kernel may unmap `to` before it finds it
+// cannot move, so a failure maps fresh pages there again where nothing else took the hole. kMoved;
+// kRefused: `from` as it was, `to` fresh zero pages; kLost: `from` as it was, and the range of
+// `to` is no longer the caller's (it may be another mapping now: never unmap or touch it).
 // errno is kept.
 enum class MoveResult { kMoved, kRefused, kLost };
 MoveResult move_pages(void* from, size_t size, void* to) noexcept;

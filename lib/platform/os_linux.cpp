@@ -142,14 +142,37 @@ void* remap(void* p, size_t old_size, size_t new_size) noexcept {
   return q == MAP_FAILED ? nullptr : q;
 }
 
+namespace {
+// Whether every page of the page-aligned range is mapped (mincore says ENOMEM otherwise).
+bool fully_mapped(void* p, size_t size) noexcept {
+  unsigned char resident[512];
+  const size_t page = page_size();
+  for (size_t at = 0; at < size; at += sizeof resident * page) {
+    const size_t n = size - at < sizeof resident * page ? size - at : sizeof resident * page;
+    if (mincore(static_cast<char*>(p) + at, n, resident) != 0) return false;
+  }
+  return true;
+}
+}  // namespace
+
 MoveResult move_pages(void* from, size_t size, void* to) noexcept {
   if (injected_failure()) return MoveResult::kRefused;
   int saved = errno;
   MoveResult r = MoveResult::kMoved;
   if (mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) != to) {
-    const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED;
-    void* again = mmap(to, size, PROT_READ | PROT_WRITE, flags, -1, 0);
-    r = again == to ? MoveResult::kRefused : MoveResult::kLost;
+    // Older kernels unmap `to` before they find they cannot move; newer ones check first and
+    // leave it mapped (mincore fails on a range with an unmapped page). A hole is mapped again
+    // only if nothing else took any of it meanwhile (another thread's mmap may have):
+    // MAP_FIXED would replace that mapping; MAP_FIXED_NOREPLACE refuses.
+    r = MoveResult::kRefused;
+    if (!fully_mapped(to, size)) {
+      const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE;
+      void* again = mmap(to, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+      if (again != to) {
+        if (again != MAP_FAILED) munmap(again, size);  // a kernel before 4.17 took it as a hint
+        r = MoveResult::kLost;
+      }
+    }
   }
   errno = saved;
   return r;

@@ -97,8 +97,8 @@ class FakeLargeSource final : public LargeSource {
     return q;
   }
   // Moves pages with the kernel (its big blocks are real mappings), or refuses or loses them as
-  // told: `refuse_moves` leaves both ranges as they were, `lose_moves` says the destination lost
-  // its pages (it stays mapped here, so that the accounting holds). Like kernels before 6.17 it
+  // told: `refuse_moves` leaves both ranges as they were, `lose_moves` unmaps the destination and
+  // says so (it is not the cache's to give back any more). Like kernels before 6.17 it
   // refuses a range that spans two mappings (it remembers where moves made them meet), which
   // newer kernels would move.
   Move move(void* from, size_t size, void* to) noexcept override {
@@ -117,14 +117,18 @@ class FakeLargeSource final : public LargeSource {
       --refuse_moves;
       return Move::kRefused;
     }
-    if (lose_moves > 0) {
+    if (lose_moves > 0) {  // the kernel unmapped `to` and something else may have taken it
       --lose_moves;
+      munmap(to, size);
+      live_bytes.fetch_sub(size);
+      mapped_bytes.fetch_sub(size);
       return Move::kLost;
     }
     void* q = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
     if (q != to) {
       move_failed.fetch_add(1);
-      void* again = mmap(to, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      void* again = mmap(to, size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
       return again == to ? Move::kRefused : Move::kLost;
     }
     {

@@ -235,18 +235,28 @@ TEST_CASE("os: move_pages moves pages without a copy; a refused move keeps both 
   CHECK(to[3 * page - 1] == 0x5a);
   CHECK(to[0] == 0x11);
   CHECK(to[3 * page] == 0x11);
-  // Pages that are not mapped (those just moved away) cannot move; the kernel may have unmapped
-  // the destination first, and then it is mapped again, fresh.
+  // Pages that are not mapped (those just moved away) cannot move; an older kernel unmaps the
+  // destination first, and then it is mapped again, fresh; a newer one leaves it as it was.
   int saved = errno = 1234;
   CHECK(os::move_pages(from + 2 * page, 2 * page, to + 4 * page) == os::MoveResult::kRefused);
   CHECK(errno == saved);
   CHECK(from[2 * page - 1] == 0x5a);  // the rest of the source as it was
   CHECK((to[4 * page] == 0 || to[4 * page] == 0x11));
-  memset(to + 4 * page, 1, 4 * page);  // the destination mapped
+  // Where the hole was taken meanwhile (here: the kernel moved another mapping into part of it
+  // after unmapping), the destination is not remapped over it: reported lost, the other mapping
+  // intact. Simulated: unmap a page of the destination and map a page of ours there.
+  os::unmap(to + 4 * page, 4 * page);
+  auto* stranger = static_cast<unsigned char*>(os::map_aligned(page, page));
+  REQUIRE(stranger != nullptr);
+  stranger[0] = 0x77;
+  REQUIRE(os::move_pages(stranger, page, to + 5 * page) == os::MoveResult::kMoved);
+  CHECK(os::move_pages(from + 2 * page, 2 * page, to + 4 * page) == os::MoveResult::kLost);
+  CHECK(to[5 * page] == 0x77);
+  os::unmap(to + 5 * page, page);
   os::inject_map_failures(1);
   CHECK(os::move_pages(from, page, to) == os::MoveResult::kRefused);
   CHECK(from[0] == 0x5a);
   CHECK(to[0] == 0x11);
   os::unmap(from, 4 * page);
-  os::unmap(to, 8 * page);
+  os::unmap(to, 4 * page);
 }

@@ -542,27 +542,27 @@ TEST_CASE("large cache: a miss takes the pages of cached extents that fit and ma
   REQUIRE(eight != nullptr);
   CHECK(r.cache.page_moves == 5);
   CHECK(r.source.move_failed == 0);
+  CHECK(r.cache.seams_held() == 3);  // 1, 3 and 4 MiB (where the fresh rest begins)
   CHECK(all_bytes(eight, kMiB, 0x11));
   CHECK(all_bytes(eight + kMiB, 2 * kMiB, 0x22));
   CHECK(r.source.mapped_bytes == 8 * kMiB);
   r.cache.free(eight, kNoLimit, kThreshold);
 
-  // A zeroed request clears what it takes; realloc's fresh request and a block below split_min
-  // take nothing.
+  // A zeroed request (fresh pages read as zero untouched), realloc's fresh request and a block
+  // below split_min take nothing.
+  uint64_t moves = r.cache.page_moves;
   char* zeroed = static_cast<char*>(r.cache.alloc_upstream(16 * kMiB, 16, true));
   REQUIRE(zeroed != nullptr);
   CHECK(all_bytes(zeroed, 16 * kMiB, 0));
-  CHECK(r.source.mapped_bytes == 16 * kMiB);
-  memset(zeroed, 0x33, 16 * kMiB);
-  r.cache.free(zeroed, kNoLimit, kThreshold);
-  uint64_t moves = r.cache.page_moves;
   void* fresh = r.cache.alloc_upstream(32 * kMiB, 16, false, /*reuse=*/false);
   void* small = r.cache.alloc_upstream(512 << 10, 16, false);
   CHECK(r.cache.page_moves == moves);
-  CHECK(r.cache.cached_bytes() == 16 * kMiB);
+  CHECK(r.cache.cached_bytes() == 8 * kMiB);
+  r.cache.free(zeroed, kNoLimit, kThreshold);
   r.cache.free(fresh, kNoLimit, kThreshold);
   r.cache.free(small, kNoLimit, kThreshold);
   r.cache.clear();
+  CHECK(r.cache.seams_held() == 0);
   CHECK(r.source.mapped_bytes == 0);
   CHECK(r.source.live_bytes == 0);
   CHECK(r.source.bad_frees == 0);
@@ -594,6 +594,7 @@ TEST_CASE("large cache: seams survive a split and a merge", "[large_cache][room]
   CHECK(r.source.mapped_bytes == 8 * kMiB);
   r.cache.free(eight, kNoLimit, kThreshold);
   r.cache.clear();
+  CHECK(r.cache.seams_held() == 0);
   CHECK(r.source.mapped_bytes == 0);
   CHECK(r.source.bad_frees == 0);
 }
@@ -625,6 +626,7 @@ TEST_CASE("large cache: a refused move gives the extent back; lost pages give th
   CHECK(r.source.live_bytes == 0);
   CHECK(r.source.bad_frees == 0);
   CHECK(r.cache.live_blocks() == 0);
+  CHECK(r.cache.seams_held() == 0);
 }
 
 TEST_CASE("heap: each pool keeps its own exact peak, and the process's is their sum's",
