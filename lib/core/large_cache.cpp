@@ -477,7 +477,6 @@ size_t LargeCache::evict_oldest(bool aged) noexcept {
 // extents move per miss, and none for zeroed requests.
 namespace {
 constexpr int kMaxMoved = 6;
-constexpr int64_t kSeamBudget = 4096;
 constexpr uint32_t kOsPageShift = 12;
 static_assert(kOsPage == uint32_t{1} << kOsPageShift);
 

@@ -210,6 +210,12 @@ class LargeCache {
     size_t offset = 0, size = 0;
   };
   static constexpr size_t kMaxPieced = size_t{1} << 43;  // seams are 32-bit page numbers
+ public:
+  // No cached pages move while the blocks we hold have this many seams: each is a mapping of the
+  // process's vm.max_map_count (Note [A miss reuses cached pages]).
+  static constexpr int64_t kSeamBudget = 4096;
+
+ private:
   bool reuse_cached_pages(void* p, size_t size, LargeBlock* rec, Hole* lost) noexcept;
   // Moves v's pages (one kernel mapping at a time) to `to`, recording the seams in rec at offset
   // `at`; gives back what did not move. False: the block lost the pages of *lost.

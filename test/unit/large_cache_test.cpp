@@ -599,6 +599,31 @@ TEST_CASE("large cache: seams survive a split and a merge", "[large_cache][room]
   CHECK(r.source.bad_frees == 0);
 }
 
+TEST_CASE("large cache: no pages move while the blocks held have kSeamBudget seams",
+          "[large_cache][room]") {
+  // Blocks of 4 KiB and more are mappings here, so that thousands of moves stay small.
+  Rig r(4096);
+  std::vector<void*> pieced;
+  uint64_t moves = 0;
+  while (r.cache.seams_held() < LargeCache::kSeamBudget) {
+    for (int i = 0; i < 6; ++i) cached_block(r, 4096, 0x11);
+    pieced.push_back(r.cache.alloc_upstream(32768, 16, false));  // six moves, live
+    REQUIRE(r.cache.page_moves > moves);
+    moves = r.cache.page_moves;
+  }
+  CHECK(r.cache.seams_held() < LargeCache::kSeamBudget + 2 * LargeBlock::kMaxSeams);
+  for (int i = 0; i < 6; ++i) cached_block(r, 4096, 0x11);
+  void* fresh = r.cache.alloc_upstream(32768, 16, false);
+  CHECK(r.cache.page_moves == moves);  // cached extents that fit, but no room for more seams
+  CHECK(r.cache.cached_bytes() == 6 * 4096);
+  r.cache.free(fresh, kNoLimit, kThreshold);
+  for (void* p : pieced) r.cache.free(p, kNoLimit, kThreshold);
+  r.cache.clear();
+  CHECK(r.cache.seams_held() == 0);
+  CHECK(r.source.mapped_bytes == 0);
+  CHECK(r.source.bad_frees == 0);
+}
+
 TEST_CASE("large cache: a refused move gives the extent back; lost pages give the block back",
           "[large_cache][room]") {
   Rig r(kMiB);
