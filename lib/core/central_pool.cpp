@@ -73,8 +73,8 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
       void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->bump} * s->stride);
       // Relaxed atomic: Heap::handed_out_block reads bump without this lock (retain, refcount).
       __atomic_store_n(&s->bump, s->bump + 1, __ATOMIC_RELAXED);
-      set_link(b, chain);
-      if (keys_ != nullptr) keys_->mark(b);  // a fresh block: the key every free block holds
+      keys_->set_link(b, chain);
+      keys_->mark(b);  // a fresh block: the key every free block holds
       chain = b;
       ++got;
       ++s->used;
@@ -100,10 +100,10 @@ uint32_t CentralPool::take_free_locked(Slab* s, uint32_t want, void** chain) noe
     while (bits != 0 && got < want) {
       uintptr_t b = s->start + uintptr_t{w * 64 + static_cast<uint32_t>(std::countr_zero(bits))} * s->stride;
       bits &= bits - 1;
-      set_link(reinterpret_cast<void*>(b), reinterpret_cast<void*>(head));
+      keys_->set_link(reinterpret_cast<void*>(b), reinterpret_cast<void*>(head));
       // A free block keeps the key, unless a write after free wiped it: the bin it goes to
       // catches a second free only by the key (Note [Encoded batches]).
-      if (keys_ != nullptr) keys_->mark(reinterpret_cast<void*>(b));
+      keys_->mark(reinterpret_cast<void*>(b));
       head = b;
       ++got;
     }
@@ -154,7 +154,7 @@ void CentralPool::give_to_slabs_locked(void* head, uint32_t count, const char* c
     if (k >= s->bump) fatal_pointer(call, "invalid pointer", b);
     // Followed only now that b is known to be a block (a planted link decodes to any address),
     // and before its slab may be given back below.
-    void* next = link(b);
+    void* next = reinterpret_cast<void*>(keys_->link(b));
     uint64_t* word = seg->free_words(*s) + k / 64;
     uint64_t bit = uint64_t{1} << (k % 64);
     if ((*word & bit) != 0) fatal_pointer(call, "double free", b);

@@ -8,7 +8,7 @@
 // after another (each block last written by the other core), and the links were plain while the
 // batch waited in a transfer slot, so a write after free could plant an address there that the
 // next refill handed out. A chain of one block ends with an encoded null like any other (a direct
-// free's give). Pools made without keys (their unit tests) use plain links.
+// free's give).
 //
 // Data structures:
 //   transfer slots  up to kMaxSlots whole batches (linked chains of exactly batch_size(cls) blocks),
@@ -52,10 +52,10 @@ class CentralPool {
   static constexpr unsigned kShards = 4;
 
   constexpr CentralPool() = default;
-  // `peak` (may be null): counts the blocks that leave and return (Note [Live peak]). `keys`
-  // (null: plain links): the form of the chains (Note [Encoded batches]).
-  void init(unsigned cls, SlabSource* slabs, SegmentTable* table, LivePeak* peak = nullptr,
-            const FreeListKeys* keys = nullptr) noexcept;
+  // `peak` (may be null): counts the blocks that leave and return (Note [Live peak]). `keys`:
+  // the form of the chains (Note [Encoded batches]).
+  void init(unsigned cls, SlabSource* slabs, SegmentTable* table, LivePeak* peak,
+            const FreeListKeys* keys) noexcept;
 
   // Up to `want` blocks as a chain (each block's first word links the next, the last none), every
   // block holding the key. Returns how many; 0 means out of memory.
@@ -84,17 +84,6 @@ class CentralPool {
   // Up to `want` of s's blocks that are back, pushed onto *chain; how many (s->free_count != 0).
   uint32_t take_free_locked(Slab* s, uint32_t want, void** chain) noexcept;
   void give_to_slabs_locked(void* head, uint32_t count, const char* call) noexcept;
-  void set_link(void* b, const void* next) const noexcept {
-    if (keys_ != nullptr) {
-      keys_->set_link(b, next);
-    } else {
-      *static_cast<const void**>(b) = next;
-    }
-  }
-  void* link(const void* b) const noexcept {
-    return reinterpret_cast<void*>(keys_ != nullptr ? keys_->link(b)
-                                                    : *static_cast<const uintptr_t*>(b));
-  }
   void unlink_partial_locked(Slab* s) noexcept;
   void push_partial_locked(Slab* s) noexcept;
 

@@ -14,6 +14,10 @@ using namespace cachealloc;
 using namespace cachealloc::test;
 
 namespace {
+// The pools' chains are in the bins' encoded form (Note [Encoded batches]).
+const FreeListKeys kKeys{.secret = 0x5eed5eed5eed5eedull | 1, .key = 0x0123456789abcdefull,
+                         .bad_link_bits = FreeListKeys::kBadLinkBits};
+
 struct Rig {
   FakeSegmentSource pages;
   std::unique_ptr<SegmentTable> table = std::make_unique<SegmentTable>();
@@ -21,7 +25,7 @@ struct Rig {
   CentralPool pool;
   explicit Rig(unsigned cls) {
     slabs.init(&pages, table.get());
-    pool.init(cls, &slabs, table.get());
+    pool.init(cls, &slabs, table.get(), nullptr, &kKeys);
   }
   ~Rig() {
     pool.drain_slots();
@@ -34,7 +38,7 @@ std::vector<void*> chain_to_vector(void* head, uint32_t n) {
   for (uint32_t i = 0; i < n; ++i) {
     REQUIRE(head != nullptr);
     v.push_back(head);
-    head = *static_cast<void**>(head);
+    head = reinterpret_cast<void*>(kKeys.link(head));
   }
   REQUIRE(head == nullptr);
   return v;
@@ -43,7 +47,7 @@ std::vector<void*> chain_to_vector(void* head, uint32_t n) {
 void* vector_to_chain(const std::vector<void*>& v) {
   void* head = nullptr;
   for (auto it = v.rbegin(); it != v.rend(); ++it) {
-    *static_cast<void**>(*it) = head;
+    kKeys.set_link(*it, head);
     head = *it;
   }
   return head;
@@ -98,7 +102,7 @@ TEST_CASE("central pool: blocks back one by one refill the slab, an all-free sla
   std::vector<void*> blocks = chain_to_vector(head, 10);
   for (size_t i = 0; i < blocks.size(); ++i) {
     REQUIRE(r.slabs.cached_bytes() == 0);
-    *static_cast<void**>(blocks[i]) = nullptr;
+    kKeys.set_link(blocks[i], nullptr);
     r.pool.give(blocks[i], 1, "free");
   }
   REQUIRE(r.slabs.cached_bytes() == size_t{slab_pages(cls)} << kPageShift);
@@ -141,7 +145,7 @@ TEST_CASE("central pool: out of memory hands out what it has, then 0", "[central
   REQUIRE(r.pool.take(1, &more) == 1);
   all.push_back(more);
   for (void* b : all) {
-    *static_cast<void**>(b) = nullptr;
+    kKeys.set_link(b, nullptr);
     r.pool.give(b, 1, "free");
   }
 }
@@ -153,7 +157,7 @@ TEST_CASE("central pool: a pointer that is not a block start stops the program",
     void* head = nullptr;
     r.pool.take(2, &head);
     void* interior = static_cast<char*>(head) + 16;
-    *static_cast<void**>(interior) = nullptr;
+    kKeys.set_link(interior, nullptr);
     r.pool.give(interior, 1, "free");
   });
   REQUIRE(d.aborted);
@@ -167,8 +171,8 @@ TEST_CASE("central pool: a block of another class stops the program", "[central_
     SlabSource slabs;
     slabs.init(&pages, table.get());
     CentralPool a, b;
-    a.init(1, &slabs, table.get());
-    b.init(2, &slabs, table.get());
+    a.init(1, &slabs, table.get(), nullptr, &kKeys);
+    b.init(2, &slabs, table.get(), nullptr, &kKeys);
     void* head = nullptr;
     a.take(1, &head);
     b.give(head, 1, "realloc");
@@ -188,7 +192,7 @@ DeathResult give_back_block(uint32_t out, size_t k, int times) {
     REQUIRE(r.pool.take(out, &head) == out);
     void* b = static_cast<char*>(head) + k * class_size(cls);
     for (int i = 0; i < times; ++i) {
-      *static_cast<void**>(b) = nullptr;
+      kKeys.set_link(b, nullptr);
       r.pool.give(b, 1, "free");
     }
   });
@@ -228,7 +232,7 @@ TEST_CASE("central pool: blocks back in a slab are taken lowest address first, e
   std::reverse(order.begin() + 20, order.end());
   std::rotate(order.begin(), order.begin() + 37, order.end());
   for (void* b : order) {
-    *static_cast<void**>(b) = nullptr;
+    kKeys.set_link(b, nullptr);
     r.pool.give(b, 1, "free");
   }
   void* head = nullptr;
@@ -239,12 +243,12 @@ TEST_CASE("central pool: blocks back in a slab are taken lowest address first, e
   // All back, in any order: the slab becomes cache, and a slab made from it hands out every block
   // once (its free bits were cleared).
   for (void* b : again) {
-    *static_cast<void**>(b) = nullptr;
+    kKeys.set_link(b, nullptr);
     r.pool.give(b, 1, "free");
   }
   for (void* b : out) {
     if (std::find(back.begin(), back.end(), b) != back.end()) continue;
-    *static_cast<void**>(b) = nullptr;
+    kKeys.set_link(b, nullptr);
     r.pool.give(b, 1, "free");
   }
   REQUIRE(r.pool.counters().slabs_released == 1);
@@ -265,7 +269,7 @@ TEST_CASE("central pool: blocks back in a slab are taken lowest address first, e
   REQUIRE(r.slabs.cached_bytes() == 0);
   for (void* b : all) REQUIRE(r.table->lookup(b)->slab_at(b) == r.table->lookup(out[0])->slab_at(out[0]));
   for (void* b : all) {
-    *static_cast<void**>(b) = nullptr;
+    kKeys.set_link(b, nullptr);
     r.pool.give(b, 1, "free");
   }
 }
@@ -283,7 +287,7 @@ TEST_CASE("central pool: a block back below the scan point is found again", "[ce
   }
   std::sort(out.begin(), out.end());
   auto give_one = [&](void* b) {
-    *static_cast<void**>(b) = nullptr;
+    kKeys.set_link(b, nullptr);
     r.pool.give(b, 1, "free");
   };
   give_one(out[150]);  // word 2
@@ -303,8 +307,8 @@ TEST_CASE("central pool: slabs of two classes in one segment keep their own bits
   SlabSource slabs;
   slabs.init(&pages, table.get());
   CentralPool a, b;
-  a.init(0, &slabs, table.get());   // 16 B
-  b.init(1, &slabs, table.get());   // 32 B
+  a.init(0, &slabs, table.get(), nullptr, &kKeys);   // 16 B
+  b.init(1, &slabs, table.get(), nullptr, &kKeys);   // 32 B
   std::vector<void*> from_a, from_b;
   for (CentralPool* pool : {&a, &b}) {
     void* head = nullptr;
@@ -316,10 +320,10 @@ TEST_CASE("central pool: slabs of two classes in one segment keep their own bits
   std::sort(from_a.begin(), from_a.end());
   std::sort(from_b.begin(), from_b.end());
   for (void* blk : {from_a[5], from_a[2]}) {
-    *static_cast<void**>(blk) = nullptr;
+    kKeys.set_link(blk, nullptr);
     a.give(blk, 1, "free");
   }
-  *static_cast<void**>(from_b[6]) = nullptr;
+  kKeys.set_link(from_b[6], nullptr);
   b.give(from_b[6], 1, "free");
   void* head = nullptr;
   REQUIRE(b.take(1, &head) == 1);
@@ -330,7 +334,7 @@ TEST_CASE("central pool: slabs of two classes in one segment keep their own bits
   REQUIRE(got == std::vector<void*>{from_a[2], from_a[5]});
   for (auto [pool, list] : {std::pair{&a, &from_a}, std::pair{&b, &from_b}}) {
     for (void* blk : *list) {
-      *static_cast<void**>(blk) = nullptr;
+      kKeys.set_link(blk, nullptr);
       pool->give(blk, 1, "free");
     }
   }
