@@ -217,8 +217,9 @@ void LargeCache::absorb_next_locked(LargeBlock* keep) noexcept {
   LargeBlock* gone = keep->piece_next;
   if (gone->cached) uncache_locked(gone);
   erase_ptr_locked(gone);
-  join_seams(keep, gone);
+  const size_t junction = keep->size;
   keep->size += gone->size;
+  join_seams(keep, gone, junction);
   keep->piece_next = gone->piece_next;
   if (gone->piece_next != nullptr) gone->piece_next->piece_prev = keep;
   gone->piece_prev = gone->piece_next = nullptr;
@@ -526,17 +527,14 @@ void LargeCache::split_seams(LargeBlock* b, LargeBlock* rest, size_t at) noexcep
   seams_held_ += counted_seams(b) + counted_seams(rest) - before;
 }
 
-void LargeCache::join_seams(LargeBlock* keep, LargeBlock* gone) noexcept {
+void LargeCache::join_seams(LargeBlock* keep, LargeBlock* gone, size_t junction) noexcept {
   const int64_t before = counted_seams(keep) + counted_seams(gone);
-  const size_t junction = keep->size;
   const bool patched = keep->patched || gone->patched;
   keep->unmovable = keep->unmovable || gone->unmovable;
-  keep->size += gone->size;  // so that add_seam takes offsets up to the joined end
   if (patched) add_seam(keep, junction);
   for (int i = 0; i < gone->nseams; ++i) {
     add_seam(keep, junction + (size_t{gone->seams[i]} << kOsPageShift));
   }
-  keep->size -= gone->size;
   keep->patched = patched;
   clear_seams(gone);
   seams_held_ += counted_seams(keep) - before;

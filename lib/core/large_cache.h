@@ -223,7 +223,8 @@ class LargeCache {
   static void clear_seams(LargeBlock* b) noexcept;
   void drop_seams(LargeBlock* b) noexcept;  // b's seams leave seams_held_
   void split_seams(LargeBlock* b, LargeBlock* rest, size_t at) noexcept;  // rest starts at `at`
-  void join_seams(LargeBlock* keep, LargeBlock* gone) noexcept;  // gone follows keep
+  // gone followed keep, which has grown over it from `junction` on.
+  void join_seams(LargeBlock* keep, LargeBlock* gone, size_t junction) noexcept;
   // Seams of all the blocks we hold: moved mappings, each a VMA (Note [A miss reuses cached
   // pages]). Under lock_, except give_upstream's, which is atomic.
   std::atomic<int64_t> seams_held_{0};

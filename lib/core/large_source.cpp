@@ -53,12 +53,7 @@ void* SystemLargeSource::resize(void* p, size_t old_size, size_t new_size, size_
 }
 
 LargeSource::Move SystemLargeSource::move(void* from, size_t size, void* to) noexcept {
-  switch (os::move_pages(from, size, to)) {
-    case os::MoveResult::kMoved: return Move::kMoved;
-    case os::MoveResult::kRefused: return Move::kRefused;
-    case os::MoveResult::kLost: break;
-  }
-  return Move::kLost;
+  return os::move_pages(from, size, to);
 }
 
 size_t SystemLargeSource::retained_bytes() noexcept {

@@ -26,15 +26,15 @@ class LargeSource {
   // Moves the pages of part of a block of split_min() or more (one the kernel sees as one mapping)
   // onto part of another such block without copying them: `to` then holds what `from` held, and
   // `from` is no longer ours (Note [A miss reuses cached pages], large_cache.cpp). kRefused: both
-  // as they were (`to` fresh); kLost: `from` as it was, but `to`'s pages are gone, so the block
-  // around `to` must be given back whole.
-  enum class Move { kMoved, kRefused, kLost };
-  // Gives back an OS-page-aligned part, of any size, of a block of split_min() or more.
-  virtual void free_part(void* p, size_t size) noexcept = 0;
+  // as they were (`to` fresh); kLost: `from` as it was, but the range at `to` is no longer ours
+  // (os::move_pages), so the block around it is given back without it.
+  using Move = os::MoveResult;
   virtual Move move(void* from, size_t size, void* to) noexcept {
     (void)from, (void)size, (void)to;
     return Move::kRefused;
   }
+  // Gives back an OS-page-aligned part, of any size, of a block of split_min() or more.
+  virtual void free_part(void* p, size_t size) noexcept = 0;
   // Bytes the upstream holds in memory for us beyond the blocks it has handed out and not been
   // given back (its own free lists and caches): part of what the process holds because of us.
   virtual size_t retained_bytes() noexcept { return 0; }

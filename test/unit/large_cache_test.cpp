@@ -503,6 +503,16 @@ bool all_bytes(const void* p, size_t n, unsigned char v) {
   }
   return b[n - 1] == v;
 }
+
+// After the last block is freed: clear() gives every mapping back, whole and page-aligned, with
+// its seams.
+void check_all_given_back(Rig& r) {
+  r.cache.clear();
+  CHECK(r.cache.seams_held() == 0);
+  CHECK(r.source.mapped_bytes == 0);
+  CHECK(r.source.bad_frees == 0);
+}
+
 // A block of `size` from upstream (fresh pages), filled with `v`, freed into the cache.
 void* cached_block(Rig& r, size_t size, unsigned char v) {
   void* p = r.cache.alloc_upstream(size, 16, false, /*reuse=*/false);
@@ -561,11 +571,8 @@ TEST_CASE("large cache: a miss takes the pages of cached extents that fit and ma
   r.cache.free(zeroed, kNoLimit, kThreshold);
   r.cache.free(fresh, kNoLimit, kThreshold);
   r.cache.free(small, kNoLimit, kThreshold);
-  r.cache.clear();
-  CHECK(r.cache.seams_held() == 0);
-  CHECK(r.source.mapped_bytes == 0);
+  check_all_given_back(r);
   CHECK(r.source.live_bytes == 0);
-  CHECK(r.source.bad_frees == 0);
 }
 
 TEST_CASE("large cache: seams survive a split and a merge", "[large_cache][room]") {
@@ -593,10 +600,7 @@ TEST_CASE("large cache: seams survive a split and a merge", "[large_cache][room]
   CHECK(all_bytes(eight + kMiB, 2 * kMiB, 0x22));
   CHECK(r.source.mapped_bytes == 8 * kMiB);
   r.cache.free(eight, kNoLimit, kThreshold);
-  r.cache.clear();
-  CHECK(r.cache.seams_held() == 0);
-  CHECK(r.source.mapped_bytes == 0);
-  CHECK(r.source.bad_frees == 0);
+  check_all_given_back(r);
 }
 
 TEST_CASE("large cache: no pages move while the blocks held have kSeamBudget seams",
@@ -618,10 +622,7 @@ TEST_CASE("large cache: no pages move while the blocks held have kSeamBudget sea
   CHECK(r.cache.cached_bytes() == 6 * 4096);
   r.cache.free(fresh, kNoLimit, kThreshold);
   for (void* p : pieced) r.cache.free(p, kNoLimit, kThreshold);
-  r.cache.clear();
-  CHECK(r.cache.seams_held() == 0);
-  CHECK(r.source.mapped_bytes == 0);
-  CHECK(r.source.bad_frees == 0);
+  check_all_given_back(r);
 }
 
 TEST_CASE("large cache: a refused move gives the extent back; lost pages give the block back",
