@@ -102,7 +102,6 @@ class FakeLargeSource final : public LargeSource {
   // refuses a range that spans two mappings (it remembers where moves made them meet), which
   // newer kernels would move.
   Move move(void* from, size_t size, void* to) noexcept override {
-    move_calls.fetch_add(1);
     const auto a = reinterpret_cast<uintptr_t>(from), b = reinterpret_cast<uintptr_t>(to);
     if (a % 4096 != 0 || size % 4096 != 0) bad_frees.fetch_add(1);
     {
@@ -124,12 +123,9 @@ class FakeLargeSource final : public LargeSource {
       mapped_bytes.fetch_sub(size);
       return Move::kLost;
     }
-    void* q = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-    if (q != to) {
+    if (Move m = os::move_pages(from, size, to); m != Move::kMoved) {
       move_failed.fetch_add(1);
-      void* again = mmap(to, size, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-      return again == to ? Move::kRefused : Move::kLost;
+      return m;
     }
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -137,7 +133,6 @@ class FakeLargeSource final : public LargeSource {
       seams_.insert(b);
       seams_.insert(b + size);
     }
-    moved_bytes.fetch_add(size);
     live_bytes.fetch_sub(size);
     mapped_bytes.fetch_sub(size);
     return Move::kMoved;
@@ -175,8 +170,7 @@ class FakeLargeSource final : public LargeSource {
   // Blocks of at least this size are mmapped and may be freed in page-aligned parts.
   size_t split_min_bytes = SIZE_MAX;
   std::atomic<size_t> mapped_bytes{0};
-  std::atomic<uint64_t> move_calls{0}, move_failed{0}, part_frees{0};
-  std::atomic<size_t> moved_bytes{0};
+  std::atomic<uint64_t> move_failed{0}, part_frees{0};
   int refuse_moves = 0, lose_moves = 0;  // the next moves to refuse or lose
   std::vector<Call> alloc_log, free_log;
 
