@@ -4,11 +4,11 @@
 // Under LD_PRELOAD, malloc runs before any constructor, maybe before libc has set up `environ`,
 // and on threads whose cache does not exist yet. So no object here has a constructor: g_heap and
 // g_boot_cache are constant-initialised (on_library_load, at the end, only re-reads the settings
-// once libc is up), and every thread's t_cache starts out pointing at
+// once libc is up), and every thread's t_slots.cache starts out pointing at
 // g_boot_cache, whose bins are empty with max 0. The inline fast paths therefore need no "is there
 // a cache" test: on the boot cache, malloc finds no block and free finds the bin full, and both
 // fall into the slow path, which initialises the heap once and creates the thread's cache. When a
-// thread exits, its cache is flushed to the central pools and t_cache points at the boot cache
+// thread exits, its cache is flushed to the central pools and t_slots.cache points at the boot cache
 // again, with t_dead set so that late frees (other TLS destructors) go straight to the pools.
 #include "core/allocator.h"
 
@@ -30,7 +30,7 @@ namespace cachealloc {
 
 constinit Heap g_heap;
 constinit ThreadCache g_boot_cache;
-constinit thread_local ThreadCache* t_cache = &g_boot_cache;
+constinit thread_local ThreadSlots t_slots = {.bytes_until_sample = 0, .cache = &g_boot_cache};
 
 namespace {
 constinit OsSegmentSource g_os_pages;
@@ -67,7 +67,7 @@ HeapConfig config_from_options() {
 
 void on_thread_exit(void* value) {
   auto* tc = static_cast<ThreadCache*>(value);
-  t_cache = &g_boot_cache;
+  t_slots.cache = &g_boot_cache;
   t_dead = true;
   if (tc != nullptr) g_heap.destroy_thread_cache(tc);
   stats_tick_slow();
@@ -100,14 +100,14 @@ void ensure_init() noexcept {
 }
 
 ThreadCache* current_cache() noexcept {
-  ThreadCache* tc = t_cache;
+  ThreadCache* tc = t_slots.cache;
   if (tc != &g_boot_cache) return tc;
   ensure_init();
   if (t_dead || t_creating) return nullptr;
   t_creating = true;
   tc = g_heap.create_thread_cache();
   if (tc != nullptr) {
-    t_cache = tc;  // before set_thread_value, which may allocate
+    t_slots.cache = tc;  // before set_thread_value, which may allocate
     os::set_thread_value(g_cache_key, tc);
   }
   t_creating = false;

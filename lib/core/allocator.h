@@ -2,15 +2,16 @@
 //
 // preload/ forwards every exported symbol to one function here. The fast paths are inline so that
 // each exported malloc/free is a single function with no call on a thread-cache hit:
-//   malloc: sampling countdown 3, size -> bin (a table by size) 4, thread cache 3, pop the bin 3,
-//           decode and check the link 7, clear the key, new head, counts 5, return 2.
-//                                                                         27 instructions to 1 KiB
+//   malloc: sampling countdown 3, size -> bin (a table by size) 4, thread cache 2 (Note [Thread
+//           slots]), pop the bin 3, decode and check the link 5, clear the key, new head,
+//           counts 5, return 2.                                           24 instructions to 1 KiB
 //   free:   segment table 10, page descriptor 5, block-boundary test 4, bin and thread cache 4,
-//           bin bound 2, double-free key 3, mangled push and count 8, return 1.
-//                                                                         37 instructions
+//           bin bound 2, double-free key 3, mangled push and count 7, return 1.
+//                                                                         36 instructions
 // (disassembled, each with its `ret`; malloc 30 and free 48 before Note [Size lookup], the flat
-// segment table, the one-multiply boundary test, Note [Bin slack] and Note [Shared pages].
-// Note [Free-list hardening] in free_list_keys.h says what the checks cost.)
+// segment table, the one-multiply boundary test, Note [Bin slack], Note [Shared pages] and the
+// unshifted mask of Note [Free-list hardening] in free_list_keys.h, which says what the checks
+// cost; the thread-local's offset, loaded once for both of malloc's thread-locals.)
 // Anything else (first call, empty or full bin, large sizes, shared blocks, errors) goes to the
 // [[gnu::noinline]] slow paths in allocator.cpp, over the one global Heap.
 #pragma once
@@ -29,7 +30,6 @@ namespace cachealloc {
 // address from the GOT first (which the linker turns into a `lea`: one more instruction on free).
 [[gnu::visibility("hidden")]] extern constinit Heap g_heap;
 extern constinit ThreadCache g_boot_cache;
-extern constinit thread_local ThreadCache* t_cache;
 
 [[gnu::noinline]] void* malloc_slow(size_t n, size_t align, bool zero) noexcept;
 // The sampling countdown fired (Note [Heap profiling], prof/sampler.h): maybe a sampled block.
@@ -57,7 +57,7 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
   } else {
     return malloc_slow(n, 0, false);
   }
-  void* p = t_cache->try_alloc_at(bin, n);
+  void* p = t_slots.cache->try_alloc_at(bin, n);
   if (__builtin_expect(p != nullptr, 1)) return p;
   return malloc_slow(n, 0, false);
 }
@@ -80,7 +80,7 @@ void* malloc_counted(size_t n, size_t align, bool zero) noexcept;
     // validates; a valid block that misses the bin (full, boot cache, key match, or a shared
     // block: Note [Shared pages]) goes to the small slow path with what was found here.
     if (__builtin_expect(seg->is_block_start(p), 1)) {
-      if (__builtin_expect(t_cache->try_free_at(p, seg->bin_at(p)), 1)) return;
+      if (__builtin_expect(t_slots.cache->try_free_at(p, seg->bin_at(p)), 1)) return;
       return free_small_slow(p, seg, seg->class_at(p), call, size, align);
     }
   }

@@ -12,7 +12,7 @@ namespace cachealloc {
 // classic attacks go through that write: freeing a block twice (it is then handed out twice) and
 // planting an address in its first word (tcache poisoning: a later malloc returns the planted
 // address). Every binned block therefore carries, with default settings:
-//   word 0: the link to the next block, stored as  next ^ (block >> 12) ^ secret
+//   word 0: the link to the next block, stored as  next ^ block ^ secret
 //   word 1: `key`, a per-process random value; malloc clears it when it hands the block out.
 // malloc decodes the link of the block it pops and stops the program unless the decoded link is
 // a plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
@@ -27,8 +27,9 @@ namespace cachealloc {
 // ca_retain, ca_release and ca_refcount read the key too (Heap::live_small_block): a block that
 // holds it is free, and they refuse it.
 // flush (slow path) also checks every link it follows lands on a block start of the same class,
-// so a corrupted chain never reaches the central pools. Cost: about 7 instructions on malloc
-// and 5 on free (docs/reliability.md).
+// so a corrupted chain never reaches the central pools. Cost: 5 instructions on malloc (two
+// xors, the test and its branch, clearing the key) and 6 on free (the key's load, compare and
+// branch, two xors, storing the key); docs/reliability.md.
 struct FreeListKeys {
   uintptr_t secret = 0;
   uintptr_t key = 0;
@@ -56,8 +57,12 @@ struct FreeListKeys {
   uintptr_t link(const void* p) const noexcept {
     return static_cast<const uintptr_t*>(p)[0] ^ mask(p);
   }
+  // The block's own address, unshifted: glibc shifts it (by 12) because its addresses' random
+  // bits are its only secret and the shift lays them over the alignment bits it tests; here the
+  // secret is random in every bit, and without the shift decoding is two xors, where the shift
+  // added a copy and a shift on malloc and a shift on free (Note [Free-list hardening]).
   [[gnu::always_inline]] uintptr_t mask(const void* p) const noexcept {
-    return (reinterpret_cast<uintptr_t>(p) >> 12) ^ secret;
+    return reinterpret_cast<uintptr_t>(p) ^ secret;
   }
 };
 

@@ -9,8 +9,6 @@
 
 namespace cachealloc::prof {
 
-constinit thread_local int64_t t_bytes_until_sample = 0;
-
 namespace {
 constexpr int64_t kParked = INT64_MAX / 2;  // never reached: profiling is off
 constinit std::atomic<uint64_t> g_rate{0};
@@ -34,7 +32,7 @@ int64_t next_interval(uint64_t rate) noexcept {
 bool sample_slow(size_t n) noexcept {
   uint64_t rate = g_rate.load(std::memory_order_relaxed);
   if (rate == 0) {
-    t_bytes_until_sample = kParked;
+    t_slots.bytes_until_sample = kParked;
     t_armed = false;
     return false;
   }
@@ -42,17 +40,17 @@ bool sample_slow(size_t n) noexcept {
     // First count since profiling started on this thread: draw a point and count n against it,
     // so the thread's first allocation is no likelier to be sampled than any other.
     t_armed = true;
-    t_bytes_until_sample = next_interval(rate) - static_cast<int64_t>(n);
-    if (t_bytes_until_sample >= 0) return false;
+    t_slots.bytes_until_sample = next_interval(rate) - static_cast<int64_t>(n);
+    if (t_slots.bytes_until_sample >= 0) return false;
   }
-  t_bytes_until_sample = next_interval(rate);
+  t_slots.bytes_until_sample = next_interval(rate);
   return !in_profiler();
 }
 
 void set_sample_rate(uint64_t rate) noexcept {
   g_rate.store(rate, std::memory_order_relaxed);
   t_armed = false;
-  t_bytes_until_sample = 0;
+  t_slots.bytes_until_sample = 0;
 }
 
 uint64_t sample_rate() noexcept { return g_rate.load(std::memory_order_relaxed); }

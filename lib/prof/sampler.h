@@ -35,18 +35,19 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "util/thread_slots.h"
+
 namespace cachealloc::prof {
 
-// Bytes the calling thread may still allocate before its next sample point. Starts at 0, so a
-// thread's first allocation takes the slow path once, which arms it (or parks it near INT64_MAX
-// when profiling is off).
-extern constinit thread_local int64_t t_bytes_until_sample;
+// t_slots.bytes_until_sample (Note [Thread slots]): bytes the calling thread may still allocate
+// before its next sample point. Starts at 0, so a thread's first allocation takes the slow path
+// once, which arms it (or parks it near INT64_MAX when profiling is off).
 
 // True when this allocation of n bytes crossed a sample point (the caller then calls
 // sample_slow). One subtract on a thread-local and one branch (3 instructions with the load
 // of the thread-local's offset).
 [[gnu::always_inline]] inline bool count_bytes(size_t n) noexcept {
-  return __builtin_expect((t_bytes_until_sample -= static_cast<int64_t>(n)) < 0, 0);
+  return __builtin_expect((t_slots.bytes_until_sample -= static_cast<int64_t>(n)) < 0, 0);
 }
 
 // The countdown fired for n bytes: re-arms it, and says whether to record this allocation

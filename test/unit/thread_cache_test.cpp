@@ -299,7 +299,7 @@ TEST_CASE("thread cache: a link forged with the secret still must land on a bloc
     t.free(a);
     t.free(b);  // b's link -> a
     const FreeListKeys& k = t.heap.free_list_keys();
-    uintptr_t forged = reinterpret_cast<uintptr_t>(other) ^ (reinterpret_cast<uintptr_t>(b) >> 12) ^ k.secret;
+    uintptr_t forged = reinterpret_cast<uintptr_t>(other) ^ k.mask(b);
     memcpy(b, &forged, sizeof forged);
     t.tc->flush_all();
     _exit(4);
