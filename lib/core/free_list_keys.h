@@ -17,7 +17,8 @@ namespace cachealloc {
 // malloc decodes the link of the block it pops and stops the program unless the decoded link is
 // a plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
 // decodes to a random address, which passes that test with probability 2^-21 (glibc's alignment
-// test: 1/16); a forged link would need the secret. free stops on a block whose word 1 holds the
+// test: 1/16), and a planted aligned address never does: the secret is odd, blocks are 16-byte
+// aligned, so it decodes to an odd one. A forged link would need the secret. free stops on a block whose word 1 holds the
 // key: only free blocks hold it (every path that hands a block out clears it: malloc, refill, the
 // heap's direct take), so that block is in a thread's bin, a transfer slot or its slab, a second
 // free wherever it waits (glibc's tcache key idea; glibc confirms it against its own bin only, so
