@@ -7,8 +7,8 @@
 // rewrite every block: on a producer/consumer pair the refill walked the batch one cache miss
 // after another (each block last written by the other core), and the links were plain while the
 // batch waited in a transfer slot, so a write after free could plant an address there that the
-// next refill handed out. A chain of one block ends with an encoded null like any other (a direct
-// free's give).
+// next refill handed out. Every chain ends with an encoded link to kChainEnd (Note [Chain end]),
+// a chain of one block (a direct free's give) like any other; the pool sees it as nullptr.
 //
 // Data structures:
 //   transfer slots  up to kMaxSlots whole batches (linked chains of exactly batch_size(cls) blocks),

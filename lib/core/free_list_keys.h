@@ -31,6 +31,22 @@ namespace cachealloc {
 // so a corrupted chain never reaches the central pools. Cost: 5 instructions on malloc (two
 // xors, the test and its branch, clearing the key) and 6 on free (the key's load, compare and
 // branch, two xors, storing the key); docs/reliability.md.
+// Note [Chain end]
+// A chain of free blocks (a thread's bin, a batch in a transfer slot) ends with a link to
+// kChainEnd, not a null link: a static, read-only pair of zero words, which an empty bin holds as
+// its head. So malloc pops without asking whether the bin is empty: it decodes the head's word 0
+// as it decodes any link, and the end's word 0 decodes to the end's own address xor the secret,
+// which the link test always refuses (the secret is odd, the end 16-byte aligned). The test's
+// cold branch then tells the end (an empty bin: refill) from a corrupted link (stop). That is
+// malloc's null test and its branch, 2 instructions of 24. The last block of a chain decodes to
+// kChainEnd, a plausible block address, and becomes the bin's head like any other link. The slow
+// paths keep seeing nullptr as the end: set_link and link translate.
+struct alignas(16) ChainEndBlock {
+  uintptr_t words[2];
+};
+inline constexpr ChainEndBlock kChainEndBlock{};
+inline constexpr const void* kChainEnd = &kChainEndBlock;
+
 struct FreeListKeys {
   uintptr_t secret = 0;
   uintptr_t key = 0;
@@ -51,12 +67,15 @@ struct FreeListKeys {
   __attribute__((no_sanitize("thread"))) bool marks_live(const void* p) const noexcept {
     return __atomic_load_n(static_cast<const uintptr_t*>(p) + 1, __ATOMIC_RELAXED) == key;
   }
-  // Word 0 of a free block: the encoded link to `next` (nullptr ends a chain), and its decoding.
+  // Word 0 of a free block: the encoded link to `next` (nullptr ends a chain: stored as a link to
+  // kChainEnd, Note [Chain end]), and its decoding (nullptr again for the end).
   void set_link(void* p, const void* next) const noexcept {
+    if (next == nullptr) next = kChainEnd;
     static_cast<uintptr_t*>(p)[0] = reinterpret_cast<uintptr_t>(next) ^ mask(p);
   }
   uintptr_t link(const void* p) const noexcept {
-    return static_cast<const uintptr_t*>(p)[0] ^ mask(p);
+    const uintptr_t next = static_cast<const uintptr_t*>(p)[0] ^ mask(p);
+    return next == reinterpret_cast<uintptr_t>(kChainEnd) ? 0 : next;
   }
   // The block's own address, unshifted: glibc shifts it (by 12) because its addresses' random
   // bits are its only secret and the shift lays them over the alignment bits it tests; here the

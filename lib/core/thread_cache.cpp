@@ -18,7 +18,7 @@ void ThreadCache::attach(Heap* heap, bool checking) noexcept {
   shard_ = next_shard.fetch_add(1, std::memory_order_relaxed) % CentralPool::kShards;
   size_t threshold = heap->config().large_threshold;
   for (unsigned c = 0; c < kNumClasses; ++c) {
-    bins_[c].head = nullptr;
+    bins_[c].head = const_cast<void*>(kChainEnd);
     // Classes past the large threshold are never used; in checking mode every call is slow.
     // A class starts as an outbox (Note [Outbox bins]): its first refill gives it the full bin.
     const uint32_t batch = batch_size(c);
@@ -63,7 +63,8 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   // The bin was empty (that is why we refill; its count is set below, from the new max), and the
   // chain is in the bin's form (Note [Encoded batches]): the rest of it becomes the bin as it is.
   void* p = chain;
-  const uintptr_t rest = n > 1 ? decode(*static_cast<uintptr_t*>(p), p) : 0;
+  const uintptr_t rest =
+      n > 1 ? decode(*static_cast<uintptr_t*>(p), p) : reinterpret_cast<uintptr_t>(kChainEnd);
   if (any_bits(rest, keys_.bad_link_bits)) fatal_free_list(p);
   b.head = reinterpret_cast<void*>(rest);
   set_count(b, n - 1);
@@ -79,7 +80,7 @@ void* ThreadCache::next_in_bin(unsigned cls, void* p, SegmentMeta** seg) const n
   auto* w = static_cast<uintptr_t*>(p);
   uintptr_t next = decode(w[0], p);
   if (w[1] != keys_.key || (next & keys_.bad_link_bits) != 0) fatal_free_list(p);
-  if (next != 0) {
+  if (next != reinterpret_cast<uintptr_t>(kChainEnd)) {
     // The link must land on a block start of this class (Note [Free-list hardening]).
     void* q = reinterpret_cast<void*>(next);
     if (*seg == nullptr || (next ^ (*seg)->base) >= kSegmentSize) *seg = heap_->table().lookup(q);

@@ -2,7 +2,7 @@
 //
 // The fast paths below are the whole cost of most malloc/free calls: no lock, no atomic
 // read-modify-write, no shared cache line written. A bin is a LIFO chain threaded through the
-// free blocks' first word. An empty bin refills a batch from the class's CentralPool; a bin that
+// free blocks' first word, ending at kChainEnd (Note [Chain end] in free_list_keys.h). An empty bin refills a batch from the class's CentralPool; a bin that
 // reaches `max` flushes a batch back. Counters are owner-written relaxed atomics so that stats
 // readers may sum them while the thread runs.
 //
@@ -58,9 +58,9 @@ class ThreadCache {
   // recomputes the address of an atomic access from scratch otherwise (three more instructions on
   // each of malloc and free).
   struct Bin {
-    uint32_t slack;
-    uint32_t max;
-    void* head;
+    uint32_t slack = 0;
+    uint32_t max = 0;
+    void* head = const_cast<void*>(kChainEnd);  // Note [Chain end]: an empty bin
   };
   static_assert(sizeof(Bin) == kBinBytes);
 
@@ -74,8 +74,9 @@ class ThreadCache {
 
  public:
 
-  // About 17 instructions on a hit: load head, decode and check its link, clear the key, store
-  // the new head, the bin count and two counters. Bin counts and counters are written only by
+  // 12 instructions on a hit: load the head, decode and check its link (an empty bin's head is
+  // kChainEnd, whose link fails the check: Note [Chain end]), clear the key, store the new head,
+  // the bin count and two counters. Bin counts and counters are written only by
   // the owner, each with one add to memory (Note [Counter adds]), because stats read them.
   // `request` is the size asked for (0 on slow paths, which count it in Heap::alloc). Note
   // [Free-list hardening].
@@ -86,10 +87,12 @@ class ThreadCache {
   [[gnu::always_inline]] void* try_alloc_at(size_t bin_offset, size_t request) noexcept {
     Bin& b = bin_at(bin_offset);
     void* p = b.head;
-    if (__builtin_expect(p == nullptr, 0)) return nullptr;
     auto* w = static_cast<uintptr_t*>(p);
     const uintptr_t next = decode(w[0], p);
-    if (__builtin_expect(any_bits(next, keys_.bad_link_bits), 0)) fatal_free_list(p);
+    if (__builtin_expect(any_bits(next, keys_.bad_link_bits), 0)) {
+      if (p != kChainEnd) fatal_free_list(p);
+      return nullptr;  // an empty bin: Note [Chain end]
+    }
     w[1] = 0;
     b.head = reinterpret_cast<void*>(next);
     owner_add_raw(&b.slack, ~uint32_t{0});  // minus one: Note [Counter adds], Note [Bin slack]

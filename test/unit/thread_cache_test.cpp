@@ -190,29 +190,50 @@ TEST_CASE("thread cache: a second free from another thread's cache is caught", "
 TEST_CASE("thread cache: a forged link at every position never hands out its address", "[thread_cache][death]") {
   constexpr int kBlocks = 6;
   alignas(64) static unsigned char target[256];
-  for (int via_flush = 0; via_flush < 2; ++via_flush) {
-    for (int pos = 0; pos < kBlocks; ++pos) {
-      DeathResult d = run_in_child([pos, via_flush] {
-        TestHeap t;
-        void* v[kBlocks];
-        for (void*& p : v) p = t.alloc(48);
-        for (void* p : v) t.free(p);  // the bin, head first: v[5], v[4], ..., v[0]
-        void* planted = target + 64;
-        memcpy(v[pos], &planted, sizeof planted);
-        if (via_flush) {
-          t.tc->flush_all();
-        } else {
-          for (int i = 0; i < kBlocks + 1; ++i) {
-            if (t.alloc(48) == planted) _exit(3);
+  // An address, and a zeroed link: neither may read as the end of the bin (Note [Chain end]).
+  for (void* planted : {static_cast<void*>(target + 64), static_cast<void*>(nullptr)}) {
+    for (int via_flush = 0; via_flush < 2; ++via_flush) {
+      for (int pos = 0; pos < kBlocks; ++pos) {
+        DeathResult d = run_in_child([pos, via_flush, planted] {
+          TestHeap t;
+          void* v[kBlocks];
+          for (void*& p : v) p = t.alloc(48);
+          for (void* p : v) t.free(p);  // the bin, head first: v[5], v[4], ..., v[0]
+          memcpy(v[pos], &planted, sizeof planted);
+          if (via_flush) {
+            t.tc->flush_all();
+          } else {
+            for (int i = 0; i < kBlocks + 1; ++i) {
+              if (t.alloc(48) == planted) _exit(3);
+            }
           }
-        }
-        _exit(4);  // the corruption went unnoticed
-      });
-      INFO("position " << pos << (via_flush ? ", flushed" : ", popped"));
-      REQUIRE(d.aborted);
-      REQUIRE_THAT(d.stderr_text, Catch::Contains("write after free: corrupted free-list link in 0x"));
+          _exit(4);  // the corruption went unnoticed
+        });
+        INFO("position " << pos << (via_flush ? ", flushed" : ", popped") << ", planted " << planted);
+        REQUIRE(d.aborted);
+        REQUIRE_THAT(d.stderr_text, Catch::Contains("write after free: corrupted free-list link in 0x"));
+      }
     }
   }
+}
+
+TEST_CASE("thread cache: an empty bin's head is the chain end, and popping it refills", "[thread_cache]") {
+  // Note [Chain end]: the end's link fails malloc's link test, whose cold branch refills; the end
+  // itself is never handed out, linked into a chain as a block, or written.
+  TestHeap t;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<void*> v;
+    for (int i = 0; i < 600; ++i) {  // past a bin's 256 blocks: refills, then flushes below
+      void* p = t.alloc(48);
+      REQUIRE(p != kChainEnd);
+      v.push_back(p);
+    }
+    REQUIRE(std::set<void*>(v.begin(), v.end()).size() == v.size());
+    for (void* p : v) t.free(p);
+    t.tc->flush_all();
+  }
+  REQUIRE(kChainEndBlock.words[0] == 0);
+  REQUIRE(kChainEndBlock.words[1] == 0);
 }
 
 // The same write after free while the block waits in a transfer slot, between one thread's flush
