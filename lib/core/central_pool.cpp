@@ -58,7 +58,9 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
     if (peak_ != nullptr) peak_->add(uint64_t{s.count} * class_size(cls_));
     return s.count;
   }
-  void* chain = nullptr;
+  // Built ending at kChainEnd, so that the loops below link each block without a test; the
+  // caller gets nullptr for no block, as from every pool call (Note [Chain end]).
+  uintptr_t chain = reinterpret_cast<uintptr_t>(kChainEnd);
   uint32_t got = 0;
   while (got < want) {
     Slab* s = partial_.front();
@@ -73,15 +75,15 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
       void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->bump} * s->stride);
       // Relaxed atomic: Heap::handed_out_block reads bump without this lock (retain, refcount).
       __atomic_store_n(&s->bump, s->bump + 1, __ATOMIC_RELAXED);
-      keys_->set_link(b, chain);
+      keys_->set_link_or_end(b, chain);
       keys_->mark(b);  // a fresh block: the key every free block holds
-      chain = b;
+      chain = reinterpret_cast<uintptr_t>(b);
       ++got;
       ++s->used;
     }
     if (!s->has_free()) unlink_partial_locked(s);
   }
-  *head = chain;
+  *head = got != 0 ? reinterpret_cast<void*>(chain) : nullptr;
   owner_add(counters_.takes, 1);
   owner_add(counters_.blocks_taken, got);
   if (peak_ != nullptr && got != 0) peak_->add(uint64_t{got} * class_size(cls_));
@@ -90,17 +92,17 @@ uint32_t CentralPool::take(uint32_t want, void** head, unsigned shard) noexcept 
 
 // Note [Slab free bits]: the lowest blocks that are back, found in the metadata; the blocks
 // themselves are only written (the chain's links).
-uint32_t CentralPool::take_free_locked(Slab* s, uint32_t want, void** chain) noexcept {
+uint32_t CentralPool::take_free_locked(Slab* s, uint32_t want, uintptr_t* chain) noexcept {
   uint64_t* words = s->seg->free_words(*s);
   uint32_t w = s->free_scan;
   uint32_t got = 0;
-  uintptr_t head = reinterpret_cast<uintptr_t>(*chain);
+  uintptr_t head = *chain;
   while (got < want && got < s->free_count) {
     uint64_t bits = words[w];
     while (bits != 0 && got < want) {
       uintptr_t b = s->start + uintptr_t{w * 64 + static_cast<uint32_t>(std::countr_zero(bits))} * s->stride;
       bits &= bits - 1;
-      keys_->set_link(reinterpret_cast<void*>(b), reinterpret_cast<void*>(head));
+      keys_->set_link_or_end(reinterpret_cast<void*>(b), head);
       // A free block keeps the key, unless a write after free wiped it: the bin it goes to
       // catches a second free only by the key (Note [Encoded batches]).
       keys_->mark(reinterpret_cast<void*>(b));
@@ -113,7 +115,7 @@ uint32_t CentralPool::take_free_locked(Slab* s, uint32_t want, void** chain) noe
   s->free_scan = w;
   s->free_count -= got;
   s->used += got;
-  *chain = reinterpret_cast<void*>(head);
+  *chain = head;
   return got;
 }
 

@@ -81,8 +81,9 @@ class CentralPool {
     void* head;
     uint32_t count;
   };
-  // Up to `want` of s's blocks that are back, pushed onto *chain; how many (s->free_count != 0).
-  uint32_t take_free_locked(Slab* s, uint32_t want, void** chain) noexcept;
+  // Up to `want` of s's blocks that are back, pushed onto *chain (a block or kChainEnd: Note
+  // [Chain end]); how many (s->free_count != 0).
+  uint32_t take_free_locked(Slab* s, uint32_t want, uintptr_t* chain) noexcept;
   void give_to_slabs_locked(void* head, uint32_t count, const char* call) noexcept;
   void unlink_partial_locked(Slab* s) noexcept;
   void push_partial_locked(Slab* s) noexcept;

@@ -70,8 +70,11 @@ struct FreeListKeys {
   // Word 0 of a free block: the encoded link to `next` (nullptr ends a chain: stored as a link to
   // kChainEnd, Note [Chain end]), and its decoding (nullptr again for the end).
   void set_link(void* p, const void* next) const noexcept {
-    if (next == nullptr) next = kChainEnd;
-    static_cast<uintptr_t*>(p)[0] = reinterpret_cast<uintptr_t>(next) ^ mask(p);
+    set_link_or_end(p, reinterpret_cast<uintptr_t>(next != nullptr ? next : kChainEnd));
+  }
+  // The same for loops that build a chain and carry its end as kChainEnd: no test per block.
+  void set_link_or_end(void* p, uintptr_t next) const noexcept {
+    static_cast<uintptr_t*>(p)[0] = next ^ mask(p);
   }
   uintptr_t link(const void* p) const noexcept {
     const uintptr_t next = static_cast<const uintptr_t*>(p)[0] ^ mask(p);
