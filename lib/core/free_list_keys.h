@@ -36,7 +36,8 @@ namespace cachealloc {
 // kChainEnd, not a null link: a static, read-only pair of zero words, which an empty bin holds as
 // its head. So malloc pops without asking whether the bin is empty: it decodes the head's word 0
 // as it decodes any link, and the end's word 0 decodes to the end's own address xor the secret,
-// which the link test always refuses (the secret is odd, the end 16-byte aligned). The test's
+// which the link test always refuses (every secret is odd, a never-attached cache's too, and the
+// end is 16-byte aligned). The test's
 // cold branch then tells the end (an empty bin: refill) from a corrupted link (stop). That is
 // malloc's null test and its branch, 2 instructions of 24. The last block of a chain decodes to
 // kChainEnd, a plausible block address, and becomes the bin's head like any other link. The slow
@@ -48,7 +49,10 @@ inline constexpr ChainEndBlock kChainEndBlock{};
 inline constexpr const void* kChainEnd = &kChainEndBlock;
 
 struct FreeListKeys {
-  uintptr_t secret = 0;
+  // Odd, as every secret must be for Note [Chain end], before a cache is attached too: the boot
+  // cache (Note [Boot cache] in allocator.cpp) is never attached and keeps this one, and its
+  // empty bins must fail malloc's link test like any other.
+  uintptr_t secret = 1;
   uintptr_t key = 0;
   // Bits a decoded link may not have: below 16-byte alignment or above the 47-bit address space.
   // A member rather than a constant: `test` takes it from memory, where a 64-bit immediate

@@ -217,6 +217,18 @@ TEST_CASE("thread cache: a forged link at every position never hands out its add
   }
 }
 
+TEST_CASE("thread cache: a cache never attached (the boot cache) misses without writing", "[thread_cache]") {
+  // Note [Boot cache]: threads without a cache of their own share one that was never attached;
+  // its empty bins must fail malloc's link test as attached ones do (Note [Chain end]), which
+  // takes an odd secret before attach too. With a zero secret the end passed the test and was
+  // written (SIGSEGV: it is read-only).
+  static ThreadCache never;
+  for (unsigned c = 0; c < kNumClasses; ++c) REQUIRE(never.try_alloc(c, 16) == nullptr);
+  alignas(16) static unsigned char block[64] = {};
+  REQUIRE_FALSE(never.try_free(block, 2));
+  REQUIRE(kChainEndBlock.words[1] == 0);
+}
+
 TEST_CASE("thread cache: an empty bin's head is the chain end, and popping it refills", "[thread_cache]") {
   // Note [Chain end]: the end's link fails malloc's link test, whose cold branch refills; the end
   // itself is never handed out, linked into a chain as a block, or written.
