@@ -16,8 +16,9 @@ namespace cachealloc {
 //   word 1: `key`, a per-process random value; malloc clears it when it hands the block out.
 // malloc decodes the link of the block it pops and stops the program unless the decoded link is
 // a plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
-// decodes to a random address, which passes that test with probability 2^-21 (glibc's alignment
-// test: 1/16), and a planted aligned address never does: the secret is odd, blocks are 16-byte
+// decodes to a random address, which passes that test with probability 2^-21 (2^-20 for a value
+// chosen knowing that the secret is odd; glibc's alignment test: 1/16), and a planted aligned
+// address never does: the secret is odd, blocks are 16-byte
 // aligned, so it decodes to an odd one. A forged link would need the secret. free stops on a block whose word 1 holds the
 // key: only free blocks hold it (every path that hands a block out clears it: malloc, refill, the
 // heap's direct take), so that block is in a thread's bin, a transfer slot or its slab, a second
