@@ -1,15 +1,15 @@
 // allocator.cpp - the process-wide Heap, lazy initialisation and thread caches (fork: fork.cpp).
 //
 // Note [Boot cache]
-// Under LD_PRELOAD, malloc runs before any constructor, maybe before libc has set up `environ`,
-// and on threads whose cache does not exist yet. So no object here has a constructor: g_heap and
+// Under LD_PRELOAD, malloc runs before any constructor, maybe before libc has set up `environ`, and
+// on threads whose cache does not exist yet. So no object here has a constructor: g_heap and
 // g_boot_cache are constant-initialised (on_library_load, at the end, only re-reads the settings
-// once libc is up), and every thread's t_slots.cache starts out pointing at
-// g_boot_cache, whose bins are empty with max 0. The inline fast paths therefore need no "is there
-// a cache" test: on the boot cache, malloc finds no block and free finds the bin full, and both
-// fall into the slow path, which initialises the heap once and creates the thread's cache. When a
-// thread exits, its cache is flushed to the central pools and t_slots.cache points at the boot cache
-// again, with t_dead set so that late frees (other TLS destructors) go straight to the pools.
+// once libc is up), and every thread's t_slots.cache starts out pointing at g_boot_cache, whose
+// bins are empty with max 0. The inline fast paths therefore need no "is there a cache" test: on
+// the boot cache, malloc finds no block and free finds the bin full, and both fall into the slow
+// path, which initialises the heap once and creates the thread's cache. When a thread exits, its
+// cache is flushed to the central pools and t_slots.cache points at the boot cache again, with
+// t_dead set so that late frees (other TLS destructors) go straight to the pools.
 #include "core/allocator.h"
 
 #include <atomic>

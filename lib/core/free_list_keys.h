@@ -14,18 +14,17 @@ namespace cachealloc {
 // address). Every binned block therefore carries, with default settings:
 //   word 0: the link to the next block, stored as  next ^ block ^ secret
 //   word 1: `key`, a per-process random value; malloc clears it when it hands the block out.
-// malloc decodes the link of the block it pops and stops the program unless the decoded link is
-// a plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
+// malloc decodes the link of the block it pops and stops the program unless the decoded link is a
+// plausible block address (16-byte aligned, in the 47-bit user address space). A planted link
 // decodes to a random address, which passes that test with probability 2^-21 (2^-20 for a value
 // chosen knowing that the secret is odd; glibc's alignment test: 1/16), and a planted aligned
-// address never does: the secret is odd, blocks are 16-byte
-// aligned, so it decodes to an odd one. A forged link would need the secret. free stops on a block whose word 1 holds the
-// key: only free blocks hold it (every path that hands a block out clears it: malloc, refill, the
-// heap's direct take), so that block is in a thread's bin, a transfer slot or its slab, a second
-// free wherever it waits (glibc's tcache key idea; glibc confirms it against its own bin only, so
-// a second free from another thread passes there). Blocks keep the key when a flush sends them
-// on; a block never handed out may hold a stale one (a slab reused by another class), which is
-// cleared when it is.
+// address never does: the secret is odd, blocks are 16-byte aligned, so it decodes to an odd one. A
+// forged link would need the secret. free stops on a block whose word 1 holds the key: only free
+// blocks hold it (every path that hands a block out clears it: malloc, refill, the heap's direct
+// take), so that block is in a thread's bin, a transfer slot or its slab, a second free wherever it
+// waits (glibc's tcache key idea; glibc confirms it against its own bin only, so a second free from
+// another thread passes there). Blocks keep the key when a flush sends them on; a block never
+// handed out may hold a stale one (a slab reused by another class), which is cleared when it is.
 // ca_retain, ca_release and ca_refcount read the key too (Heap::live_small_block): a block that
 // holds it is free, and they refuse it.
 // flush (slow path) also checks every link it follows lands on a block start of the same class,
@@ -35,14 +34,13 @@ namespace cachealloc {
 // Note [Chain end]
 // A chain of free blocks (a thread's bin, a batch in a transfer slot) ends with a link to
 // kChainEnd, not a null link: a static, read-only pair of zero words, which an empty bin holds as
-// its head. So malloc pops without asking whether the bin is empty: it decodes the head's word 0
-// as it decodes any link, and the end's word 0 decodes to the end's own address xor the secret,
-// which the link test always refuses (every secret is odd, a never-attached cache's too, and the
-// end is 16-byte aligned). The test's
-// cold branch then tells the end (an empty bin: refill) from a corrupted link (stop). That is
-// malloc's null test and its branch, 2 instructions of 24. The last block of a chain decodes to
-// kChainEnd, a plausible block address, and becomes the bin's head like any other link. The slow
-// paths keep seeing nullptr as the end: set_link and link translate.
+// its head. So malloc pops without asking whether the bin is empty: it decodes the head's word 0 as
+// it decodes any link, and the end's word 0 decodes to the end's own address xor the secret, which
+// the link test always refuses (every secret is odd, a never-attached cache's too, and the end is
+// 16-byte aligned). The test's cold branch then tells the end (an empty bin: refill) from a
+// corrupted link (stop). That is malloc's null test and its branch, 2 instructions of 24. The last
+// block of a chain decodes to kChainEnd, a plausible block address, and becomes the bin's head like
+// any other link. The slow paths keep seeing nullptr as the end: set_link and link translate.
 struct alignas(16) ChainEndBlock {
   uintptr_t words[2];
 };

@@ -1,10 +1,11 @@
 // thread_cache.h - per-thread free lists, one bin per size class.
 //
 // The fast paths below are the whole cost of most malloc/free calls: no lock, no atomic
-// read-modify-write, no shared cache line written. A bin is a LIFO chain threaded through the
-// free blocks' first word, ending at kChainEnd (Note [Chain end] in free_list_keys.h). An empty bin refills a batch from the class's CentralPool; a bin that
-// reaches `max` flushes a batch back. Counters are owner-written relaxed atomics so that stats
-// readers may sum them while the thread runs.
+// read-modify-write, no shared cache line written. A bin is a LIFO chain threaded through the free
+// blocks' first word, ending at kChainEnd (Note [Chain end] in free_list_keys.h). An empty bin
+// refills a batch from the class's CentralPool; a bin that reaches `max` flushes a batch back.
+// Counters are owner-written relaxed atomics so that stats readers may sum them while the thread
+// runs.
 //
 // Lifetime: created on a thread's first allocation (Heap::create_thread_cache), flushed and
 // recycled at thread exit (a pthread key destructor, allocator.cpp). A thread with no cache uses a
@@ -76,10 +77,9 @@ class ThreadCache {
 
   // 12 instructions on a hit: load the head, decode and check its link (an empty bin's head is
   // kChainEnd, whose link fails the check: Note [Chain end]), clear the key, store the new head,
-  // the bin count and two counters. Bin counts and counters are written only by
-  // the owner, each with one add to memory (Note [Counter adds]), because stats read them.
-  // `request` is the size asked for (0 on slow paths, which count it in Heap::alloc). Note
-  // [Free-list hardening].
+  // the bin count and two counters. Bin counts and counters are written only by the owner, each
+  // with one add to memory (Note [Counter adds]), because stats read them. `request` is the size
+  // asked for (0 on slow paths, which count it in Heap::alloc). Note [Free-list hardening].
   [[gnu::always_inline]] void* try_alloc(unsigned cls, size_t request) noexcept {
     return try_alloc_at(cls * kBinBytes, request);
   }

@@ -31,7 +31,7 @@ void use_small_blocks(const char* where) {
     if (g_owns(p) != 1) fail("%s: malloc(%zu) = %p is not a cachealloc block", where, size, p);
     memset(p, 0xA5, size);
     for (size_t i = 0; i < size; ++i)
-      if (p[i] != 0xA5) fail("%s: block %p of %zu bytes does not hold what was written", where, p, size);
+      if (p[i] != 0xA5) fail("%s: block %p of %zu bytes lost what was written", where, p, size);
     free(p);
   }
 }
