@@ -41,6 +41,13 @@ std::vector<void*> chain_to_vector(void* head, uint32_t n) {
     head = reinterpret_cast<void*>(kKeys.link(head));
   }
   REQUIRE(head == nullptr);
+  // The last link is to kChainEnd, not an encoded null, which link() would read as nullptr too:
+  // a refill makes the chain a bin as it is (Note [Chain end]).
+  if (n != 0) {
+    void* last = v.back();
+    const uintptr_t raw = *static_cast<uintptr_t*>(last) ^ kKeys.mask(last);
+    REQUIRE(raw == reinterpret_cast<uintptr_t>(kChainEnd));
+  }
   return v;
 }
 
