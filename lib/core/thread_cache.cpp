@@ -61,10 +61,10 @@ void* ThreadCache::refill(unsigned cls) noexcept {
   flushed_since_refill_[cls] = false;
   if (b.max != 0) __atomic_store_n(&b.max, thread_cache_max(cls), __ATOMIC_RELAXED);
   // The bin was empty (that is why we refill; its count is set below, from the new max), and the
-  // chain is in the bin's form (Note [Encoded batches]): the rest of it becomes the bin as it is.
+  // chain is in the bin's form (Note [Encoded batches]): the rest of it becomes the bin as it is,
+  // kChainEnd when the chain was one block (Note [Chain end]).
   void* p = chain;
-  const uintptr_t rest =
-      n > 1 ? decode(*static_cast<uintptr_t*>(p), p) : reinterpret_cast<uintptr_t>(kChainEnd);
+  const uintptr_t rest = decode(*static_cast<uintptr_t*>(p), p);
   if (any_bits(rest, keys_.bad_link_bits)) fatal_free_list(p);
   b.head = reinterpret_cast<void*>(rest);
   set_count(b, n - 1);
