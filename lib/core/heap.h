@@ -138,7 +138,8 @@ class Heap {
   // ranks]), which are not zero, so there g_heap is in .data again.
   HeapConfig config_{.cache_limit = 0, .large_threshold = 0, .check = false, .decay_ms = 0,
                      .below_peak = false};
-  // Per process, drawn at init; every thread cache copies them.
+  // Per process, drawn at init; every thread cache copies them (after init: until then they are
+  // zero, which keeps g_heap in .bss, and no cache has copied them).
   FreeListKeys keys_{.secret = 0, .key = 0, .bad_link_bits = 0};
   SlabSource slabs_;
   CentralPool pools_[kNumClasses];
