@@ -131,6 +131,27 @@ void many_streams() {
   for (cudaStream_t s : st) CHECK_EQ(cudaStreamDestroy(s), cudaSuccess);
 }
 
+// 6b. A block freed while a non-blocking stream still has work on it, and the stream destroyed
+// before the next allocation: cuStreamDestroy returns at once and the work still runs, so the
+// block waits for it as for the work of a live stream (the older fence once forgot the stream's
+// work with the stream: review, session 14; "_old_driver" runs it against that fence).
+void destroyed_stream() {
+  cudaStream_t s = nullptr;
+  CHECK_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  void* x = dmalloc(64 * 1024);
+  stub_launch(s, x, 0x5a, 64 * 1024);
+  CHECK_EQ(cudaFree(x), cudaSuccess);
+  CHECK_EQ(cudaStreamDestroy(s), cudaSuccess);  // the fill is still queued
+  void* y = dmalloc(64 * 1024);
+  if (y == x) CHECK(all_bytes(x, 0x5a, 64 * 1024));  // only after the stream's work ran
+  CHECK_EQ(cudaFree(y), cudaSuccess);
+  stub_complete(s);  // the destroyed stream's work finishes
+  stub_complete(nullptr);
+  void* z = dmalloc(64 * 1024);  // and the cache serves the size again
+  CHECK(z == x || z == y);
+  CHECK_EQ(cudaFree(z), cudaSuccess);
+}
+
 // 5. Run with STUBCU_NO_CTX_EVENT=1 (the per-stream fence): streams of a destroyed context leave
 // the registry, so later fences neither record on dead handles nor fall back to synchronising.
 void dead_streams() {
@@ -339,6 +360,7 @@ int main(int argc, char** argv) {
   else if (c == "capture_budget") capture_budget();
   else if (c == "many_streams") many_streams();
   else if (c == "dead_streams") dead_streams();
+  else if (c == "destroyed_stream") destroyed_stream();
   else if (c == "foreign_oom") foreign_oom();
   else if (c == "sticky_error") sticky_error();
   else if (c == "capture_race") capture_race();

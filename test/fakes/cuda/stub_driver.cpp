@@ -2,7 +2,9 @@
 //
 // Host memory stands in for device memory. Streams hold queued "kernels" (fills) that run only
 // when a test completes the stream, the stream or context is synchronised, or memory is freed
-// (cuMemFree synchronises, as the real one does). Events remember the stream positions they wait
+// (cuMemFree synchronises, as the real one does). cuStreamDestroy returns at once, as the real one
+// does, and the stream's queued work still runs later (context synchronisation, a real free, a
+// test's complete): until then events on it, and context-wide events, wait for it. Events remember the stream positions they wait
 // for; an event on the legacy stream also waits for every blocking stream (implicit sync).
 // Graph capture is modelled as a per-stream flag: in global mode, unsafe calls (allocation, free,
 // event query/synchronise, synchronisation) fail with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and
@@ -49,6 +51,7 @@ std::recursive_mutex g_mu;
 StreamRec g_legacy;
 StreamRec g_per_thread;  // one shared stand-in for CU_STREAM_PER_THREAD
 std::set<StreamRec*> g_streams;
+std::set<StreamRec*> g_destroyed;  // destroyed with work still queued; freed once it has run
 std::map<uintptr_t, size_t> g_device, g_host;
 std::set<uintptr_t> g_ipc;
 size_t g_capacity = size_t{1} << 30;
@@ -77,10 +80,26 @@ void run(StreamRec* s) {
   s->done = s->enqueued;
 }
 
+// Runs a destroyed stream's work and lets it go.
+void run_destroyed() {
+  for (StreamRec* s : g_destroyed) {
+    run(s);
+    delete s;
+  }
+  g_destroyed.clear();
+}
+
 void run_all() {
   run(&g_legacy);
   run(&g_per_thread);
   for (StreamRec* s : g_streams) run(s);
+  run_destroyed();
+}
+
+// Whether an event's wait on s still counts: s is live, or destroyed with work left to run.
+bool waits_on(StreamRec* s) {
+  return s == &g_legacy || s == &g_per_thread || g_streams.count(s) != 0 ||
+         g_destroyed.count(s) != 0;
 }
 
 // In global capture mode an unsafe call fails and invalidates the capture.
@@ -309,8 +328,11 @@ STUB_EXPORT CUresult cuStreamDestroy_v2(CUstream s) {
   std::lock_guard<std::recursive_mutex> l(g_mu);
   StreamRec* rec = stream_of(s);
   if (g_streams.erase(rec) == 0) return CUDA_ERROR_INVALID_VALUE;
-  run(rec);  // queued work still completes
-  delete rec;  // events waiting on it only hold finished positions: see cuEventQuery
+  if (rec->done < rec->enqueued) {
+    g_destroyed.insert(rec);  // its work runs later (the header)
+  } else {
+    delete rec;  // events waiting on it only hold finished positions: see cuEventQuery
+  }
   return CUDA_SUCCESS;
 }
 STUB_EXPORT CUresult cuStreamSynchronize(CUstream s) {
@@ -364,6 +386,9 @@ STUB_EXPORT CUresult cuEventRecord(CUevent ev, CUstream s) {
     for (StreamRec* s2 : g_streams) {
       if ((s2->flags & CU_STREAM_NON_BLOCKING) == 0) e->waits.push_back({s2, s2->enqueued});
     }
+    for (StreamRec* s2 : g_destroyed) {
+      if ((s2->flags & CU_STREAM_NON_BLOCKING) == 0) e->waits.push_back({s2, s2->enqueued});
+    }
   }
   return CUDA_SUCCESS;
 }
@@ -383,6 +408,7 @@ STUB_EXPORT CUresult cuCtxRecordEvent(CUcontext, CUevent ev) {
   e->waits.push_back({&g_legacy, g_legacy.enqueued});
   e->waits.push_back({&g_per_thread, g_per_thread.enqueued});
   for (StreamRec* s2 : g_streams) e->waits.push_back({s2, s2->enqueued});
+  for (StreamRec* s2 : g_destroyed) e->waits.push_back({s2, s2->enqueued});
   return CUDA_SUCCESS;
 }
 STUB_EXPORT CUresult cuEventQuery(CUevent ev) {
@@ -394,8 +420,7 @@ STUB_EXPORT CUresult cuEventQuery(CUevent ev) {
   }
   ++g_c.event_queries;
   for (auto& [s, seq] : reinterpret_cast<EventRec*>(ev)->waits) {
-    bool alive = s == &g_legacy || s == &g_per_thread || g_streams.count(s) != 0;
-    if (alive && s->done < seq) return CUDA_ERROR_NOT_READY;
+    if (waits_on(s) && s->done < seq) return CUDA_ERROR_NOT_READY;
   }
   return CUDA_SUCCESS;
 }
@@ -406,8 +431,7 @@ STUB_EXPORT CUresult cuEventSynchronize(CUevent ev) {
     return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
   }
   for (auto& [s, seq] : reinterpret_cast<EventRec*>(ev)->waits) {
-    bool alive = s == &g_legacy || s == &g_per_thread || g_streams.count(s) != 0;
-    if (alive) run(s);
+    if (waits_on(s)) run(s);
   }
   return CUDA_SUCCESS;
 }
