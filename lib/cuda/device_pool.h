@@ -84,6 +84,7 @@ struct Pool {
   uint64_t next_fence;  // the sequence number the next fence gets (from 1)
   uint64_t done_fence;  // every fence <= this one has completed
   bool unfenced;        // some pending block has no fence yet
+  uint64_t streams_destroyed;  // the registry's count at the last older fence (fence.cpp)
   uint32_t n_events;
   cuda_api::Event events[kEventCache];
   Fence fences[kFenceRing];

@@ -29,6 +29,16 @@
 // streams do not synchronise with it and each needs its own event (stream_registry.h tracks them).
 // More than kFenceEvents - 1 of them, or streams the registry lost, make the fence one
 // synchronisation. Work of *other* contexts (peer access) is not covered.
+//
+// Note [Destroyed streams]
+// (Also only for the older fence.) cuStreamDestroy returns at once, and work still queued on the
+// stream runs to its end; the stream leaves the registry, so a later older fence records no event
+// that waits for that work, and a block freed before the destroy (its fence not yet recorded)
+// could be handed out while the work still uses it. So the first older fence of each pool after
+// any stream was destroyed is a synchronisation (cuCtxSynchronize waits for that work too).
+// Events recorded before the destroy stay valid and need nothing. The cost: one synchronisation
+// per pool per batch of destroys, on drivers before CUDA 12.5 only, where a plain cudaFree would
+// have synchronised at every free. (Found by review, session 14; test cuda_defect_destroyed_stream.)
 #include "cuda/fence.h"
 
 namespace cachealloc::cuda {
@@ -70,7 +80,9 @@ void record_on_streams(Pool& p, const PoolEnv& env, cuda_api::Context ctx, Fence
   cuda_api::Stream streams[kFenceEvents];
   streams[0] = cuda_api::kLegacyStream;
   size_t k = env.streams.streams_of_locked(ctx, streams + 1, kFenceEvents - 1);
-  f.sync_needed = k > kFenceEvents - 1;
+  const uint64_t destroyed = env.streams.destroyed_locked();  // Note [Destroyed streams]
+  f.sync_needed = k > kFenceEvents - 1 || destroyed != p.streams_destroyed;
+  p.streams_destroyed = destroyed;
   for (size_t i = 0; !f.sync_needed && i < k + 1; ++i) {
     Event ev = get_event(p, env.driver);
     if (ev == nullptr) {

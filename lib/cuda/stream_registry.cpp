@@ -30,7 +30,9 @@ void StreamRegistry::note_created(cuda_api::Stream s, cuda_api::Context ctx,
 
 void StreamRegistry::note_destroyed_locked(cuda_api::Stream s) noexcept {
   // Events already recorded on a destroyed stream stay valid: the fences that hold them complete
-  // when the stream's work does.
+  // when the stream's work does. Work still queued on it is covered by no later event of ours:
+  // Note [Destroyed streams] in fence.cpp.
+  ++num_destroyed_;
   for (size_t i = 0; i < num_streams_; ++i) {
     if (streams_[i].stream == s) {
       streams_[i] = streams_[--num_streams_];

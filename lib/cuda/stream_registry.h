@@ -53,6 +53,9 @@ class StreamRegistry {
   // Pre: stream lock held. Copies up to `max` non-blocking streams of `ctx` into `out`. Returns
   // how many exist (may exceed `max`; max + 1 when the table lost some of that context's streams).
   size_t streams_of_locked(cuda_api::Context ctx, cuda_api::Stream* out, size_t max) noexcept;
+  // Pre: stream lock held. How many streams (of any kind, any context) were destroyed so far: an
+  // older fence that sees it change synchronises (Note [Destroyed streams] in fence.cpp).
+  uint64_t destroyed_locked() const noexcept { return num_destroyed_; }
 
   // Capture begin, in three steps around the real call (Note [Capture gate]).
   void capture_enter() noexcept;                      // before: counts it, drains fence work
@@ -82,6 +85,7 @@ class StreamRegistry {
   SpinLock stream_lock_;
   Entry streams_[kMaxStreams] = {};
   size_t num_streams_ = 0;
+  uint64_t num_destroyed_ = 0;
   // Contexts that had a stream the table could not hold: their older fences fall back to a device
   // synchronisation until the context goes. Past this table too, every context does (sticky).
   cuda_api::Context overflowed_[kMaxOverflowed] = {};

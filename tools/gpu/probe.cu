@@ -265,6 +265,41 @@ int many_streams(const char* name) {
   return ok(name, "checksums=" + std::to_string(launches));
 }
 
+// ---- 6b: a stream destroyed while its kernels still use a freed block -------------------------
+// cudaStreamDestroy returns at once and the queued kernels still run; the block freed before it
+// must not be handed to the next cudaMalloc (whose kernel on another stream would overwrite it)
+// until they are done (Note [Destroyed streams] in lib/cuda/fence.cpp).
+int destroyed_stream(const char* name) {
+  const int kIters = 64;
+  const size_t n = size_t{1} << 20;
+  unsigned long long* sums = nullptr;
+  RT(name, cudaMallocHost(&sums, sizeof(unsigned long long) * kIters));
+  std::memset(sums, 0, sizeof(unsigned long long) * kIters);
+  cudaStream_t other = nullptr;
+  RT(name, cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking));
+  std::vector<uint32_t*> next(kIters, nullptr);
+  for (int i = 0; i < kIters; ++i) {
+    cudaStream_t s = nullptr;
+    RT(name, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    uint32_t* p = nullptr;
+    RT(name, cudaMalloc(&p, n * 4));
+    fill<<<16, 256, 0, s>>>(p, n, i, 8);  // slow: eight passes
+    sum<<<16, 256, 0, s>>>(p, n, sums + i);
+    RT(name, cudaFree(p));
+    RT(name, cudaStreamDestroy(s));  // both kernels still queued
+    RT(name, cudaMalloc(&next[i], n * 4));
+    fill<<<16, 256, 0, other>>>(next[i], n, 0xdead0000u + i, 1);
+  }
+  RT(name, cudaDeviceSynchronize());
+  int bad = 0;
+  for (int i = 0; i < kIters; ++i) bad += sums[i] != expected_sum(n, i);
+  for (uint32_t* q : next) RT(name, cudaFree(q));
+  RT(name, cudaStreamDestroy(other));
+  RT(name, cudaFreeHost(sums));
+  if (bad != 0) fail(name, std::to_string(bad) + " of " + std::to_string(kIters) + " checksums wrong");
+  return ok(name, "checksums=" + std::to_string(kIters));
+}
+
 // ---- 7: the runtime with a non-primary context current ----------------------------------------
 int nonprimary_ctx(const char* name) {
   RT(name, cudaFree(nullptr));  // the primary context
@@ -497,6 +532,7 @@ constexpr Scenario kScenarios[] = {
     {"near_free", near_free},         {"primary_release", primary_release},
     {"capture_free", capture_free},   {"dead_contexts", dead_contexts},
     {"many_streams", many_streams},   {"nonprimary_ctx", nonprimary_ctx},
+    {"destroyed_stream", destroyed_stream},
     {"capture_race", capture_race},   {"foreign_oom", foreign_oom},
     {"sticky_error", sticky_error},   {"capture_miss", capture_miss},
     {"reset_in_capture", reset_in_capture}, {"destroy_in_capture", destroy_in_capture},
