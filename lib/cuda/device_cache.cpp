@@ -452,13 +452,11 @@ void DeviceCache::lock_all() noexcept {
   size_t np = num_pools_.load(std::memory_order_acquire);
   for (size_t i = 0; i < np; ++i) pools_[i].lock.lock();
   blocks_.lock_for_fork().lock();
-  streams_.stream_lock_for_fork().lock();
   streams_.capture_lock_for_fork().lock();
 }
 
 void DeviceCache::unlock_all() noexcept {
   streams_.capture_lock_for_fork().unlock();
-  streams_.stream_lock_for_fork().unlock();
   blocks_.lock_for_fork().unlock();
   size_t np = num_pools_.load(std::memory_order_acquire);
   for (size_t i = np; i-- > 0;) pools_[i].lock.unlock();

@@ -2,7 +2,7 @@
 // injected CUDA driver and runtime.
 //
 // A DeviceCache owns its pools (one per context and kind: device or pinned host memory), the
-// block table (address -> block), and the stream registry (streams, captures, the capture gate).
+// block table (address -> block), and the stream registry (captures, the capture gate).
 // It talks to CUDA only through the tables its sources return: cuda_api::driver()/runtime() for
 // the process-wide cache (process_cache()), a fake device's tables in the unit tests
 // (test/fakes/fake_cuda_device.h). Real allocation is the caller's (cuda_front.cpp): the cache
@@ -13,7 +13,7 @@
 // is append-only, guarded by registry_lock_ for creation and read through num_pools_ (acquire).
 // Real frees (which may take milliseconds) run with no lock held; event records, queries and the
 // fallback synchronisation run under the pool lock, inside a FenceWindow.
-// Lock order: a pool's lock -> the block table's lock; a pool's lock -> the stream table lock.
+// Lock order: a pool's lock -> the block table's lock.
 #pragma once
 
 #include <atomic>
@@ -126,7 +126,7 @@ class DeviceCache {
   void unmap_for_testing() noexcept;
 
   // fork (Note [Fork] in core/fork.cpp, slot ForkLayer::kCuda): every lock of the cache, in the
-  // lock order (registry -> pools in index order -> block table -> stream table -> captures).
+  // lock order (registry -> pools in index order -> block table -> captures).
   void lock_all() noexcept;
   void unlock_all() noexcept;
   void reset_locks_after_fork() noexcept;

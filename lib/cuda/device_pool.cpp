@@ -56,7 +56,6 @@ void pool_init(Pool& p, bool host) noexcept {
   p.next_fence = 1;
   p.done_fence = 0;
   p.unfenced = false;
-  p.streams_destroyed = 0;
   p.n_events = 0;
   for (uint32_t& h : p.buckets) h = kNoBlock;
   p.c = PoolCounters{};

@@ -41,7 +41,7 @@ struct PoolCounters {
 };
 
 inline constexpr size_t kFenceRing = 256;
-inline constexpr size_t kFenceEvents = 16;  // older fences: legacy stream + 15 non-blocking streams
+inline constexpr size_t kFenceEvents = 1;  // one context-wide event (Note [Older drivers])
 inline constexpr size_t kEventCache = 256;
 inline constexpr size_t kMaxVictims = 256;
 
@@ -84,7 +84,6 @@ struct Pool {
   uint64_t next_fence;  // the sequence number the next fence gets (from 1)
   uint64_t done_fence;  // every fence <= this one has completed
   bool unfenced;        // some pending block has no fence yet
-  uint64_t streams_destroyed;  // the registry's count at the last older fence (fence.cpp)
   uint32_t n_events;
   cuda_api::Event events[kEventCache];
   Fence fences[kFenceRing];

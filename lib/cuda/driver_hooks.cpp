@@ -44,28 +44,6 @@ using Same = std::type_identity_t<T>;
 
 StreamRegistry& streams() noexcept { return process_cache().streams(); }
 
-void note_stream_created(Stream s, unsigned flags) noexcept {
-  Context ctx = nullptr;
-  if (const cuda_api::Driver* d = cuda_api::driver()) d->ctx_get_current(&ctx);
-  streams().note_created(s, ctx, flags);
-}
-
-CuResult hook_stream_create(CuResult (*real)(Stream*, unsigned), Stream* s, unsigned f) noexcept {
-  CuResult r = real(s, f);
-  if (r == kCuSuccess && s != nullptr) note_stream_created(*s, f);
-  return r;
-}
-CuResult hook_stream_create_prio(CuResult (*real)(Stream*, unsigned, int), Stream* s, unsigned f,
-                                 int prio) noexcept {
-  CuResult r = real(s, f, prio);
-  if (r == kCuSuccess && s != nullptr) note_stream_created(*s, f);
-  return r;
-}
-CuResult hook_stream_destroy(CuResult (*real)(Stream), Stream s) noexcept {
-  StreamsLock lock(streams());  // no fence records on s while it is destroyed
-  streams().note_destroyed_locked(s);
-  return real(s);
-}
 // Note [Capture gate] in stream_registry.h: the capture is counted (and fence work drained)
 // before it really begins.
 template <typename... A>

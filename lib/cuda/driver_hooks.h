@@ -63,11 +63,6 @@ using cuda_api::Stream;
   X(cuMemFreeHost, "cuMemFreeHost", 0, drv_mem_free_host, (void* p), (p), void*)                   \
   X(cuMemGetInfo_v2, "cuMemGetInfo", 3020, drv_mem_get_info, (size_t * f, size_t * t), (f, t),     \
     size_t*, size_t*)                                                                              \
-  X(cuStreamCreate, "cuStreamCreate", 0, hook_stream_create, (Stream * s, unsigned f), (s, f),     \
-    Stream*, unsigned)                                                                             \
-  X(cuStreamCreateWithPriority, "cuStreamCreateWithPriority", 0, hook_stream_create_prio,          \
-    (Stream * s, unsigned f, int prio), (s, f, prio), Stream*, unsigned, int)                      \
-  X(cuStreamDestroy_v2, "cuStreamDestroy", 4000, hook_stream_destroy, (Stream s), (s), Stream)     \
   X(cuStreamBeginCapture_v2, "cuStreamBeginCapture", 10010, hook_begin_capture,                    \
     (Stream s, int mode), (s, mode), Stream, int)                                                  \
   X(cuStreamBeginCaptureToGraph, "cuStreamBeginCaptureToGraph", 12030, hook_begin_capture_to_graph,\

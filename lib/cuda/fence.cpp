@@ -10,35 +10,23 @@
 // no ready block of its layout (or the budget is exceeded) the pool records one *fence* covering
 // every unfenced block: one event recorded with cuCtxRecordEvent (CUDA 12.5 drivers and later),
 // which captures all the work of the context, on every stream, at the time of the call. Drivers
-// without it get the older fence of Note [Which streams a fence covers]. A fence recorded after
-// the free covers all work queued before the free, so late recording is safe, and one fence
+// without it get a fence that is one cuCtxSynchronize (Note [Older drivers]). A fence recorded
+// after the free covers all work queued before the free, so late recording is safe, and one fence
 // serves a whole batch of frees. Fences complete in order, so the pool polls only the oldest. When
-// a fence cannot be recorded (no events, too many streams for the older fence) or the budget must
-// be met, the pool falls back to one cuCtxSynchronize, which makes every pending block ready at
-// once (counted in syncs_forced).
+// a fence cannot be recorded (no event) or the budget must be met, the pool falls back to one
+// cuCtxSynchronize, which makes every pending block ready at once (counted in syncs_forced).
 //
-// On a GPU (tools/gpu/validate.sh, H200, driver 580) the older fence let PyTorch's tensors be
-// reused while a kernel on one of its streams still read them: the runtime's streams did not all
-// reach the registry. The context-wide event does not depend on seeing stream creation.
-//
-// Note [Which streams a fence covers]
-// (Only for drivers without cuCtxRecordEvent.) Work on the legacy default stream waits for all
-// earlier work on blocking streams, and an event recorded on it completes only after that work
-// too; per-thread default streams are blocking streams. So one event on CU_STREAM_LEGACY covers
-// the default stream, every blocking stream and every per-thread default stream; non-blocking
-// streams do not synchronise with it and each needs its own event (stream_registry.h tracks them).
-// More than kFenceEvents - 1 of them, or streams the registry lost, make the fence one
-// synchronisation. Work of *other* contexts (peer access) is not covered.
-//
-// Note [Destroyed streams]
-// (Also only for the older fence.) cuStreamDestroy returns at once, and work still queued on the
-// stream runs to its end; the stream leaves the registry, so a later older fence records no event
-// that waits for that work, and a block freed before the destroy (its fence not yet recorded)
-// could be handed out while the work still uses it. So the first older fence of each pool after
-// any stream was destroyed is a synchronisation (cuCtxSynchronize waits for that work too).
-// Events recorded before the destroy stay valid and need nothing. The cost: one synchronisation
-// per pool per batch of destroys, on drivers before CUDA 12.5 only, where a plain cudaFree would
-// have synchronised at every free. (Found by review, session 14; test cuda_defect_destroyed_stream.)
+// Note [Older drivers]
+// Before cuCtxRecordEvent (CUDA 12.5) no event covers a whole context. An earlier fence recorded
+// one event on the legacy stream (which waits for blocking and per-thread default streams) and
+// one on each non-blocking stream seen created through the cuStreamCreate* hooks. On a GPU
+// (tools/gpu/validate.sh, H200, driver 580) that let PyTorch's tensors be reused while a kernel on
+// one of its streams still read them: the runtime's streams did not all reach the hooks, and why
+// was never found. A review (session 14) found a second hole: cudaStreamDestroy returns at once
+// and the stream's queued work still runs, out of sight of every later event. A cache that cannot
+// see every stream cannot be sure a block is idle, so on such drivers every fence is one
+// cuCtxSynchronize when it is polled: a cached free still costs no CUDA call and a hit no
+// cudaMalloc, and a batch of frees costs one synchronisation where CUDA's own frees cost one each.
 #include "cuda/fence.h"
 
 namespace cachealloc::cuda {
@@ -71,26 +59,6 @@ void ready_covered(Pool& p, BlockTable& blocks) noexcept {
     Block& b = blocks.block(p.pending.front());
     if (b.fence == 0 || b.fence > p.done_fence) break;
     pool_make_ready(p, blocks, p.pending.front());
-  }
-}
-
-// Pre: as fence_record, the stream lock held. The older fence (Note [Which streams a fence
-// covers]).
-void record_on_streams(Pool& p, const PoolEnv& env, cuda_api::Context ctx, Fence& f) noexcept {
-  cuda_api::Stream streams[kFenceEvents];
-  streams[0] = cuda_api::kLegacyStream;
-  size_t k = env.streams.streams_of_locked(ctx, streams + 1, kFenceEvents - 1);
-  const uint64_t destroyed = env.streams.destroyed_locked();  // Note [Destroyed streams]
-  f.sync_needed = k > kFenceEvents - 1 || destroyed != p.streams_destroyed;
-  p.streams_destroyed = destroyed;
-  for (size_t i = 0; !f.sync_needed && i < k + 1; ++i) {
-    Event ev = get_event(p, env.driver);
-    if (ev == nullptr) {
-      f.sync_needed = true;
-      break;
-    }
-    f.ev[f.n++] = ev;
-    if (env.driver->event_record(ev, streams[i]) != cuda_api::kCuSuccess) f.sync_needed = true;
   }
 }
 
@@ -166,8 +134,7 @@ void fence_record(Pool& p, const PoolEnv& env) noexcept {
     f.ev[f.n++] = ev;  // Note [Reuse after pending work]: the whole context in one event
   } else {
     if (ev != nullptr) put_event(p, d, ev);
-    StreamsLock streams(env.streams);  // a stream cannot be destroyed while an event is recorded
-    record_on_streams(p, env, ctx, f);
+    f.sync_needed = true;  // Note [Older drivers]
   }
   uint64_t seq = p.next_fence++;
   for (uint32_t id = p.pending.back(); id != kNoBlock; id = BlockList::prev(env.blocks, id)) {

@@ -5,42 +5,6 @@
 
 namespace cachealloc::cuda {
 
-bool StreamRegistry::overflowed(cuda_api::Context ctx) const noexcept {
-  if (overflow_all_) return true;
-  for (size_t i = 0; i < num_overflowed_; ++i) {
-    if (overflowed_[i] == ctx) return true;
-  }
-  return false;
-}
-
-void StreamRegistry::note_created(cuda_api::Stream s, cuda_api::Context ctx,
-                                  unsigned flags) noexcept {
-  if ((flags & cuda_api::kStreamNonBlocking) == 0 || s == nullptr) return;
-  LockGuard guard(stream_lock_);
-  if (num_streams_ < kMaxStreams) {
-    streams_[num_streams_++] = {s, ctx};
-  } else if (!overflowed(ctx)) {
-    if (num_overflowed_ == kMaxOverflowed) {
-      overflow_all_ = true;
-    } else {
-      overflowed_[num_overflowed_++] = ctx;
-    }
-  }
-}
-
-void StreamRegistry::note_destroyed_locked(cuda_api::Stream s) noexcept {
-  // Events already recorded on a destroyed stream stay valid: the fences that hold them complete
-  // when the stream's work does. Work still queued on it is covered by no later event of ours:
-  // Note [Destroyed streams] in fence.cpp.
-  ++num_destroyed_;
-  for (size_t i = 0; i < num_streams_; ++i) {
-    if (streams_[i].stream == s) {
-      streams_[i] = streams_[--num_streams_];
-      return;
-    }
-  }
-}
-
 // Note [Captures of a dead context]
 // cuCtxDestroy, cudaDeviceReset / cuDevicePrimaryCtxReset and the last primary release destroy
 // the context's streams, and with them any capture still under way on one (a program that met an
@@ -52,42 +16,14 @@ void StreamRegistry::note_destroyed_locked(cuda_api::Stream s) noexcept {
 // calls); a capture on a stream of another context would be ended early only if that current
 // context went first.
 void StreamRegistry::forget_context(cuda_api::Context ctx) noexcept {
-  {
-    LockGuard guard(capture_lock_);
-    for (size_t i = 0; i < num_capturing_;) {
-      if (capturing_[i].ctx == ctx) {
-        end_capture_locked(i);
-      } else {
-        ++i;
-      }
-    }
-  }
-  LockGuard guard(stream_lock_);
-  for (size_t i = 0; i < num_overflowed_; ++i) {
-    if (overflowed_[i] == ctx) {
-      overflowed_[i] = overflowed_[--num_overflowed_];
-      break;
-    }
-  }
-  for (size_t i = 0; i < num_streams_;) {
-    if (streams_[i].ctx == ctx) {
-      streams_[i] = streams_[--num_streams_];
+  LockGuard guard(capture_lock_);
+  for (size_t i = 0; i < num_capturing_;) {
+    if (capturing_[i].ctx == ctx) {
+      end_capture_locked(i);
     } else {
       ++i;
     }
   }
-}
-
-size_t StreamRegistry::streams_of_locked(cuda_api::Context ctx, cuda_api::Stream* out,
-                                         size_t max) noexcept {
-  if (overflowed(ctx)) return max + 1;
-  size_t n = 0;
-  for (size_t i = 0; i < num_streams_; ++i) {
-    if (streams_[i].ctx != ctx) continue;
-    if (n < max) out[n] = streams_[i].stream;
-    ++n;
-  }
-  return n;
 }
 
 void StreamRegistry::capture_enter() noexcept {
@@ -135,7 +71,6 @@ void StreamRegistry::reset_after_fork() noexcept {
   fence_ops_.store(0, std::memory_order_relaxed);
   capture_count_.store(0, std::memory_order_relaxed);
   num_capturing_ = 0;
-  stream_lock_.reset_after_fork();
   capture_lock_.reset_after_fork();
 }
 

@@ -91,47 +91,6 @@ TEST_CASE("block table: insert, find and erase agree with a set", "[cuda][block_
   t->unmap();
 }
 
-TEST_CASE("stream registry: non-blocking streams by context, purged with it",
-          "[cuda][stream_registry]") {
-  auto r = std::make_unique<StreamRegistry>();
-  auto a = from_int<cuda_api::Context>(0x10);
-  auto b = from_int<cuda_api::Context>(0x20);
-  r->note_created(from_int<cuda_api::Stream>(0x100), a, cuda_api::kStreamNonBlocking);
-  r->note_created(from_int<cuda_api::Stream>(0x101), a, 0);  // blocking: the legacy event covers it
-  r->note_created(from_int<cuda_api::Stream>(0x200), b, cuda_api::kStreamNonBlocking);
-  cuda_api::Stream out[8];
-  {
-    StreamsLock lock(*r);
-    REQUIRE(r->streams_of_locked(a, out, 8) == 1);
-    REQUIRE(out[0] == from_int<cuda_api::Stream>(0x100));
-    r->note_destroyed_locked(from_int<cuda_api::Stream>(0x100));
-    REQUIRE(r->streams_of_locked(a, out, 8) == 0);
-    REQUIRE(r->streams_of_locked(b, out, 8) == 1);
-  }
-  r->forget_context(b);
-  StreamsLock lock(*r);
-  REQUIRE(r->streams_of_locked(b, out, 8) == 0);
-}
-
-TEST_CASE("stream registry: a context whose streams overflowed the table syncs until it goes",
-          "[cuda][stream_registry]") {
-  auto r = std::make_unique<StreamRegistry>();
-  auto a = from_int<cuda_api::Context>(0x10);
-  auto b = from_int<cuda_api::Context>(0x20);
-  for (size_t i = 0; i <= StreamRegistry::kMaxStreams; ++i) {
-    r->note_created(from_int<cuda_api::Stream>(0x1000 + i), a, cuda_api::kStreamNonBlocking);
-  }
-  cuda_api::Stream out[4];
-  {
-    StreamsLock lock(*r);
-    REQUIRE(r->streams_of_locked(a, out, 4) == 5);  // "more than max": the fence synchronises
-    REQUIRE(r->streams_of_locked(b, out, 4) == 0);  // other contexts are not affected
-  }
-  r->forget_context(a);
-  StreamsLock lock(*r);
-  REQUIRE(r->streams_of_locked(a, out, 4) == 0);
-}
-
 TEST_CASE("capture gate: no fence window opens while a capture begins or runs",
           "[cuda][stream_registry]") {
   auto r = std::make_unique<StreamRegistry>();
