@@ -381,8 +381,9 @@ class FakeDevice {
       }
       return ca::kCuSuccess;
     };
+    // Asynchronous, as cuMemsetD8 on device memory is: queued on the legacy stream.
     d.memset_d8 = [](ca::DevicePtr p, unsigned char v, size_t n) noexcept {
-      std::memset(reinterpret_cast<void*>(p), v, n);
+      instance().launch(nullptr, reinterpret_cast<void*>(p), v, n);
       return ca::kCuSuccess;
     };
     return d;

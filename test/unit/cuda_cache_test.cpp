@@ -287,7 +287,18 @@ TEST_CASE("front: CACHEALLOC_CUDA_FREE_SYNC and CACHEALLOC_CUDA_SCRUB", "[cuda][
   REQUIRE(all_bytes(f.ptr(a), 0x11, 4096));
   uint64_t b = f.alloc(4096);
   REQUIRE(b == a);
-  REQUIRE(all_bytes(f.ptr(b), 0xcb, 4096));  // scrubbed on reuse
+  REQUIRE(all_bytes(f.ptr(b), 0xcb, 4096));  // scrubbed on reuse, before the block is returned
+  // The new owner's kernel on a non-blocking stream runs after the scrub, never under it (the
+  // memset is queued on the legacy stream, which a non-blocking stream does not wait for).
+  mutable_options().cuda_free_sync = 0;
+  f.free(b);
+  f.dev.complete_all();
+  uint64_t c = f.alloc(4096);
+  REQUIRE(c == a);
+  f.dev.launch(s, f.ptr(c), 0x22, 4096);
+  f.dev.complete(s);
+  f.dev.complete_all();
+  REQUIRE(all_bytes(f.ptr(c), 0x22, 4096));
 }
 
 TEST_CASE("front: pinned blocks by flags, a pool of their own, budget from host RAM",
