@@ -101,16 +101,19 @@ void CudaFront::make_room(uint16_t pool, size_t n) noexcept {
 }
 
 // CACHEALLOC_CUDA_SCRUB: a reused block is filled with 0xcb, so a program that reads memory it
-// never wrote sees a value fresh memory would not hold (a debugging aid, off by default).
+// never wrote sees a value fresh memory would not hold (a debugging aid, off by default). The
+// device fill is queued on the legacy stream, which a non-blocking stream's work does not wait
+// for, so it is waited for here: it must not land on what the new owner writes.
 void CudaFront::scrub(uint64_t addr, size_t size, bool host) noexcept {
-  FenceWindow window(c_.streams());  // a synchronous memset is no work for a capture's time
+  FenceWindow window(c_.streams());  // a memset and a synchronisation: not during a capture
   if (!window.open()) return;
   if (host) {
     std::memset(reinterpret_cast<void*>(addr), 0xcb, size);
     return;
   }
   const cuda_api::Driver* d = c_.driver();
-  if (d != nullptr && d->memset_d8 != nullptr) d->memset_d8(addr, 0xcb, size);
+  if (d == nullptr || d->memset_d8 == nullptr) return;
+  if (d->memset_d8(addr, 0xcb, size) == cuda_api::kCuSuccess) d->ctx_synchronize();
 }
 
 // CACHEALLOC_CUDA_FREE_SYNC: a cached free waits for the device as CUDA's own free does, and
