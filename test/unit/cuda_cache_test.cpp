@@ -432,3 +432,23 @@ TEST_CASE("front: a miss during a capture makes no CUDA call but the allocation"
   f.cache->streams().capture_ended(s);
   f.free(b);
 }
+
+TEST_CASE("cache: a block allocated at the exact size near the free memory serves its size again",
+          "[cuda][cache]") {
+  CudaFixture f(true, 256 * kMiB);
+  // 5 MiB + 4 KiB rounds up to 6 MiB, which does not fit: the last resort asks for the exact size.
+  const size_t n = 5 * kMiB + 4096;
+  f.dev.capacity = n + kMiB / 2;
+  uint64_t a = f.alloc(n);
+  REQUIRE(a != 0);
+  REQUIRE(f.counters().reserved == n);
+  f.free(a);
+  uint64_t syncs = f.dev.c.syncs;
+  uint64_t b = f.alloc(n);  // the same request: the cached block, no synchronisation, no free
+  REQUIRE(b == a);
+  REQUIRE(f.counters().hits == 1);
+  REQUIRE(f.dev.c.syncs == syncs);
+  f.free(b);
+  uint64_t c = f.alloc(n + 4096);  // a larger request of the same layout never gets it
+  REQUIRE(c != a);
+}
