@@ -133,14 +133,14 @@ int CudaFront::cached_alloc(uint16_t pool, bool host, size_t* size, size_t exact
                             Real real) noexcept {
   *retried = false;
   size_t rounded = *size;
-  *from_cache = c_.take(pool, rounded, flags, addr, size) != kNoBlock;
+  *from_cache = c_.take(pool, exact, rounded, flags, addr, size) != kNoBlock;
   if (*from_cache) return 0;
   if (!host) make_room(pool, rounded);
   int e = real(addr, rounded);
   if (e != oom) return e;
   *retried = true;
   c_.count_oom_retry(pool);
-  *from_cache = c_.take(pool, rounded, flags, addr, size) != kNoBlock;
+  *from_cache = c_.take(pool, exact, rounded, flags, addr, size) != kNoBlock;
   if (*from_cache) return 0;
   if (c_.trim(pool) != 0) {
     e = real(addr, rounded);

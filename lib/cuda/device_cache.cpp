@@ -101,19 +101,19 @@ int DeviceCache::device_of(uint16_t id) noexcept {
 
 // ---- Allocation and free ----------------------------------------------------------------------
 
-uint32_t DeviceCache::take(uint16_t id, size_t rounded, unsigned host_flags, uint64_t* addr,
-                           size_t* size) noexcept {
+uint32_t DeviceCache::take(uint16_t id, size_t request, size_t rounded, unsigned host_flags,
+                           uint64_t* addr, size_t* size) noexcept {
   Pool& p = pools_[id];
   PoolEnv e = env();
   PoolGuard guard(p);
-  uint32_t bid = pool_take_ready(p, blocks_, rounded, host_flags);
+  uint32_t bid = pool_take_ready(p, blocks_, request, rounded, host_flags);
   if (bid == kNoBlock && !p.pending.empty() && e.driver != nullptr) {
     // Nothing ready: fence the recent frees and collect the ones whose work has finished.
     FenceWindow window(streams_);  // closed during a capture (Note [Capture])
     ContextScope scope(window.open() ? e.driver : nullptr, p.ctx.load(std::memory_order_relaxed));
     if (scope.ok()) {
       fence_collect(p, e);
-      bid = pool_take_ready(p, blocks_, rounded, host_flags);
+      bid = pool_take_ready(p, blocks_, request, rounded, host_flags);
     }
   }
   if (bid != kNoBlock) {

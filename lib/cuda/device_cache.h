@@ -77,10 +77,10 @@ class DeviceCache {
   int device_of(uint16_t pool) noexcept;
 
   // ---- Allocation and free --------------------------------------------------------------------
-  // A ready block for a request of `rounded` bytes made live, or kNoBlock; *addr and *size
-  // describe it. Records a fence and polls when nothing is ready and blocks are pending (never
-  // during a capture: then only blocks already ready are handed out).
-  uint32_t take(uint16_t pool, size_t rounded, unsigned host_flags, uint64_t* addr,
+  // A ready block for a request of `request` bytes (`rounded`: its layout) made live, or kNoBlock;
+  // *addr and *size describe it. Records a fence and polls when nothing is ready and blocks are
+  // pending (never during a capture: then only blocks already ready are handed out).
+  uint32_t take(uint16_t pool, size_t request, size_t rounded, unsigned host_flags, uint64_t* addr,
                 size_t* size) noexcept;
   // Registers a block of `size` bytes just allocated for real (a miss). A record already at that
   // address belongs to memory freed behind our back (a context reset we did not see): it is

@@ -32,15 +32,19 @@ void bucket_remove(Pool& p, BlockTable& t, uint32_t id) noexcept {
   BucketList::remove_at(t, [&]() -> uint32_t& { return p.buckets[t.block(id).bucket]; }, id);
 }
 
-// A ready block for a request of `rounded` bytes (Note [Device layouts]); never an IPC block.
-uint32_t find_ready(Pool& p, BlockTable& t, size_t rounded, unsigned host_flags) noexcept {
+// A ready block for a request of `request` bytes, `rounded` its layout (Note [Device layouts]);
+// never an IPC block. Blocks are at least their layout's size, except those allocated at the
+// exact size near the free memory (CudaFront::cached_alloc's last resort): such a block serves any
+// request it holds, its own size again included.
+uint32_t find_ready(Pool& p, BlockTable& t, size_t request, size_t rounded,
+                    unsigned host_flags) noexcept {
   size_t limit = near_fit_limit(rounded);
-  unsigned first = bucket_of(rounded);
-  unsigned last = rounded <= kSmallLimit ? first : bucket_of(limit);
+  unsigned first = bucket_of(request);
+  unsigned last = rounded <= kSmallLimit ? bucket_of(rounded) : bucket_of(limit);
   for (unsigned bucket = first; bucket <= last && bucket < kNumBuckets; ++bucket) {
     for (uint32_t bid = p.buckets[bucket]; bid != kNoBlock; bid = BucketList::next(t, bid)) {
       Block& b = t.block(bid);
-      if (b.host_flags == host_flags && b.size >= rounded && b.size <= limit && !b.ipc) return bid;
+      if (b.host_flags == host_flags && b.size >= request && b.size <= limit && !b.ipc) return bid;
     }
   }
   return kNoBlock;
@@ -70,8 +74,9 @@ void pool_make_ready(Pool& p, BlockTable& t, uint32_t id) noexcept {
   bucket_push(p, t, id);
 }
 
-uint32_t pool_take_ready(Pool& p, BlockTable& t, size_t rounded, unsigned host_flags) noexcept {
-  uint32_t bid = find_ready(p, t, rounded, host_flags);
+uint32_t pool_take_ready(Pool& p, BlockTable& t, size_t request, size_t rounded,
+                         unsigned host_flags) noexcept {
+  uint32_t bid = find_ready(p, t, request, rounded, host_flags);
   if (bid == kNoBlock) return kNoBlock;
   Block& b = t.block(bid);
   bucket_remove(p, t, bid);

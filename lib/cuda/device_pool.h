@@ -109,7 +109,8 @@ struct Victim {
 // ---- Pool operations. Pre: p.lock held. -------------------------------------------------------
 void pool_init(Pool& p, bool host) noexcept;
 // A ready block for a request of `rounded` bytes made live (refcount 1), or kNoBlock.
-uint32_t pool_take_ready(Pool& p, BlockTable& blocks, size_t rounded, unsigned host_flags) noexcept;
+uint32_t pool_take_ready(Pool& p, BlockTable& blocks, size_t request, size_t rounded,
+                         unsigned host_flags) noexcept;
 // Pending -> ready, ready list and buckets.
 void pool_make_ready(Pool& p, BlockTable& blocks, uint32_t id) noexcept;
 // Unlinks ready blocks, oldest first, while cached > target, into out[n..max). Returns the new n.

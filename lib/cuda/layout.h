@@ -16,7 +16,9 @@ namespace cachealloc::cuda {
 // most 2 MiB more than the program did. Blocks above 1 MiB sit in buckets of four per power of
 // two by their size, and a request of n is served by a ready block of size in [n, n + n/4]
 // (near-fit): varying sizes (Thrust/CUB temporaries) still hit, and no block is handed out for a
-// request more than a quarter smaller. Requests past kMaxCachedSize are not cached.
+// request more than a quarter smaller. Requests past kMaxCachedSize are not cached. A block that
+// had to be allocated at the exact size asked for (the rounded size did not fit in the free
+// memory) is smaller than its layout and serves the requests it holds, its own size included.
 inline constexpr size_t kSmallStep = 512;
 inline constexpr size_t kSmallLimit = size_t{1} << 20;
 inline constexpr size_t kLargeGranule = size_t{2} << 20;
