@@ -6,6 +6,7 @@
 // again at once would let the next owner race with that kernel. The guarantee kept here:
 //   a freed block is handed out again only after all work queued, on every stream of its
 //   context, before its free has finished.
+// (Work of *other* contexts on the block, peer access from a second GPU, is not covered.)
 // A free costs no CUDA call: the block joins the pending list unfenced. When an allocation finds
 // no ready block of its layout (or the budget is exceeded) the pool records one *fence* covering
 // every unfenced block: one event recorded with cuCtxRecordEvent (CUDA 12.5 drivers and later),
