@@ -136,7 +136,7 @@ class DeviceCache {
   uint16_t create_pool(bool host, cuda_api::Context ctx) noexcept;
   void learn_context(uint16_t id, cuda_api::Context ctx) noexcept;
   uint64_t budget_for(int device, bool host) noexcept;
-  PoolEnv env() noexcept { return PoolEnv{driver(), blocks_, streams_}; }
+  PoolEnv env() noexcept { return PoolEnv{driver(), blocks_}; }
   // Finds the live (or cached) block at addr and locks its pool; nullptr (nothing locked) if none.
   Pool* lock_block(uint64_t addr, uint32_t* id_out) noexcept;
   void unlock(Pool& p) noexcept;

@@ -19,7 +19,7 @@
 
 #include "cuda/block_table.h"
 #include "cuda/layout.h"
-#include "cuda/stream_registry.h"
+#include "platform/spin_lock.h"
 #include "platform/cuda_api.h"
 #include "platform/spin_lock.h"
 #include "util/intrusive_list.h"
@@ -92,11 +92,10 @@ struct Pool {
   PoolSnapshot snap;
 };
 
-// What the pool operations run against: the CUDA driver, the block records, the streams.
+// What the pool operations run against: the CUDA driver and the block records.
 struct PoolEnv {
   const cuda_api::Driver* driver;  // nullptr while no driver is loaded
   BlockTable& blocks;
-  StreamRegistry& streams;
 };
 
 // A block really freed after the pool lock is dropped.
@@ -108,7 +107,8 @@ struct Victim {
 
 // ---- Pool operations. Pre: p.lock held. -------------------------------------------------------
 void pool_init(Pool& p, bool host) noexcept;
-// A ready block for a request of `rounded` bytes made live (refcount 1), or kNoBlock.
+// A ready block for a request of `request` bytes (of layout `rounded`) made live (refcount 1), or
+// kNoBlock.
 uint32_t pool_take_ready(Pool& p, BlockTable& blocks, size_t request, size_t rounded,
                          unsigned host_flags) noexcept;
 // Pending -> ready, ready list and buckets.

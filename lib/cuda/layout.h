@@ -30,7 +30,7 @@ constexpr size_t round_size(size_t n) {
   if (n <= kSmallLimit) return (n + kSmallStep - 1) & ~(kSmallStep - 1);
   return (n + kLargeGranule - 1) & ~(kLargeGranule - 1);
 }
-// The bucket of a block of size n (a multiple of 512 up to 1 MiB, any size above).
+// The bucket of a block or request of size n (up to 1 MiB, that of n rounded up to 512).
 // Pre: 0 < n <= kMaxCachedSize + kLargeGranule.
 constexpr unsigned bucket_of(size_t n) {
   if (n <= kSmallLimit) return static_cast<unsigned>((n + kSmallStep - 1) / kSmallStep) - 1;

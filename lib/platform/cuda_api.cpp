@@ -204,7 +204,7 @@ const Driver* driver() noexcept {
             bind(h, "cuCtxGetDevice", &t.ctx_get_device) &&
             bind(h, "cuCtxSynchronize", &t.ctx_synchronize) &&
             bind(h, "cuDeviceTotalMem_v2", &t.device_total_mem) &&
-            bind(h, "cuEventCreate", &t.event_create) && bind(h, "cuEventRecord", &t.event_record) &&
+            bind(h, "cuEventCreate", &t.event_create) &&
             bind(h, "cuEventQuery", &t.event_query) &&
             bind(h, "cuEventDestroy_v2", &t.event_destroy) &&
             bind(h, "cuDevicePrimaryCtxRetain", &t.primary_ctx_retain) &&

@@ -74,7 +74,6 @@ struct Driver {
   CuResult (*ctx_synchronize)();                                       // cuCtxSynchronize
   CuResult (*device_total_mem)(size_t* bytes, Device dev);             // cuDeviceTotalMem_v2
   CuResult (*event_create)(Event* ev, unsigned flags);                 // cuEventCreate
-  CuResult (*event_record)(Event ev, Stream s);                        // cuEventRecord
   CuResult (*event_query)(Event ev);                                   // cuEventQuery
   CuResult (*event_destroy)(Event ev);                                 // cuEventDestroy_v2
   CuResult (*primary_ctx_retain)(Context* ctx, Device dev);            // cuDevicePrimaryCtxRetain

@@ -48,7 +48,7 @@ class FakeDevice {
   };
   struct Counters {
     uint64_t device_allocs = 0, device_frees = 0, host_allocs = 0, host_frees = 0;
-    uint64_t failed_allocs = 0, syncs = 0, event_records = 0, ctx_events = 0, event_queries = 0;
+    uint64_t failed_allocs = 0, syncs = 0, ctx_events = 0, event_queries = 0;
     uint64_t violations = 0;  // fence work during a global capture
     uint64_t mem_infos = 0;   // cuMemGetInfo calls
   };
@@ -148,6 +148,16 @@ class FakeDevice {
   // ---- The tables -----------------------------------------------------------------------------
   static const ca::Driver* driver_table() noexcept {
     static const ca::Driver d = make_driver();
+    return &d;
+  }
+  // A driver before CUDA 12.5: no cuCtxRecordEvent at all (reset(false) also makes the table
+  // above answer CUDA_ERROR_NOT_SUPPORTED, as a newer driver on a context without it would).
+  static const ca::Driver* driver_table_before_12_5() noexcept {
+    static const ca::Driver d = [] {
+      ca::Driver t = make_driver();
+      t.ctx_record_event = nullptr;
+      return t;
+    }();
     return &d;
   }
   static const ca::Runtime* runtime_table() noexcept {
@@ -316,27 +326,6 @@ class FakeDevice {
       auto* e = new EventRec;
       x.events.insert(e);
       *ev = reinterpret_cast<ca::Event>(e);
-      return ca::kCuSuccess;
-    };
-    d.event_record = [](ca::Event ev, ca::Stream s) noexcept -> ca::CuResult {
-      FakeDevice& x = instance();
-      std::lock_guard<std::recursive_mutex> l(x.mu);
-      StreamRec* r = x.rec(s);
-      ++x.c.event_records;
-      if (r->capturing) {
-        ++x.c.violations;
-        return 900;
-      }
-      auto* e = reinterpret_cast<EventRec*>(ev);
-      e->waits.clear();
-      e->waits.push_back({r, r->enqueued});
-      if (r == &x.legacy[t_current]) {  // implicit synchronisation with blocking streams
-        for (StreamRec* s2 : x.streams) {
-          if (s2->ctx == t_current && (s2->flags & ca::kStreamNonBlocking) == 0) {
-            e->waits.push_back({s2, s2->enqueued});
-          }
-        }
-      }
       return ca::kCuSuccess;
     };
     d.event_query = [](ca::Event ev) noexcept -> ca::CuResult {

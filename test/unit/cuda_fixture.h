@@ -16,7 +16,8 @@ inline constexpr size_t kMiB = size_t{1} << 20;
 struct CudaFixture {
   explicit CudaFixture(bool ctx_events = true, uint64_t budget = 64 * kMiB)
       : dev(FakeDevice::instance()),
-        cache(std::make_unique<cuda::DeviceCache>(&FakeDevice::driver_table,
+        cache(std::make_unique<cuda::DeviceCache>(ctx_events ? &FakeDevice::driver_table
+                                                             : &FakeDevice::driver_table_before_12_5,
                                                   &FakeDevice::runtime_for,
                                                   &FakeDevice::runtime_at)),
         front(*cache) {

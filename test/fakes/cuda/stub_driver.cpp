@@ -393,7 +393,7 @@ STUB_EXPORT CUresult cuEventRecord(CUevent ev, CUstream s) {
   return CUDA_SUCCESS;
 }
 // All the work of the context, every stream. STUBCU_NO_CTX_EVENT=1 plays a driver older than
-// CUDA 12.5 (cachealloc then falls back to its per-stream fence).
+// CUDA 12.5 (cachealloc then makes each fence a synchronisation: Note [Older drivers]).
 STUB_EXPORT CUresult cuCtxRecordEvent(CUcontext, CUevent ev) {
   maybe_slow();
   std::lock_guard<std::recursive_mutex> l(g_mu);
@@ -541,6 +541,7 @@ STUB_EXPORT void stubcu_launch(CUstream s, void* dst, int value, size_t n) {
 STUB_EXPORT void stubcu_complete(CUstream s) {
   std::lock_guard<std::recursive_mutex> l(g_mu);
   StreamRec* rec = stream_of(s);
+  if (!waits_on(rec)) return;  // a destroyed stream whose work already ran: its record is gone
   if (rec == &g_legacy) {
     run(&g_per_thread);
     for (StreamRec* s2 : g_streams) {
