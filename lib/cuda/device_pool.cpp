@@ -170,7 +170,7 @@ void pool_drop(Pool& p, BlockTable& t, uint16_t index) noexcept {
   p.ready.clear();
   p.pending.clear();
   p.done_fence = p.next_fence - 1;
-  for (Fence& f : p.fences) f.n = 0;
+  for (Fence& f : p.fences) f.ev = nullptr;
   p.n_events = 0;
   p.unfenced = false;
   p.c.reserved = p.c.cached = p.c.live = p.c.live_peak = 0;

@@ -41,14 +41,13 @@ struct PoolCounters {
 };
 
 inline constexpr size_t kFenceRing = 256;
-inline constexpr size_t kFenceEvents = 1;  // one context-wide event (Note [Older drivers])
 inline constexpr size_t kEventCache = 256;
 inline constexpr size_t kMaxVictims = 256;
 
+// One context-wide event; nullptr when none could be recorded (drivers before CUDA 12.5: Note
+// [Older drivers] in fence.cpp), and then only a synchronisation completes the fence.
 struct Fence {
-  uint32_t n;
-  bool sync_needed;  // could not record events: only a synchronisation completes it
-  cuda_api::Event ev[kFenceEvents];
+  cuda_api::Event ev;
 };
 
 // Note [Pool snapshots]

@@ -51,8 +51,8 @@ void put_event(Pool& p, const cuda_api::Driver* d, Event ev) noexcept {
 }
 
 void retire_fence(Pool& p, const cuda_api::Driver* d, Fence& f) noexcept {
-  for (uint32_t i = 0; i < f.n; ++i) put_event(p, d, f.ev[i]);
-  f.n = 0;
+  if (f.ev != nullptr) put_event(p, d, f.ev);
+  f.ev = nullptr;
 }
 
 void ready_covered(Pool& p, BlockTable& blocks) noexcept {
@@ -86,15 +86,13 @@ ContextScope::~ContextScope() {
 void fence_poll(Pool& p, const PoolEnv& env) noexcept {
   while (p.done_fence + 1 < p.next_fence) {
     Fence& f = p.fences[(p.done_fence + 1) % kFenceRing];
-    if (f.sync_needed) {
+    if (f.ev == nullptr) {
       fence_sync_all(p, env);
       return;
     }
-    for (uint32_t i = 0; i < f.n; ++i) {
-      if (env.driver->event_query(f.ev[i]) != cuda_api::kCuSuccess) {
-        ready_covered(p, env.blocks);
-        return;
-      }
+    if (env.driver->event_query(f.ev) != cuda_api::kCuSuccess) {
+      ready_covered(p, env.blocks);
+      return;
     }
     retire_fence(p, env.driver, f);
     ++p.done_fence;
@@ -128,15 +126,14 @@ void fence_record(Pool& p, const PoolEnv& env) noexcept {
   const cuda_api::Driver* d = env.driver;
   cuda_api::Context ctx = p.ctx.load(std::memory_order_relaxed);
   Fence& f = p.fences[p.next_fence % kFenceRing];
-  f.n = 0;
-  f.sync_needed = false;
   Event ev = d->ctx_record_event != nullptr ? get_event(p, d) : nullptr;
-  if (ev != nullptr && d->ctx_record_event(ctx, ev) == cuda_api::kCuSuccess) {
-    f.ev[f.n++] = ev;  // Note [Reuse after pending work]: the whole context in one event
-  } else {
-    if (ev != nullptr) put_event(p, d, ev);
-    f.sync_needed = true;  // Note [Older drivers]
+  if (ev != nullptr && d->ctx_record_event(ctx, ev) != cuda_api::kCuSuccess) {
+    put_event(p, d, ev);
+    ev = nullptr;
   }
+  // Note [Reuse after pending work]: the whole context in one event; without one, the fence is a
+  // synchronisation when it is polled (Note [Older drivers]).
+  f.ev = ev;
   uint64_t seq = p.next_fence++;
   for (uint32_t id = p.pending.back(); id != kNoBlock; id = BlockList::prev(env.blocks, id)) {
     Block& b = env.blocks.block(id);

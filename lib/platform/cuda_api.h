@@ -42,7 +42,6 @@ inline constexpr CuResult kCuNotReady = 600;
 
 inline constexpr unsigned kEventDisableTiming = 0x2;  // CU_EVENT_DISABLE_TIMING
 inline constexpr unsigned kStreamNonBlocking = 0x1;   // CU_STREAM_NON_BLOCKING
-inline const Stream kLegacyStream = reinterpret_cast<Stream>(0x1);  // CU_STREAM_LEGACY
 
 // Signatures of the runtime functions cachealloc calls or forwards to.
 struct Runtime {
