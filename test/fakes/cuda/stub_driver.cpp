@@ -4,8 +4,9 @@
 // when a test completes the stream, the stream or context is synchronised, or memory is freed
 // (cuMemFree synchronises, as the real one does). cuStreamDestroy returns at once, as the real one
 // does, and the stream's queued work still runs later (context synchronisation, a real free, a
-// test's complete): until then events on it, and context-wide events, wait for it. Events remember the stream positions they wait
-// for; an event on the legacy stream also waits for every blocking stream (implicit sync).
+// test's complete): until then events on it, and context-wide events, wait for it. Events
+// remember the stream positions they wait for; an event on the legacy stream also waits for every
+// blocking stream (implicit sync).
 // Graph capture is modelled as a per-stream flag: in global mode, unsafe calls (allocation, free,
 // event query/synchronise, synchronisation) fail with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED and
 // invalidate the capture; recording an event on a capturing stream is also counted as a
